@@ -1,0 +1,636 @@
+"""SqliteStore: the durable :class:`~inbus._store.Store`, one SQLite file per Bus.
+
+Theory of operation
+-------------------
+This is the only module of inbus that imports ``sqlite3``. Every ``sqlite3.Error`` (and
+every ``OSError`` met while opening) is translated here into
+:class:`~inbus._errors.PersistenceError` naming the file and the problem, ``from`` the
+original exception; nothing from sqlite3 escapes.
+
+*Opening.* The file is created by us with mode 0600 (owner only); SQLite gives its
+``-wal`` file the permissions of the database file, so it is 0600 too (no process-wide
+``umask`` games, which would race with other threads). The connection runs in WAL mode with
+``locking_mode=EXCLUSIVE``: the first access takes an exclusive OS lock that is held until
+``close()``. So a second opener -- another process or another store in this process --
+fails after ``timeout`` seconds with a PersistenceError saying the file is in use. The lock
+is a kernel file lock: when its owner dies (even by SIGKILL) the kernel drops it and the
+next open recovers the WAL. (No ``-shm`` file is used in exclusive mode.)
+
+*Schema.* Table ``meta`` holds the rows ``schema_version`` and ``clean``. ``_MIGRATIONS[i]``
+takes a file from version ``i`` to ``i + 1`` and runs in the opening transaction, so an
+upgrade is all-or-nothing. A file of a version newer than this code knows is refused.
+
+*Durability.* ``apply(ops)`` is one transaction (``BEGIN`` .. ``COMMIT``); when it returns
+the ops are durable to the level chosen by ``synchronous``:
+
+- ``"FULL"`` (the default): the WAL is fsynced at every commit, so a committed (confirmed)
+  transaction survives a process crash *and* a power loss or OS crash -- the meaning of a
+  RabbitMQ publisher confirm (it fsyncs before confirming). Group commit amortises the
+  fsync over every write in a batch.
+- ``"NORMAL"``: no fsync at commit (only at checkpoints). Survives a process crash
+  (SIGKILL) with every committed transaction; a power loss may lose the last few commits
+  (the file is never corrupted). About 5x cheaper per commit on a VM disk.
+- ``"OFF"``: no fsync at all; a power loss may corrupt the file. For tests and throwaway
+  data only.
+
+*Clean shutdown and redelivered.* Opening sets ``clean`` to 0 in the same transaction
+that reads its previous value (reported as ``Snapshot.clean``); ``close()`` sets it back
+to 1. After an unclean close every stored message is flagged redelivered *in the file*
+(``MarkDelivered`` operations of the crashed run may have been lost), so
+``redelivered=False`` in a snapshot always means "certainly never delivered".
+
+*Encoding.* Bodies are BLOBs; properties and arguments are JSON with a tagged encoding
+(``{"$inbus": tag, "v": ...}``) for bytes, Decimal, datetime, date, tuples, non-finite
+floats, and dicts that happen to hold the tag key; JSON itself keeps int, float, bool
+and None apart. Never pickle. Binding arguments are stored canonically (sorted keys) so
+``DeleteBinding`` can match them.
+
+Not thread-safe: one thread at a time (the GroupCommitter serialises ``apply``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import sqlite3
+import urllib.parse
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from itertools import groupby
+from typing import Any
+
+from ._errors import PersistenceError
+from ._store import (
+    BindingRecord,
+    DeleteBinding,
+    DeleteExchange,
+    DeleteMessage,
+    DeleteQueue,
+    DeleteVhost,
+    ExchangeRecord,
+    MarkDelivered,
+    MessageRecord,
+    Op,
+    PurgeQueue,
+    PutBinding,
+    PutExchange,
+    PutMessage,
+    PutQueue,
+    PutVhost,
+    QueueRecord,
+    Snapshot,
+)
+
+__all__ = ["SCHEMA_VERSION", "FileSummary", "SqliteStore", "decode_value", "encode_value",
+           "read_summary"]
+
+SYNCHRONOUS_LEVELS = ("FULL", "NORMAL", "OFF")
+
+# --- the tagged JSON encoding --------------------------------------------------------------
+
+_TAG = "$inbus"
+
+
+def _enc(v: Any) -> Any:
+    t = type(v)
+    if v is None or t is str or t is bool or t is int:
+        return v
+    if t is float:
+        return v if math.isfinite(v) else {_TAG: "float", "v": repr(v)}
+    if t is dict:
+        out: dict[str, Any] = {}
+        for k, x in v.items():
+            if type(k) is not str:
+                raise TypeError(f"cannot store a table with a {type(k).__name__} key {k!r}: "
+                                "header and argument keys must be str")
+            out[k] = _enc(x)
+        return {_TAG: "dict", "v": out} if _TAG in out else out
+    if t is list:
+        return [_enc(x) for x in v]
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return {_TAG: "bytes", "v": base64.b64encode(bytes(v)).decode("ascii")}
+    if isinstance(v, Decimal):
+        return {_TAG: "decimal", "v": str(v)}
+    if isinstance(v, datetime):
+        return {_TAG: "datetime", "v": v.isoformat()}
+    if isinstance(v, date):
+        return {_TAG: "date", "v": v.isoformat()}
+    if isinstance(v, tuple):
+        return {_TAG: "tuple", "v": [_enc(x) for x in v]}
+    if isinstance(v, bool):
+        return bool(v)
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, float):
+        return _enc(float(v))
+    if isinstance(v, str):
+        return str(v)
+    if isinstance(v, dict):
+        return _enc(dict(v))
+    if isinstance(v, list):
+        return _enc(list(v))
+    raise TypeError(f"cannot store a value of type {t.__name__} in properties or arguments "
+                    "(allowed: str, bytes, int, float, bool, None, Decimal, datetime, "
+                    "list, tuple, dict)")
+
+
+def _dec(v: Any) -> Any:
+    if type(v) is list:
+        return [_dec(x) for x in v]
+    if type(v) is not dict:
+        return v
+    tag = v.get(_TAG)
+    if tag is None:
+        return {k: _dec(x) for k, x in v.items()}
+    x = v["v"]
+    if tag == "dict":
+        return {k: _dec(y) for k, y in x.items()}
+    if tag == "bytes":
+        return base64.b64decode(x)
+    if tag == "decimal":
+        return Decimal(x)
+    if tag == "datetime":
+        return datetime.fromisoformat(x)
+    if tag == "date":
+        return date.fromisoformat(x)
+    if tag == "tuple":
+        return tuple(_dec(y) for y in x)
+    if tag == "float":
+        return float(x)
+    raise ValueError(f"unknown tag {tag!r} in stored JSON")
+
+
+def encode_value(value: Any, *, canonical: bool = False) -> str:
+    """``value`` (a table of properties or arguments) as tagged JSON text.
+
+    ``canonical=True`` sorts keys so equal tables give equal text. Raises TypeError for a
+    value that cannot be stored. O(size of value).
+    """
+    if not value and type(value) is dict:
+        return "{}"
+    return json.dumps(_enc(value), separators=(",", ":"), allow_nan=False,
+                      sort_keys=canonical)
+
+
+def decode_value(text: str) -> Any:
+    """The inverse of :func:`encode_value`: equal values of the same types."""
+    if text == "{}":
+        return {}
+    raw = json.loads(text)
+    return _dec(raw) if _TAG in text else raw
+
+
+# --- schema and migrations -----------------------------------------------------------------
+
+_V1 = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE vhosts (name TEXT NOT NULL UNIQUE)",
+    "CREATE TABLE exchanges (vhost TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,"
+    " durable INTEGER NOT NULL, auto_delete INTEGER NOT NULL, internal INTEGER NOT NULL,"
+    " arguments TEXT NOT NULL, UNIQUE (vhost, name))",
+    "CREATE TABLE queues (vhost TEXT NOT NULL, name TEXT NOT NULL, durable INTEGER NOT NULL,"
+    " auto_delete INTEGER NOT NULL, arguments TEXT NOT NULL, UNIQUE (vhost, name))",
+    "CREATE TABLE bindings (vhost TEXT NOT NULL, source TEXT NOT NULL,"
+    " destination TEXT NOT NULL, destination_kind TEXT NOT NULL,"
+    " routing_key TEXT NOT NULL, arguments TEXT NOT NULL,"
+    " UNIQUE (vhost, source, destination, destination_kind, routing_key, arguments))",
+    "CREATE INDEX bindings_by_destination ON bindings (vhost, destination)",
+    "CREATE TABLE messages (vhost TEXT NOT NULL, queue TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " exchange TEXT NOT NULL, routing_key TEXT NOT NULL, body BLOB NOT NULL,"
+    " properties TEXT NOT NULL, redelivered INTEGER NOT NULL, expires_at REAL,"
+    " death_count INTEGER NOT NULL, UNIQUE (vhost, queue, seq))",
+    "INSERT INTO meta VALUES ('clean', '1')",
+)
+
+# _MIGRATIONS[i] takes a file from schema version i to i + 1 (version 0 = empty file).
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+# --- error translation ---------------------------------------------------------------------
+
+_PROBLEMS = {
+    "SQLITE_BUSY": "is locked: another Bus or process has it open (only one may open a file "
+                   "at a time; close the other one, or wait for it to exit)",
+    "SQLITE_LOCKED": "is locked by another connection in this process",
+    "SQLITE_READONLY": "is read-only: check the permissions of the file and of its "
+                       "directory (SQLite must create a -wal file next to it)",
+    "SQLITE_PERM": "permission denied: check the permissions of the file and its directory",
+    "SQLITE_CORRUPT": "is corrupt (database disk image is malformed): restore it from a "
+                      "backup, or move it aside to start empty",
+    "SQLITE_NOTADB": "is not a SQLite database (wrong file, or its header is damaged)",
+    "SQLITE_FULL": "the disk is full (or the file reached its size limit): free some space; "
+                   "the failed write was rolled back",
+    "SQLITE_CANTOPEN": "cannot be opened: check that its directory exists and is writable",
+    "SQLITE_IOERR": "I/O error while reading or writing (truncated file or failing disk?)",
+}
+
+
+_BY_MESSAGE = (  # for Pythons whose sqlite3 errors lack .sqlite_errorname (< 3.11)
+    ("locked", "SQLITE_BUSY"), ("readonly", "SQLITE_READONLY"),
+    ("malformed", "SQLITE_CORRUPT"), ("not a database", "SQLITE_NOTADB"),
+    ("full", "SQLITE_FULL"), ("unable to open", "SQLITE_CANTOPEN"),
+    ("I/O error", "SQLITE_IOERR"),
+)
+
+
+def _translate(path: str, exc: BaseException, doing: str) -> PersistenceError:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if not name:
+        name = next((n for text, n in _BY_MESSAGE if text in str(exc)), "")
+    primary = name.split("_")[0:2]
+    key = "_".join(primary)
+    if key == "SQLITE_IOERR" and "SHORT_READ" in name:
+        problem = ("is truncated or damaged (short read): restore it from a backup, or move "
+                   "it aside to start empty")
+    elif key in _PROBLEMS:
+        problem = _PROBLEMS[key]
+    elif isinstance(exc, sqlite3.Error):
+        problem = "SQLite error"
+    else:
+        problem = "cannot be used"
+    return PersistenceError(path, f"{problem} ({doing}: {type(exc).__name__}: {exc})")
+
+
+def _check_directory(path: str) -> None:
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        raise PersistenceError(path, f"directory {directory!r} does not exist: create it first")
+    if os.path.isdir(path):
+        raise PersistenceError(path, "is a directory, not a database file")
+
+
+# --- the store -----------------------------------------------------------------------------
+
+
+class SqliteStore:
+    """A :class:`~inbus._store.Store` kept in one SQLite file (WAL mode, exclusive lock).
+
+    ``SqliteStore(path, synchronous="FULL", timeout=1.0)`` opens or creates ``path``
+    (0600), migrates its schema, and takes an exclusive lock on it until ``close()``.
+    ``timeout`` is how long to wait for another holder of the file to go away before
+    raising PersistenceError. Every method raises PersistenceError for storage problems.
+
+    >>> store = SqliteStore("app.db")              # doctest: +SKIP
+    >>> store.apply([PutVhost("/")]); store.load().vhosts   # doctest: +SKIP
+    ['/']
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL",
+                 timeout: float = 1.0) -> None:
+        sync = synchronous.upper()
+        if sync not in SYNCHRONOUS_LEVELS:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_LEVELS}, "
+                             f"not {synchronous!r}")
+        if timeout < 0:
+            raise ValueError(f"timeout must be >= 0, not {timeout!r}")
+        self.path: str | None = os.fspath(path)
+        self._path = os.path.abspath(self.path)
+        self.synchronous = sync
+        self._closed = False
+        self._was_clean = True
+        self.schema_version = 0
+        _check_directory(self._path)
+        self._create_file()
+        uri = "file:" + urllib.parse.quote(self._path) + "?mode=rw"
+        try:
+            self._conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None,
+                                         check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _translate(self._path, exc, "opening") from exc
+        try:
+            self._open()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _create_file(self) -> None:
+        try:
+            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        except OSError as exc:
+            raise PersistenceError(self._path, f"cannot create the file: {exc.strerror} "
+                                   "(is its directory writable?)") from exc
+        os.close(fd)
+
+    def _open(self) -> None:
+        c = self._conn
+        try:
+            c.execute("PRAGMA locking_mode=EXCLUSIVE")
+            mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise PersistenceError(self._path, f"cannot switch to WAL mode (got {mode!r})")
+            c.execute(f"PRAGMA synchronous={self.synchronous}")
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                self._migrate()
+                row = c.execute("SELECT value FROM meta WHERE key='clean'").fetchone()
+                self._was_clean = row is None or row[0] == "1"
+                if not self._was_clean:
+                    c.execute("UPDATE messages SET redelivered=1 WHERE redelivered=0")
+                c.execute("INSERT OR REPLACE INTO meta VALUES ('clean', '0')")
+                c.execute("COMMIT")
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _translate(self._path, exc, "opening") from exc
+
+    def _migrate(self) -> None:
+        c = self._conn
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meta" in tables:
+            row = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row is not None else 0
+        elif tables:
+            raise PersistenceError(self._path, "is a SQLite database but not an inbus store "
+                                   f"(it has tables {sorted(tables)} and no inbus schema)")
+        else:
+            version = 0
+        if version > SCHEMA_VERSION:
+            raise PersistenceError(self._path, f"was written by a newer inbus (schema version "
+                                   f"{version}; this inbus reads up to {SCHEMA_VERSION}): "
+                                   "upgrade inbus to open it")
+        for v in range(version, SCHEMA_VERSION):
+            for statement in _MIGRATIONS[v]:
+                c.execute(statement)
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(v + 1),))
+        self.schema_version = SCHEMA_VERSION
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PersistenceError(self._path, "the store is closed")
+
+    # --- Store protocol --------------------------------------------------------------------
+
+    def load(self) -> Snapshot:
+        """Everything stored, after an integrity check. O(size of the file).
+
+        Messages come ordered by (vhost, queue, seq); entities in declaration order.
+        ``clean`` tells whether the previous run closed the file; after an unclean close
+        every message is redelivered=True.
+        """
+        self._check_open()
+        c = self._conn
+        try:
+            check = c.execute("PRAGMA quick_check").fetchall()
+            if check != [("ok",)]:
+                detail = "; ".join(str(r[0]) for r in check[:3])
+                raise PersistenceError(self._path, f"is corrupt (integrity check: {detail}): "
+                                       "restore it from a backup, or move it aside")
+            snap = Snapshot(clean=self._was_clean)
+            snap.vhosts = [r[0] for r in c.execute("SELECT name FROM vhosts ORDER BY rowid")]
+            snap.exchanges = [
+                ExchangeRecord(r[0], r[1], r[2], bool(r[3]), bool(r[4]), bool(r[5]),
+                               decode_value(r[6]))
+                for r in c.execute("SELECT vhost, name, type, durable, auto_delete, internal,"
+                                   " arguments FROM exchanges ORDER BY rowid")]
+            snap.queues = [
+                QueueRecord(r[0], r[1], bool(r[2]), bool(r[3]), decode_value(r[4]))
+                for r in c.execute("SELECT vhost, name, durable, auto_delete, arguments"
+                                   " FROM queues ORDER BY rowid")]
+            snap.bindings = [
+                BindingRecord(r[0], r[1], r[2], r[3], r[4], decode_value(r[5]))
+                for r in c.execute("SELECT vhost, source, destination, destination_kind,"
+                                   " routing_key, arguments FROM bindings ORDER BY rowid")]
+            snap.messages = [
+                MessageRecord(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), decode_value(r[6]),
+                              bool(r[7]), r[8], r[9])
+                for r in c.execute("SELECT vhost, queue, seq, exchange, routing_key, body,"
+                                   " properties, redelivered, expires_at, death_count"
+                                   " FROM messages ORDER BY vhost, queue, seq")]
+        except sqlite3.Error as exc:
+            raise _translate(self._path, exc, "reading") from exc
+        return snap
+
+    def apply(self, ops: Sequence[Op]) -> None:
+        """Apply ``ops`` in order as one transaction; durable (per ``synchronous``) on return.
+
+        Idempotent: Put* replaces, deleting what is absent does nothing. On any error the
+        whole transaction is rolled back. A value that cannot be encoded raises TypeError.
+        O(len(ops)) statements, runs of one op type batched with ``executemany``.
+        """
+        self._check_open()
+        if not ops:
+            return
+        c = self._conn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                for kind, run in groupby(ops, type):
+                    _HANDLERS[kind](c, run)
+                c.execute("COMMIT")
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _translate(self._path, exc, "writing") from exc
+
+    def close(self) -> None:
+        """Mark the file cleanly closed, checkpoint the WAL and release the lock. Idempotent.
+
+        Call it only after every write was applied (close the GroupCommitter first).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        error: BaseException | None = None
+        try:
+            self._conn.execute("UPDATE meta SET value='1' WHERE key='clean'")
+        except sqlite3.Error as exc:
+            error = exc
+        try:
+            self._conn.close()
+        except sqlite3.Error as exc:
+            error = error or exc
+        if error is not None:
+            raise _translate(self._path, error, "closing") from error
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<SqliteStore {self._path!r} {state} synchronous={self.synchronous}>"
+
+
+# --- operation handlers: each takes a run of ops of one type -------------------------------
+
+
+def _put_vhost(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
+    c.executemany("INSERT OR IGNORE INTO vhosts VALUES (?)", [(o.name,) for o in ops])
+
+
+def _delete_vhost(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
+    for o in ops:
+        for table in ("messages", "bindings", "queues", "exchanges"):
+            c.execute(f"DELETE FROM {table} WHERE vhost=?", (o.name,))
+        c.execute("DELETE FROM vhosts WHERE name=?", (o.name,))
+
+
+def _put_exchange(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
+    c.executemany(
+        "INSERT INTO exchanges VALUES (?,?,?,?,?,?,?) ON CONFLICT (vhost, name) DO UPDATE SET"
+        " type=excluded.type, durable=excluded.durable, auto_delete=excluded.auto_delete,"
+        " internal=excluded.internal, arguments=excluded.arguments",
+        [(r.vhost, r.name, r.type, r.durable, r.auto_delete, r.internal,
+          encode_value(r.arguments)) for r in (o.record for o in ops)])
+
+
+def _delete_exchange(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
+    for o in ops:
+        c.execute("DELETE FROM bindings WHERE vhost=? AND (source=? OR"
+                  " (destination=? AND destination_kind='exchange'))", (o.vhost, o.name, o.name))
+        c.execute("DELETE FROM exchanges WHERE vhost=? AND name=?", (o.vhost, o.name))
+
+
+def _put_queue(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
+    c.executemany(
+        "INSERT INTO queues VALUES (?,?,?,?,?) ON CONFLICT (vhost, name) DO UPDATE SET"
+        " durable=excluded.durable, auto_delete=excluded.auto_delete,"
+        " arguments=excluded.arguments",
+        [(r.vhost, r.name, r.durable, r.auto_delete, encode_value(r.arguments))
+         for r in (o.record for o in ops)])
+
+
+def _delete_queue(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
+    for o in ops:
+        c.execute("DELETE FROM bindings WHERE vhost=? AND destination=?"
+                  " AND destination_kind='queue'", (o.vhost, o.name))
+        c.execute("DELETE FROM messages WHERE vhost=? AND queue=?", (o.vhost, o.name))
+        c.execute("DELETE FROM queues WHERE vhost=? AND name=?", (o.vhost, o.name))
+
+
+def _purge_queue(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
+    c.executemany("DELETE FROM messages WHERE vhost=? AND queue=?",
+                  [(o.vhost, o.name) for o in ops])
+
+
+def _binding_row(r: BindingRecord) -> tuple[str, str, str, str, str, str]:
+    return (r.vhost, r.source, r.destination, r.destination_kind, r.routing_key,
+            encode_value(r.arguments, canonical=True))
+
+
+def _put_binding(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
+    c.executemany("INSERT OR IGNORE INTO bindings VALUES (?,?,?,?,?,?)",
+                  [_binding_row(o.record) for o in ops])
+
+
+def _delete_binding(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
+    c.executemany("DELETE FROM bindings WHERE vhost=? AND source=? AND destination=? AND"
+                  " destination_kind=? AND routing_key=? AND arguments=?",
+                  [_binding_row(o.record) for o in ops])
+
+
+def _put_message(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
+    # A re-put never clears a redelivered mark: redelivered=False must stay honest.
+    c.executemany(
+        "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (vhost, queue, seq)"
+        " DO UPDATE SET exchange=excluded.exchange, routing_key=excluded.routing_key,"
+        " body=excluded.body, properties=excluded.properties,"
+        " redelivered=max(redelivered, excluded.redelivered),"
+        " expires_at=excluded.expires_at, death_count=excluded.death_count",
+        [(r.vhost, r.queue, r.seq, r.exchange, r.routing_key, r.body,
+          encode_value(r.properties), r.redelivered, r.expires_at, r.death_count)
+         for r in (o.record for o in ops)])
+
+
+def _delete_message(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
+    c.executemany("DELETE FROM messages WHERE vhost=? AND queue=? AND seq=?",
+                  [(o.vhost, o.queue, o.seq) for o in ops])
+
+
+def _mark_delivered(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
+    c.executemany("UPDATE messages SET redelivered=1 WHERE vhost=? AND queue=? AND seq=?",
+                  [(o.vhost, o.queue, o.seq) for o in ops])
+
+
+_HANDLERS: dict[type, Callable[[sqlite3.Connection, Iterable[Any]], None]] = {
+    PutVhost: _put_vhost, DeleteVhost: _delete_vhost,
+    PutExchange: _put_exchange, DeleteExchange: _delete_exchange,
+    PutQueue: _put_queue, DeleteQueue: _delete_queue, PurgeQueue: _purge_queue,
+    PutBinding: _put_binding, DeleteBinding: _delete_binding,
+    PutMessage: _put_message, DeleteMessage: _delete_message, MarkDelivered: _mark_delivered,
+}
+
+
+# --- read-only access for `inbus inspect` --------------------------------------------------
+
+
+@dataclass
+class FileSummary:
+    """What a store file holds, read without modifying it (for ``inbus inspect``)."""
+
+    path: str
+    schema_version: int
+    clean: bool
+    vhosts: list[str] = field(default_factory=list)
+    exchanges: list[ExchangeRecord] = field(default_factory=list)
+    queues: list[QueueRecord] = field(default_factory=list)
+    bindings: list[BindingRecord] = field(default_factory=list)
+    ready: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    """(vhost, queue) -> (stored message count, total body bytes)."""
+
+
+def read_summary(path: str | os.PathLike[str]) -> FileSummary:
+    """Read ``path`` read-only: never creates, writes or locks it for writing.
+
+    A cleanly closed file is opened ``immutable`` (no side files are created); a file with
+    a ``-wal`` left by a crash is opened read-only so the WAL's commits are seen. Raises
+    PersistenceError when the file is absent, in use by a running Bus, or bad.
+    """
+    p = os.path.abspath(os.fspath(path))
+    if not os.path.exists(p):
+        raise PersistenceError(p, "does not exist")
+    if os.path.isdir(p):
+        raise PersistenceError(p, "is a directory, not a database file")
+    flags = "mode=ro" if os.path.exists(p + "-wal") else "mode=ro&immutable=1"
+    uri = "file:" + urllib.parse.quote(p) + "?" + flags
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=0.2, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _translate(p, exc, "opening read-only") from exc
+    try:
+        return _summarise(p, conn)
+    except sqlite3.Error as exc:
+        raise _translate(p, exc, "reading") from exc
+    finally:
+        conn.close()
+
+
+def _summarise(p: str, c: sqlite3.Connection) -> FileSummary:
+    tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "meta" not in tables:
+        raise PersistenceError(p, "is not an inbus store (no inbus schema)")
+    meta = dict(c.execute("SELECT key, value FROM meta").fetchall())
+    version = int(meta.get("schema_version", "0"))
+    if version != SCHEMA_VERSION:
+        newer = "newer" if version > SCHEMA_VERSION else "older"
+        raise PersistenceError(p, f"has schema version {version}, {newer} than this inbus "
+                               f"reads ({SCHEMA_VERSION})")
+    check = c.execute("PRAGMA quick_check").fetchall()
+    if check != [("ok",)]:
+        raise PersistenceError(p, f"is corrupt (integrity check: {check[0][0]})")
+    s = FileSummary(p, version, meta.get("clean") == "1")
+    s.vhosts = [r[0] for r in c.execute("SELECT name FROM vhosts ORDER BY rowid")]
+    s.exchanges = [ExchangeRecord(r[0], r[1], r[2], bool(r[3]), bool(r[4]), bool(r[5]),
+                                  decode_value(r[6]))
+                   for r in c.execute("SELECT * FROM exchanges ORDER BY rowid")]
+    s.queues = [QueueRecord(r[0], r[1], bool(r[2]), bool(r[3]), decode_value(r[4]))
+                for r in c.execute("SELECT * FROM queues ORDER BY rowid")]
+    s.bindings = [BindingRecord(r[0], r[1], r[2], r[3], r[4], decode_value(r[5]))
+                  for r in c.execute("SELECT * FROM bindings ORDER BY rowid")]
+    for vhost, queue, n, size in c.execute(
+            "SELECT vhost, queue, count(*), total(length(body)) FROM messages"
+            " GROUP BY vhost, queue"):
+        s.ready[(vhost, queue)] = (n, int(size))
+    return s
