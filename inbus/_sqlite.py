@@ -263,6 +263,46 @@ def _check_directory(path: str) -> None:
         raise PersistenceError(path, "is a directory, not a database file")
 
 
+def _check_header(path: str) -> None:
+    """Name the two commonest bad files precisely before SQLite sees them (cheap: 100 bytes).
+
+    A file whose header is not SQLite's, and a file shorter than its header says (the page
+    count is trusted only when SQLite marked it valid and no -wal may extend the file).
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(100)
+            size = f.seek(0, os.SEEK_END)
+    except OSError as exc:
+        raise PersistenceError(path, f"cannot be read: {exc.strerror}") from exc
+    if not head:
+        return  # a new, empty file
+    if not b"SQLite format 3\x00".startswith(head[:16]):
+        raise PersistenceError(path, "is not a SQLite database (wrong file, or its header is "
+                               "damaged)")
+    if len(head) < 100:
+        raise PersistenceError(path, f"is truncated ({size} bytes, shorter than a SQLite "
+                               "header): restore it from a backup, or move it aside")
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    valid = head[24:28] == head[92:96]
+    if valid and pages and pages * page_size > size and not os.path.exists(path + "-wal"):
+        raise PersistenceError(path, f"is truncated ({size} bytes where its header says "
+                               f"{pages * page_size}): restore it from a backup, or move it "
+                               "aside to start empty")
+
+
+def _check_writable(path: str) -> None:
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise PersistenceError(path, "is read-only (or unreadable) for this user: check the "
+                               "file's permissions and owner")
+    directory = os.path.dirname(path) or "."
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PersistenceError(path, f"its directory {directory!r} is read-only: SQLite "
+                               "must create a -wal file next to the database")
+
+
 # --- the store -----------------------------------------------------------------------------
 
 
@@ -295,6 +335,8 @@ class SqliteStore:
         self.schema_version = 0
         _check_directory(self._path)
         self._create_file()
+        _check_writable(self._path)
+        _check_header(self._path)
         uri = "file:" + urllib.parse.quote(self._path) + "?mode=rw"
         try:
             self._conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None,
@@ -593,6 +635,7 @@ def read_summary(path: str | os.PathLike[str]) -> FileSummary:
         raise PersistenceError(p, "does not exist")
     if os.path.isdir(p):
         raise PersistenceError(p, "is a directory, not a database file")
+    _check_header(p)
     flags = "mode=ro" if os.path.exists(p + "-wal") else "mode=ro&immutable=1"
     uri = "file:" + urllib.parse.quote(p) + "?" + flags
     try:
