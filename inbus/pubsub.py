@@ -38,7 +38,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from inbus._errors import PubSubError, SubscriberClosed
 from inbus._pubsub import Message, Registry
@@ -49,6 +49,14 @@ Handler = Callable[[Message], Any]
 DEFAULT_MAX_PENDING = 100_000
 DEFAULT_MAX_PENDING_BYTES = 32 * 1024 * 1024
 _JOIN_TIMEOUT = 5.0
+
+
+class _Worker(Protocol):
+    """A reader thread the hub must stop and join on close()."""
+
+    def stop(self) -> None: ...
+    def is_alive(self) -> bool: ...
+    def join(self, timeout: float | None = None) -> None: ...
 
 
 def encode(value: object, what: str = "value") -> bytes:
@@ -104,7 +112,7 @@ class PubSubHub:
         self._lock = threading.Lock()
         self._registry: Registry[PubSub] = Registry()
         self._open: weakref.WeakSet[PubSub] = weakref.WeakSet()
-        self._threads: set[PubSubWorkerThread] = set()
+        self._threads: set[_Worker] = set()
         self._closed = False
 
     def publish(self, channel: object, message: object) -> int:
@@ -201,7 +209,7 @@ class PubSubHub:
             t.stop()
         for sub in subs:
             sub._shut("the bus was closed", by_user=True)
-        me = threading.current_thread()
+        me: object = threading.current_thread()
         for t in threads:
             if t is not me and t.is_alive():
                 t.join(_JOIN_TIMEOUT)
@@ -239,13 +247,13 @@ class PubSubHub:
         with self._lock:
             return self._registry.count(sub)
 
-    def _add_thread(self, t: PubSubWorkerThread) -> None:
+    def _add_thread(self, t: _Worker) -> None:
         with self._lock:
             if self._closed:
                 raise PubSubError("run_in_thread() on a closed bus")
             self._threads.add(t)
 
-    def _remove_thread(self, t: PubSubWorkerThread) -> None:
+    def _remove_thread(self, t: _Worker) -> None:
         with self._lock:
             self._threads.discard(t)
 

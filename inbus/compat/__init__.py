@@ -1,0 +1,2 @@
+"""Drop-in look-alikes of client libraries on top of inbus: ``inbus.compat.pika`` and
+``inbus.compat.redis``. Swap the import; the application code stays as written."""
