@@ -50,16 +50,11 @@ Not thread-safe: one thread at a time (the GroupCommitter serialises ``apply``).
 
 from __future__ import annotations
 
-import base64
-import json
-import math
 import os
 import sqlite3
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
 from itertools import groupby
 from typing import Any
 
@@ -83,106 +78,13 @@ from ._store import (
     PutVhost,
     QueueRecord,
     Snapshot,
+    decode_value,
+    encode_value,
 )
 
-__all__ = ["SCHEMA_VERSION", "FileSummary", "SqliteStore", "decode_value", "encode_value",
-           "read_summary"]
+__all__ = ["SCHEMA_VERSION", "FileSummary", "SqliteStore", "read_summary"]
 
 SYNCHRONOUS_LEVELS = ("FULL", "NORMAL", "OFF")
-
-# --- the tagged JSON encoding --------------------------------------------------------------
-
-_TAG = "$inbus"
-
-
-def _enc(v: Any) -> Any:
-    t = type(v)
-    if v is None or t is str or t is bool or t is int:
-        return v
-    if t is float:
-        return v if math.isfinite(v) else {_TAG: "float", "v": repr(v)}
-    if t is dict:
-        out: dict[str, Any] = {}
-        for k, x in v.items():
-            if type(k) is not str:
-                raise TypeError(f"cannot store a table with a {type(k).__name__} key {k!r}: "
-                                "header and argument keys must be str")
-            out[k] = _enc(x)
-        return {_TAG: "dict", "v": out} if _TAG in out else out
-    if t is list:
-        return [_enc(x) for x in v]
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return {_TAG: "bytes", "v": base64.b64encode(bytes(v)).decode("ascii")}
-    if isinstance(v, Decimal):
-        return {_TAG: "decimal", "v": str(v)}
-    if isinstance(v, datetime):
-        return {_TAG: "datetime", "v": v.isoformat()}
-    if isinstance(v, date):
-        return {_TAG: "date", "v": v.isoformat()}
-    if isinstance(v, tuple):
-        return {_TAG: "tuple", "v": [_enc(x) for x in v]}
-    if isinstance(v, bool):
-        return bool(v)
-    if isinstance(v, int):
-        return int(v)
-    if isinstance(v, float):
-        return _enc(float(v))
-    if isinstance(v, str):
-        return str(v)
-    if isinstance(v, dict):
-        return _enc(dict(v))
-    if isinstance(v, list):
-        return _enc(list(v))
-    raise TypeError(f"cannot store a value of type {t.__name__} in properties or arguments "
-                    "(allowed: str, bytes, int, float, bool, None, Decimal, datetime, "
-                    "list, tuple, dict)")
-
-
-def _dec(v: Any) -> Any:
-    if type(v) is list:
-        return [_dec(x) for x in v]
-    if type(v) is not dict:
-        return v
-    tag = v.get(_TAG)
-    if tag is None:
-        return {k: _dec(x) for k, x in v.items()}
-    x = v["v"]
-    if tag == "dict":
-        return {k: _dec(y) for k, y in x.items()}
-    if tag == "bytes":
-        return base64.b64decode(x)
-    if tag == "decimal":
-        return Decimal(x)
-    if tag == "datetime":
-        return datetime.fromisoformat(x)
-    if tag == "date":
-        return date.fromisoformat(x)
-    if tag == "tuple":
-        return tuple(_dec(y) for y in x)
-    if tag == "float":
-        return float(x)
-    raise ValueError(f"unknown tag {tag!r} in stored JSON")
-
-
-def encode_value(value: Any, *, canonical: bool = False) -> str:
-    """``value`` (a table of properties or arguments) as tagged JSON text.
-
-    ``canonical=True`` sorts keys so equal tables give equal text. Raises TypeError for a
-    value that cannot be stored. O(size of value).
-    """
-    if not value and type(value) is dict:
-        return "{}"
-    return json.dumps(_enc(value), separators=(",", ":"), allow_nan=False,
-                      sort_keys=canonical)
-
-
-def decode_value(text: str) -> Any:
-    """The inverse of :func:`encode_value`: equal values of the same types."""
-    if text == "{}":
-        return {}
-    raw = json.loads(text)
-    return _dec(raw) if _TAG in text else raw
-
 
 # --- schema and migrations -----------------------------------------------------------------
 
@@ -420,26 +322,8 @@ class SqliteStore:
         self._check_open()
         c = self._conn
         try:
-            check = c.execute("PRAGMA quick_check").fetchall()
-            if check != [("ok",)]:
-                detail = "; ".join(str(r[0]) for r in check[:3])
-                raise PersistenceError(self._path, f"is corrupt (integrity check: {detail}): "
-                                       "restore it from a backup, or move it aside")
-            snap = Snapshot(clean=self._was_clean)
-            snap.vhosts = [r[0] for r in c.execute("SELECT name FROM vhosts ORDER BY rowid")]
-            snap.exchanges = [
-                ExchangeRecord(r[0], r[1], r[2], bool(r[3]), bool(r[4]), bool(r[5]),
-                               decode_value(r[6]))
-                for r in c.execute("SELECT vhost, name, type, durable, auto_delete, internal,"
-                                   " arguments FROM exchanges ORDER BY rowid")]
-            snap.queues = [
-                QueueRecord(r[0], r[1], bool(r[2]), bool(r[3]), decode_value(r[4]))
-                for r in c.execute("SELECT vhost, name, durable, auto_delete, arguments"
-                                   " FROM queues ORDER BY rowid")]
-            snap.bindings = [
-                BindingRecord(r[0], r[1], r[2], r[3], r[4], decode_value(r[5]))
-                for r in c.execute("SELECT vhost, source, destination, destination_kind,"
-                                   " routing_key, arguments FROM bindings ORDER BY rowid")]
+            _quick_check(self._path, c)
+            snap = Snapshot(*_entities(c), clean=self._was_clean)
             snap.messages = [
                 MessageRecord(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), decode_value(r[6]),
                               bool(r[7]), r[8], r[9])
@@ -605,6 +489,32 @@ _HANDLERS: dict[type, Callable[[sqlite3.Connection, Iterable[Any]], None]] = {
 }
 
 
+def _quick_check(path: str, c: sqlite3.Connection) -> None:
+    check = c.execute("PRAGMA quick_check").fetchall()
+    if check != [("ok",)]:
+        detail = "; ".join(str(r[0]) for r in check[:3])
+        raise PersistenceError(path, f"is corrupt (integrity check: {detail}): restore it "
+                               "from a backup, or move it aside to start empty")
+
+
+def _entities(c: sqlite3.Connection) -> tuple[list[str], list[ExchangeRecord],
+                                              list[QueueRecord], list[BindingRecord]]:
+    """Vhosts, exchanges, queues and bindings, each in declaration order."""
+    return (
+        [r[0] for r in c.execute("SELECT name FROM vhosts ORDER BY rowid")],
+        [ExchangeRecord(r[0], r[1], r[2], bool(r[3]), bool(r[4]), bool(r[5]),
+                        decode_value(r[6]))
+         for r in c.execute("SELECT vhost, name, type, durable, auto_delete, internal,"
+                            " arguments FROM exchanges ORDER BY rowid")],
+        [QueueRecord(r[0], r[1], bool(r[2]), bool(r[3]), decode_value(r[4]))
+         for r in c.execute("SELECT vhost, name, durable, auto_delete, arguments"
+                            " FROM queues ORDER BY rowid")],
+        [BindingRecord(r[0], r[1], r[2], r[3], r[4], decode_value(r[5]))
+         for r in c.execute("SELECT vhost, source, destination, destination_kind,"
+                            " routing_key, arguments FROM bindings ORDER BY rowid")],
+    )
+
+
 # --- read-only access for `inbus inspect` --------------------------------------------------
 
 
@@ -660,18 +570,9 @@ def _summarise(p: str, c: sqlite3.Connection) -> FileSummary:
         newer = "newer" if version > SCHEMA_VERSION else "older"
         raise PersistenceError(p, f"has schema version {version}, {newer} than this inbus "
                                f"reads ({SCHEMA_VERSION})")
-    check = c.execute("PRAGMA quick_check").fetchall()
-    if check != [("ok",)]:
-        raise PersistenceError(p, f"is corrupt (integrity check: {check[0][0]})")
+    _quick_check(p, c)
     s = FileSummary(p, version, meta.get("clean") == "1")
-    s.vhosts = [r[0] for r in c.execute("SELECT name FROM vhosts ORDER BY rowid")]
-    s.exchanges = [ExchangeRecord(r[0], r[1], r[2], bool(r[3]), bool(r[4]), bool(r[5]),
-                                  decode_value(r[6]))
-                   for r in c.execute("SELECT * FROM exchanges ORDER BY rowid")]
-    s.queues = [QueueRecord(r[0], r[1], bool(r[2]), bool(r[3]), decode_value(r[4]))
-                for r in c.execute("SELECT * FROM queues ORDER BY rowid")]
-    s.bindings = [BindingRecord(r[0], r[1], r[2], r[3], r[4], decode_value(r[5]))
-                  for r in c.execute("SELECT * FROM bindings ORDER BY rowid")]
+    s.vhosts, s.exchanges, s.queues, s.bindings = _entities(c)
     for vhost, queue, n, size in c.execute(
             "SELECT vhost, queue, count(*), total(length(body)) FROM messages"
             " GROUP BY vhost, queue"):

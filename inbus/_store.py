@@ -19,13 +19,22 @@ is *certain* the message was never delivered (a store that was not closed cleanl
 every recovered message as redelivered, since ``MarkDelivered`` operations may have been
 lost with the crash).
 
+Durable stores encode property and argument tables with :func:`encode_value` (JSON with
+tagged bytes, Decimal, datetime, date, tuples and non-finite floats; never pickle) and get
+equal values of the same types back from :func:`decode_value`.
+
 This module is pure: no threads, no I/O.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Protocol, Union
 
 __all__ = [
@@ -49,6 +58,8 @@ __all__ = [
     "QueueRecord",
     "Snapshot",
     "Store",
+    "decode_value",
+    "encode_value",
 ]
 
 
@@ -230,3 +241,89 @@ class MemoryStore:
 
     def close(self) -> None:
         return None
+
+
+# --- tagged JSON for tables (properties, arguments), used by stores -----------------------
+
+_TAG = "$inbus"
+
+
+def _enc(v: Any) -> Any:
+    t = type(v)
+    if v is None or t is str or t is bool or t is int:
+        return v
+    if t is float:
+        return v if math.isfinite(v) else {_TAG: "float", "v": repr(v)}
+    if t is dict:
+        out: dict[str, Any] = {}
+        for k, x in v.items():
+            if type(k) is not str:
+                raise TypeError(f"cannot store a table with a {type(k).__name__} key {k!r}: "
+                                "header and argument keys must be str")
+            out[k] = _enc(x)
+        return {_TAG: "dict", "v": out} if _TAG in out else out
+    if t is list:
+        return [_enc(x) for x in v]
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return {_TAG: "bytes", "v": base64.b64encode(bytes(v)).decode("ascii")}
+    if isinstance(v, Decimal):
+        return {_TAG: "decimal", "v": str(v)}
+    if isinstance(v, datetime):
+        return {_TAG: "datetime", "v": v.isoformat()}
+    if isinstance(v, date):
+        return {_TAG: "date", "v": v.isoformat()}
+    if isinstance(v, tuple):
+        return {_TAG: "tuple", "v": [_enc(x) for x in v]}
+    bases: tuple[type[Any], ...] = (bool, int, float, str, dict, list)
+    for base in bases:  # subclasses (IntEnum, OrderedDict...) are stored as their base
+        if isinstance(v, base):
+            return _enc(base(v))
+    raise TypeError(f"cannot store a value of type {t.__name__} in properties or arguments "
+                    "(allowed: str, bytes, int, float, bool, None, Decimal, datetime, "
+                    "list, tuple, dict)")
+
+
+def _dec(v: Any) -> Any:
+    if type(v) is list:
+        return [_dec(x) for x in v]
+    if type(v) is not dict:
+        return v
+    tag = v.get(_TAG)
+    if tag is None:
+        return {k: _dec(x) for k, x in v.items()}
+    x = v["v"]
+    if tag == "dict":
+        return {k: _dec(y) for k, y in x.items()}
+    if tag == "bytes":
+        return base64.b64decode(x)
+    if tag == "decimal":
+        return Decimal(x)
+    if tag == "datetime":
+        return datetime.fromisoformat(x)
+    if tag == "date":
+        return date.fromisoformat(x)
+    if tag == "tuple":
+        return tuple(_dec(y) for y in x)
+    if tag == "float":
+        return float(x)
+    raise ValueError(f"unknown tag {tag!r} in stored JSON")
+
+
+def encode_value(value: Any, *, canonical: bool = False) -> str:
+    """``value`` (a table of properties or arguments) as tagged JSON text.
+
+    ``canonical=True`` sorts keys so equal tables give equal text. Raises TypeError for a
+    value that cannot be stored. O(size of value).
+    """
+    if not value and type(value) is dict:
+        return "{}"
+    return json.dumps(_enc(value), separators=(",", ":"), allow_nan=False,
+                      sort_keys=canonical)
+
+
+def decode_value(text: str) -> Any:
+    """The inverse of :func:`encode_value`: equal values of the same types."""
+    if text == "{}":
+        return {}
+    raw = json.loads(text)
+    return _dec(raw) if _TAG in text else raw

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from inbus import _sqlite
 from inbus._errors import PersistenceError
-from inbus._sqlite import SqliteStore, decode_value, encode_value
+from inbus._sqlite import SqliteStore
 from inbus._store import (
     BindingRecord,
     DeleteBinding,
@@ -40,6 +40,8 @@ from inbus._store import (
     PutQueue,
     PutVhost,
     QueueRecord,
+    decode_value,
+    encode_value,
 )
 
 REPO = str(Path(__file__).resolve().parent.parent)
