@@ -1,0 +1,673 @@
+"""The Bus: virtual hosts, connections, the broker's delivery rules, and pub/sub.
+
+Theory of operation
+-------------------
+One ``Bus`` owns one lock (an RLock) guarding every vhost, queue, channel and consumer.
+Channel methods take it, ask the pure core (:mod:`inbus._vhost`, :mod:`inbus._queue`)
+for decisions and apply them with the ``*_locked`` methods below: enqueue (with
+overflow and dead-lettering), deliver (delivery tags, unacked bookkeeping, a sink item
+per delivery), settle (ack / reject), requeue (original position, redelivered=True),
+expire. Callbacks run outside the lock, from sinks (:mod:`inbus._dispatch`).
+
+Durable changes collected by the vhosts are handed to a group committer (SQLite) after
+each operation; with the default in-memory store they are discarded.
+
+Two ``Bus`` objects share nothing: there is no module-level or class-level state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ._channel import Channel, Connection
+from ._dispatch import Timer, new_lock
+from ._errors import (AccessRefused, AMQPError, ConnectionClosed, NotAllowed, NotFound,
+                      PreconditionFailed)
+from ._message import BasicProperties, Content, Message, ReturnedMessage
+from ._names import check_short
+from ._queue import Consumer, QMsg, Queue
+from ._stats import BusStatistics, ExchangeStatistics, QueueStatistics, VHostStatistics
+from ._vhost import VHost
+
+__all__ = ["Bus", "RealClock"]
+
+log = logging.getLogger("inbus")
+
+
+class RealClock:
+    """The default clock: ``monotonic()`` for deadlines, ``time()`` for timestamps."""
+
+    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(time.time)
+
+
+class Bus:
+    """An in-process message bus with RabbitMQ's model and Redis-style pub/sub.
+
+    >>> from inbus import Bus
+    >>> with Bus() as bus:
+    ...     ch = bus.channel()
+    ...     q = ch.queue_declare("tasks").queue
+    ...     got = []
+    ...     tag = ch.basic_consume(q, lambda m: (got.append(m.body), m.ack()))
+    ...     ch.basic_publish("", "tasks", b"job 1")
+    ...     bus.run_until_idle()
+    ...     got
+    1
+    [b'job 1']
+
+    ``Bus(background=True)`` runs every channel's callbacks on a worker thread of its own;
+    ``Bus(clock=ManualClock())`` makes TTLs and expiry run on virtual time.
+    """
+
+    def __init__(self, path: str | None = None, *, clock: Any = None,
+                 background: bool = False, store: Any = None,
+                 on_error: Callable[[BaseException, Any], Any] | None = None,
+                 **store_options: Any) -> None:
+        self._lock = new_lock()
+        self._clock = clock if clock is not None else RealClock()
+        self._manual_clock = clock is not None and hasattr(clock, "advance")
+        self._background = background
+        self._vhosts: dict[str, VHost] = {"/": VHost("/")}
+        self._connections: list[Connection] = []
+        self._closed = False
+        self._on_error = on_error
+        self._errors: list[BaseException] = []
+        self._timer: Timer | None = None
+        self._hub: Any = None
+        self._n_published = self._n_returned = self._n_unroutable = 0
+        self._n_callback_errors = 0
+        self._committer: Any = None
+        self.path = path
+        if self._manual_clock:
+            self._clock._subscribe(self._on_clock_advance)
+        if path is not None or store is not None:
+            from ._persist import open_store
+            open_store(self, path, store, store_options)
+
+    # --- clock -------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return float(self._clock.monotonic())
+
+    def _on_clock_advance(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._expire_due_locked()
+
+    # --- vhosts and connections ----------------------------------------------------------
+
+    def vhost_declare(self, name: str) -> None:
+        """Create a virtual host (no-op if it exists)."""
+        name = check_short(name, "vhost")
+        with self._lock:
+            self._check_open()
+            if name not in self._vhosts:
+                self._vhosts[name] = VHost(name)
+                from ._store import PutVhost
+                self._submit([PutVhost(name)])
+
+    def vhost_delete(self, name: str) -> None:
+        """Delete a virtual host: its connections are closed and its entities dropped."""
+        with self._lock:
+            self._check_open()
+            vh = self._vhosts.get(name)
+            if vh is None:
+                raise NotFound(f"no vhost '{name}'", method="vhost.delete")
+            conns = [c for c in self._connections if c._vh is vh]
+        for c in conns:
+            c._close(NotAllowed(f"vhost '{name}' was deleted", scope="connection",
+                                method="vhost.delete"))
+        with self._lock:
+            self._vhosts.pop(name, None)
+            from ._store import DeleteVhost
+            self._submit([DeleteVhost(name)])
+
+    @property
+    def vhosts(self) -> list[str]:
+        with self._lock:
+            return list(self._vhosts)
+
+    def connection(self, vhost: str = "/", *, background: bool | None = None) -> Connection:
+        """Open a connection to ``vhost`` (a missing vhost is a 530 connection error)."""
+        with self._lock:
+            self._check_open()
+            vh = self._vhosts.get(vhost)
+            if vh is None:
+                raise NotAllowed(f"vhost {vhost} not found", scope="connection",
+                                 method="connection.open")
+            conn = Connection(self, vh, self._background if background is None
+                              else background)
+            self._connections.append(conn)
+            return conn
+
+    def channel(self, vhost: str = "/", *, background: bool | None = None) -> Channel:
+        """Shortcut: a new connection to ``vhost`` and a channel on it."""
+        return self.connection(vhost, background=background).channel()
+
+    def _forget(self, conn: Connection) -> None:
+        try:
+            self._connections.remove(conn)
+        except ValueError:
+            pass
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConnectionClosed(detail="the bus is closed")
+
+    # --- pumping -----------------------------------------------------------------------
+
+    def run_until_idle(self, max_deliveries: int | None = None) -> int:
+        """Run every pending callback of every (non-background) connection in this thread,
+        including what those callbacks publish, until nothing is left. Returns the number
+        of callbacks run. Deterministic: connections in creation order, each in FIFO
+        order. An exception from a callback propagates (the message stays unacked)."""
+        ran = 0
+        while True:
+            with self._lock:
+                batches = [(c._sink, c._sink.take()) for c in self._connections
+                           if c._sink.items]
+            if not batches:
+                return ran
+            for sink, items in batches:
+                if max_deliveries is not None and ran + len(items) > max_deliveries:
+                    keep = max_deliveries - ran
+                    with self._lock:
+                        sink.items.extendleft(reversed(items[keep:]))
+                    items = items[:keep]
+                ran += sink.run(items, self._lock)
+            if max_deliveries is not None and ran >= max_deliveries:
+                return ran
+
+    def _callback_error(self, exc: BaseException, arg: Any) -> None:
+        with self._lock:
+            self._n_callback_errors += 1
+            self._errors.append(exc)
+            del self._errors[:-100]
+        log.error("inbus: a callback raised on a background thread; the message stays "
+                  "unacked and returns when its channel closes or on basic_recover",
+                  exc_info=exc)
+        if self._on_error is not None:
+            self._on_error(exc, arg)
+
+    # --- publishing and delivery (lock held) -----------------------------------------------
+
+    def _publish_locked(self, ch: Channel, exchange: str, rk: str, body: bytes,
+                        props: BasicProperties, mandatory: bool
+                        ) -> tuple[ReturnedMessage | None, bool]:
+        vh = ch._vh
+        x = vh.exchanges.get(exchange)
+        if x is None:
+            raise NotFound(f"no exchange '{exchange}' in vhost '{vh.name}'",
+                           method="basic.publish")
+        if x.internal:
+            raise AccessRefused(f"cannot publish to internal exchange '{exchange}' in "
+                                f"vhost '{vh.name}'", method="basic.publish")
+        ttl = None
+        if props.expiration is not None:
+            ttl = _parse_expiration(props.expiration)
+        headers = props.headers
+        keys = None
+        if headers and ("CC" in headers or "BCC" in headers):
+            keys = [rk] + _str_list(headers.get("CC")) + _str_list(headers.get("BCC"))
+            if "BCC" in headers:
+                props = props.copy(headers={k: v for k, v in headers.items() if k != "BCC"})
+        content = Content(body, exchange, rk, props, ttl)
+        self._n_published += 1
+        x.published_in += 1
+        if keys is None:
+            queues = vh.route(x, rk, headers)
+        else:
+            queues = vh.route_keys(x, keys, headers)
+        if not queues:
+            self._n_unroutable += 1
+            if mandatory:
+                self._n_returned += 1
+                return ReturnedMessage(312, "NO_ROUTE", content), False
+            return None, False
+        x.routed_out += 1
+        nacked = False
+        for q in queues:
+            if not self._enqueue_locked(vh, q, content):
+                nacked = True
+        if vh.ops:
+            self._flush_ops_locked(vh)
+        return None, nacked
+
+    def _enqueue_locked(self, vh: VHost, q: Queue, content: Content) -> bool:
+        """Put ``content`` in ``q`` (overflow, persistence, dispatch). False = refused."""
+        now = self._now() if (q.has_ttl or content.ttl is not None or q.expires) else 0.0
+        if q.max_length is not None or q.max_length_bytes is not None:
+            if q.overflow != "drop-head" and q.would_overflow(content.size):
+                if q.overflow == "reject-publish-dlx":
+                    self._dead_letter_locked(vh, q, QMsg(0, content, None), "maxlen",
+                                             persisted=False)
+                else:
+                    q.n_dropped += 1
+                return False
+        m = q.push(content, now)
+        q.n_published += 1
+        if content.persistent and q.durable:
+            wall = None
+            if m.expires_at is not None:
+                wall = self._clock.time() + (m.expires_at - now)
+            vh.persist_push(q, m, wall)
+        if q.max_length is not None or q.max_length_bytes is not None:
+            while q.over_limit():
+                d = q.drop_head_for_overflow()
+                if d is None:
+                    break
+                self._dead_letter_locked(vh, q, d, "maxlen")
+        if q.consumers:
+            self._dispatch_queue_locked(vh, q, now)
+        elif m.expires_at is not None:
+            self._arm_timer()
+        return True
+
+    def _dispatch_queue_locked(self, vh: VHost, q: Queue, now: float | None = None) -> None:
+        if not q.ready_count or not q.consumers:
+            return
+        if now is None or (now == 0.0 and q.has_ttl):
+            now = self._now() if q.has_ttl else 0.0
+        dead: list[QMsg] = []
+        for c, m in q.dispatch(now, dead):
+            ch: Channel = c.channel
+            tag = ch._next_tag
+            ch._next_tag = tag + 1
+            msg = Message(m.content, tag, m.redelivered, c.tag, ch)
+            if c.auto_ack:
+                q.n_acked += 1
+                if m.content.persistent and q.durable:
+                    vh.persist_remove(q, m)
+            else:
+                ch._unacked[tag] = (q, m, c)
+                if not m.delivered and m.content.persistent and q.durable:
+                    self._mark_delivered(vh, q, m)
+            m.delivered = True
+            q.n_delivered += 1
+            if m.redelivered:
+                q.n_redelivered += 1
+            c.sink.push((c.callback, msg))
+        for m in dead:
+            self._dead_letter_locked(vh, q, m, "expired")
+        if vh.ops:
+            self._flush_ops_locked(vh)
+
+    def _mark_delivered(self, vh: VHost, q: Queue, m: QMsg) -> None:
+        if q.exclusive_owner is None:
+            from ._store import MarkDelivered
+            vh.ops.append(MarkDelivered(vh.name, q.name, m.seq))
+
+    def _dispatch_channel_locked(self, ch: Channel) -> None:
+        seen: set[int] = set()
+        for c in list(ch._consumers.values()):
+            if id(c.queue) not in seen:
+                seen.add(id(c.queue))
+                self._dispatch_queue_locked(ch._vh, c.queue)
+
+    def _get_locked(self, ch: Channel, name: str, auto_ack: bool) -> Message | None:
+        vh = ch._vh
+        q = vh.get_queue(name, "basic.get", ch._conn)
+        now = self._now() if (q.has_ttl or q.expires) else 0.0
+        q.last_used = now
+        while True:
+            m = q.pop()
+            if m is None:
+                return None
+            if m.expires_at is not None and m.expires_at <= now:
+                self._dead_letter_locked(vh, q, m, "expired")
+                continue
+            break
+        tag = ch._next_tag
+        ch._next_tag = tag + 1
+        msg = Message(m.content, tag, m.redelivered, None, ch, q.ready_count)
+        q.n_delivered += 1
+        if m.redelivered:
+            q.n_redelivered += 1
+        if auto_ack:
+            q.n_acked += 1
+            vh.persist_remove(q, m)
+        else:
+            ch._unacked[tag] = (q, m, None)
+            q.unacked += 1
+            if not m.delivered and m.content.persistent and q.durable:
+                self._mark_delivered(vh, q, m)
+        m.delivered = True
+        self._flush_ops_locked(vh)
+        return msg
+
+    def _release_credit(self, ch: Channel, q: Queue, c: Consumer | None) -> None:
+        q.unacked -= 1
+        if c is not None:
+            c.unacked -= 1
+            ch._qos.unacked -= 1
+
+    def _settle_locked(self, ch: Channel, entry: tuple[Queue, QMsg, Consumer | None],
+                       how: str) -> None:
+        q, m, c = entry
+        self._release_credit(ch, q, c)
+        vh = ch._vh
+        if q.deleted:
+            return
+        if how == "ack":
+            q.n_acked += 1
+            if m.content.persistent and q.durable:
+                vh.persist_remove(q, m)
+        else:
+            self._dead_letter_locked(vh, q, m, "rejected")
+        if q.ready_count and q.consumers:
+            if ch._qos.global_prefetch:
+                self._dispatch_channel_locked(ch)
+            else:
+                self._dispatch_queue_locked(vh, q)
+        if vh.ops:
+            self._flush_ops_locked(vh)
+
+    def _requeue_locked(self, ch: Channel,
+                        entries: list[tuple[Queue, QMsg, Consumer | None]]) -> None:
+        vh = ch._vh
+        touched: dict[int, Queue] = {}
+        now: float | None = None
+        for q, m, c in entries:
+            self._release_credit(ch, q, c)
+            if q.deleted:
+                continue
+            if m.expires_at is not None:
+                if now is None:
+                    now = self._now()
+                if m.expires_at <= now:
+                    self._dead_letter_locked(vh, q, m, "expired")
+                    continue
+            q.requeue(m)
+            touched[id(q)] = q
+        for q in touched.values():
+            self._dispatch_queue_locked(vh, q)
+            if q.has_ttl:
+                self._arm_timer()
+        if vh.ops:
+            self._flush_ops_locked(vh)
+
+    def _dead_letter_locked(self, vh: VHost, q: Queue, m: QMsg, reason: str,
+                            persisted: bool = True) -> None:
+        if persisted and m.content.persistent and q.durable:
+            vh.persist_remove(q, m)
+        res = vh.dead_letter(q, m, reason, self._clock.time())
+        if res is None:
+            q.n_dropped += 1
+            return
+        q.n_dead_lettered += 1
+        x, rks, content = res
+        for target in vh.route_keys(x, rks, content.properties.headers):
+            if not vh.is_cycle(target, content):
+                self._enqueue_locked(vh, target, content)
+
+    # --- consumers ---------------------------------------------------------------------
+
+    def _add_consumer_locked(self, q: Queue, c: Consumer) -> None:
+        q.add_consumer(c)
+        self._dispatch_queue_locked(c.channel._vh, q)
+
+    def _remove_consumer_locked(self, c: Consumer, notify: bool, putback: bool = False
+                                ) -> None:
+        q = c.queue
+        ch: Channel = c.channel
+        if c in q.consumers:
+            q.remove_consumer(c)
+        if putback and not c.auto_ack and c.sink.items:
+            mine = [it for it in c.sink.items
+                    if isinstance(it[1], Message) and it[1]._channel is ch
+                    and it[1].consumer_tag == c.tag]
+            if mine:
+                ids = {id(it) for it in mine}
+                rest = [it for it in c.sink.items if id(it) not in ids]
+                c.sink.items.clear()
+                c.sink.items.extend(rest)
+                back = []
+                for _fn, msg in mine:
+                    entry = ch._unacked.pop(msg.delivery_tag, None)
+                    if entry is not None:
+                        back.append((entry, entry[1].redelivered))
+                self._requeue_locked(ch, [e for e, _ in back])
+                for (_q, m, _c), flag in back:
+                    m.redelivered = flag
+        if notify:
+            for cb in ch._cancel_callbacks:
+                ch._sink.push((cb, c.tag))
+        if q.auto_delete and not q.consumers and q.had_consumer and not q.deleted:
+            self._delete_queue_locked(ch._vh, q)
+        elif q.single_active or q.exclusive_owner is None:
+            self._dispatch_queue_locked(ch._vh, q)
+
+    def _delete_queue_locked(self, vh: VHost, q: Queue) -> None:
+        vh.remove_queue(q)
+        self._after_queue_removed_locked(vh, q)
+
+    def _after_queue_removed_locked(self, vh: VHost, q: Queue) -> None:
+        for c in list(q.consumers):
+            ch: Channel = c.channel
+            ch._consumers.pop(c.tag, None)
+            q.remove_consumer(c)
+            for cb in ch._cancel_callbacks:
+                ch._sink.push((cb, c.tag))
+        q.deleted = True
+        self._flush_ops_locked(vh)
+
+    def _queue_touched(self, q: Queue) -> None:
+        if q.expires is not None:
+            self._arm_timer()
+
+    # --- expiry ------------------------------------------------------------------------
+
+    def _expire_queue_locked(self, vh: VHost, q: Queue) -> None:
+        for m in q.expire(self._now()):
+            self._dead_letter_locked(vh, q, m, "expired")
+
+    def _next_deadline(self) -> float | None:
+        best: float | None = None
+        for vh in self._vhosts.values():
+            for q in vh.queues.values():
+                e = q.next_expiry() if q.has_ttl and q.ready_count else None
+                if q.expires is not None and not q.consumers:
+                    d = q.last_used + q.expires
+                    e = d if e is None or d < e else e
+                if e is not None and (best is None or e < best):
+                    best = e
+        return best
+
+    def _expire_due_locked(self) -> None:
+        now = self._now()
+        for vh in list(self._vhosts.values()):
+            for q in list(vh.queues.values()):
+                if q.has_ttl and q.ready_count:
+                    for m in q.expire(now):
+                        self._dead_letter_locked(vh, q, m, "expired")
+                if (q.expires is not None and not q.consumers
+                        and q.last_used + q.expires <= now and not q.deleted):
+                    self._delete_queue_locked(vh, q)
+            if vh.ops:
+                self._flush_ops_locked(vh)
+
+    def _fire_timer(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._expire_due_locked()
+
+    def _arm_timer(self) -> None:
+        if self._manual_clock or self._closed:
+            return
+        if self._timer is None:
+            self._timer = Timer(self._lock, self._next_deadline, self._fire_timer,
+                                self._clock.monotonic)
+        else:
+            self._timer.poke()
+
+    # --- persistence hook ----------------------------------------------------------------
+
+    def _flush_ops_locked(self, vh: VHost) -> None:
+        if vh.ops:
+            ops = vh.ops
+            vh.ops = []
+            self._submit(ops)
+
+    def _submit(self, ops: list[Any], on_done: Any = None) -> None:
+        if self._committer is not None and ops:
+            self._committer.submit(ops, on_done)
+        elif on_done is not None:
+            on_done(None)
+
+    def _count(self, what: str) -> None:
+        return None
+
+    # --- pub/sub (Redis-style) -----------------------------------------------------------
+
+    def _pubsub_hub(self) -> Any:
+        with self._lock:
+            self._check_open()
+            if self._hub is None:
+                from .pubsub import PubSubHub
+                self._hub = PubSubHub()
+            return self._hub
+
+    def publish(self, channel: Any, message: Any) -> int:
+        """Redis PUBLISH: send ``message`` to every current subscriber of ``channel``
+        (and of every matching pattern); returns the number of deliveries.
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); p = bus.pubsub(); p.subscribe("news")
+        >>> bus.publish("news", "hello")
+        1
+        """
+        return int(self._pubsub_hub().publish(channel, message))
+
+    def pubsub(self, ignore_subscribe_messages: bool = False, **options: Any) -> Any:
+        """A subscriber in redis-py's shape (see :class:`inbus.PubSub`)."""
+        return self._pubsub_hub().pubsub(ignore_subscribe_messages, **options)
+
+    def pubsub_channels(self, pattern: Any = None) -> list[bytes]:
+        """Redis PUBSUB CHANNELS: channels with at least one subscriber."""
+        return list(self._pubsub_hub().pubsub_channels(pattern))
+
+    def pubsub_numsub(self, *channels: Any) -> list[tuple[bytes, int]]:
+        """Redis PUBSUB NUMSUB: (channel, subscriber count) pairs."""
+        return list(self._pubsub_hub().pubsub_numsub(*channels))
+
+    def pubsub_numpat(self) -> int:
+        """Redis PUBSUB NUMPAT: the number of distinct patterns subscribed."""
+        return int(self._pubsub_hub().pubsub_numpat())
+
+    # --- observability and lifecycle ---------------------------------------------------------
+
+    def statistics(self) -> BusStatistics:
+        """An immutable snapshot of every vhost's queues and exchanges, with counters."""
+        with self._lock:
+            vhosts = {}
+            for vh in self._vhosts.values():
+                if any(q.has_ttl and q.ready_count for q in vh.queues.values()):
+                    self._expire_due_locked()
+                qs = {q.name: QueueStatistics(
+                    q.name, q.durable, q.exclusive_owner is not None, q.auto_delete,
+                    dict(q.arguments), q.ready_count, q.unacked, q.ready_bytes,
+                    len(q.consumers), q.n_published, q.n_delivered, q.n_acked,
+                    q.n_redelivered, q.n_dropped, q.n_dead_lettered)
+                    for q in vh.queues.values()}
+                xs = {x.name: ExchangeStatistics(
+                    x.name, x.type, x.durable, x.auto_delete, x.internal, len(x.bindings),
+                    x.published_in, x.routed_out) for x in vh.exchanges.values()}
+                vhosts[vh.name] = VHostStatistics(vh.name, qs, xs)
+            hub = self._hub
+            return BusStatistics(
+                vhosts, len(self._connections),
+                sum(len(c._channels) for c in self._connections), self._n_published,
+                self._n_returned, self._n_unroutable, self._n_callback_errors,
+                int(getattr(hub, "published", 0)) if hub is not None else 0)
+
+    def _check(self) -> None:
+        """Check every invariant (for stress and stateful tests)."""
+        with self._lock:
+            for vh in self._vhosts.values():
+                vh._check()
+                unacked: dict[int, int] = {}
+                for conn in self._connections:
+                    if conn._vh is not vh:
+                        continue
+                    for ch in conn._channels.values():
+                        held = 0
+                        for q, _m, c in ch._unacked.values():
+                            unacked[id(q)] = unacked.get(id(q), 0) + 1
+                            if c is not None:
+                                held += 1
+                        assert held == ch._qos.unacked, "channel qos count drifted"
+                        tags = list(ch._unacked)
+                        assert tags == sorted(tags) and all(t < ch._next_tag for t in tags)
+                        if ch._qos.global_prefetch:
+                            assert held <= ch._qos.global_prefetch
+                for q in vh.queues.values():
+                    assert q.unacked == unacked.get(id(q), 0), \
+                        f"queue {q.name!r}: unacked {q.unacked} != {unacked.get(id(q), 0)}"
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Exceptions raised by callbacks on background threads (the last 100)."""
+        with self._lock:
+            return list(self._errors)
+
+    def close(self) -> None:
+        """Close every connection (requeueing unacked messages), stop and join every
+        thread the bus started, and close the store. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            conns = list(self._connections)
+        workers = []
+        for c in conns:
+            workers.extend(c._close(None))
+        for w in workers:
+            w.stop()
+        with self._lock:
+            self._closed = True
+            timer, self._timer = self._timer, None
+            hub = self._hub
+        if timer is not None:
+            timer.stop()
+        if hub is not None:
+            hub.close()
+        if self._committer is not None:
+            self._committer.close()
+            self._committer.store.close()
+        if self._manual_clock:
+            self._clock._unsubscribe(self._on_clock_advance)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Bus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self.path or "memory"
+        return f"<inbus.Bus {where} vhosts={list(self._vhosts)}>"
+
+
+def _str_list(v: Any) -> list[str]:
+    if isinstance(v, list):
+        return [k for k in v if isinstance(k, str)]
+    return []
+
+
+def _parse_expiration(exp: Any) -> float:
+    if isinstance(exp, bytes):
+        exp = exp.decode("utf-8", "replace")
+    if not isinstance(exp, str) or not exp.isdigit():
+        raise PreconditionFailed(
+            f"invalid expiration '{exp}': expiration must be a string holding a "
+            "non-negative integer number of milliseconds", method="basic.publish")
+    return int(exp) / 1000.0
+
+

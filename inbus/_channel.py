@@ -1,0 +1,682 @@
+"""Connections and channels: pika 1.x's BlockingChannel methods on top of the bus.
+
+Theory of operation
+-------------------
+Each public method validates its arguments, takes the bus lock, checks the channel is
+open, asks the vhost (pure core) to do the work, turns the decisions into deliveries
+(tags, unacked bookkeeping, sink items) and releases the lock. An :class:`AMQPError`
+raised inside closes the channel (or, for a connection-scope error, the connection) under
+the same lock, then propagates; later use of the channel raises :class:`ChannelClosed`
+naming why it closed. Callbacks never run here: they are pumped from sinks (see
+:mod:`inbus._dispatch`).
+
+Delivery tags are per channel and strictly increasing. ``basic_ack(tag, multiple=True)``
+settles every unacked tag up to and including ``tag`` (``0`` with multiple = all).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ._dispatch import Sink, Worker
+from ._errors import (AccessRefused, AMQPError, ChannelClosed, ConnectionClosed, NackError,
+                      NotAllowed, NotImplementedByBus, PreconditionFailed, UnroutableError)
+from ._message import BasicProperties, Content, Message, ReturnedMessage
+from ._names import check_short, coerce_body, gen_consumer_tag, gen_queue_name
+from ._queue import ChannelQos, Consumer, QMsg, Queue
+
+if TYPE_CHECKING:
+    from ._bus import Bus
+    from ._vhost import VHost
+
+__all__ = ["Channel", "Connection", "DeclareResult"]
+
+
+class DeclareResult(NamedTuple):
+    """What ``queue_declare`` returns: the name (server-named if ""), and counts."""
+
+    queue: str
+    message_count: int
+    consumer_count: int
+
+
+class Connection:
+    """A connection to one vhost of a bus. Closing it closes its channels, requeues
+    their unacked messages and deletes its exclusive queues."""
+
+    def __init__(self, bus: Bus, vhost: VHost, background: bool) -> None:
+        self._bus = bus
+        self._lock = bus._lock
+        self.vhost = vhost.name
+        self._vh = vhost
+        self._background = background
+        self._channels: dict[int, Channel] = {}
+        self._next_channel = 1
+        self._sink = Sink(bus._lock)
+        self._open = True
+        self._closed_reason: AMQPError | None = None
+        self._exclusive: list[Queue] = []
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    @property
+    def is_closed(self) -> bool:
+        return not self._open
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise ConnectionClosed(self._closed_reason)
+
+    def channel(self, channel_number: int | None = None, *,
+                background: bool | None = None) -> Channel:
+        """Open a channel. ``background=True``: its callbacks run on a worker thread.
+
+        >>> from inbus import Bus
+        >>> with Bus() as bus:
+        ...     ch = bus.connection().channel()
+        ...     ch.is_open
+        True
+        """
+        with self._lock:
+            self._check_open()
+            n = channel_number or self._next_channel
+            while n in self._channels:
+                n += 1
+            self._next_channel = n + 1
+            bg = self._background if background is None else background
+            ch = Channel(self, n, bg)
+            self._channels[n] = ch
+            return ch
+
+    def close(self) -> None:
+        """Close every channel (requeueing their unacked messages) and the connection."""
+        workers = self._close(None)
+        for w in workers:
+            w.stop()
+
+    def _close(self, reason: AMQPError | None) -> list[Worker]:
+        with self._lock:
+            if not self._open:
+                return []
+            self._open = False
+            self._closed_reason = reason
+            workers: list[Worker] = []
+            for ch in list(self._channels.values()):
+                w = ch._close_locked(reason, from_connection=True)
+                if w is not None:
+                    workers.append(w)
+            self._channels.clear()
+            for q in self._exclusive:
+                self._bus._delete_queue_locked(self._vh, q)
+            self._exclusive.clear()
+            self._sink.closed = True
+            self._sink.items.clear()
+            self._sink.wake()
+            self._bus._forget(self)
+            return workers
+
+    def process_data_events(self, time_limit: float | None = 0) -> int:
+        """Run pending callbacks of this connection in this thread (pika's name).
+
+        ``time_limit=0`` runs what is pending and returns; a positive limit waits up to
+        that long for work; None waits until at least one callback ran. Returns the
+        number of callbacks run.
+        """
+        deadline = None if time_limit is None else time.monotonic() + time_limit
+        ran = 0
+        while True:
+            with self._lock:
+                if not self._sink.items and self._open:
+                    if deadline is None:
+                        if ran:
+                            return ran
+                        self._sink.wait(None)
+                    else:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            return ran
+                        self._sink.wait(left)
+                items = self._sink.take()
+                if not items and not self._open:
+                    return ran
+            if items:
+                ran += self._sink.run(items, self._lock)
+
+    def sleep(self, duration: float) -> None:
+        """Process events for ``duration`` seconds (pika's BlockingConnection.sleep)."""
+        self.process_data_events(duration)
+
+    def add_callback_threadsafe(self, callback: Callable[[], Any]) -> None:
+        """Schedule ``callback()`` to run in the thread that pumps this connection."""
+        with self._lock:
+            self._check_open()
+            self._sink.push((lambda _arg: callback(), None))
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "open" if self._open else "closed"
+        return f"<inbus.Connection vhost={self.vhost!r} {state} channels={len(self._channels)}>"
+
+
+class Channel:
+    """An AMQP channel with pika 1.x BlockingChannel's method names and arguments.
+
+    >>> from inbus import Bus
+    >>> bus = Bus(); ch = bus.channel()
+    >>> ch.queue_declare("hello").queue
+    'hello'
+    >>> ch.basic_publish("", "hello", b"hi")
+    >>> ch.basic_get("hello", auto_ack=True).body
+    b'hi'
+    >>> bus.close()
+    """
+
+    def __init__(self, conn: Connection, number: int, background: bool) -> None:
+        self._conn = conn
+        self._bus = conn._bus
+        self._lock = conn._lock
+        self._vh = conn._vh
+        self.channel_number = number
+        self._open = True
+        self._closed_reason: AMQPError | None = None
+        self._next_tag = 1
+        self._unacked: dict[int, tuple[Queue, QMsg, Consumer | None]] = {}
+        self._qos = ChannelQos()
+        self._consumers: dict[str, Consumer] = {}
+        self._return_callbacks: list[Callable[[ReturnedMessage], Any]] = []
+        self._cancel_callbacks: list[Callable[[str], Any]] = []
+        self._confirm = False
+        self._confirm_callback: Callable[[int, bool], Any] | None = None
+        self._publish_seq = 0
+        self._last_queue = ""
+        self._consuming = False
+        self._worker: Worker | None = None
+        if background:
+            self._sink = Sink(self._lock)
+            self._worker = Worker(self._sink, self._lock, f"inbus-ch{number}",
+                                  self._bus._callback_error)
+        else:
+            self._sink = conn._sink
+
+    # --- state -------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    @property
+    def is_closed(self) -> bool:
+        return not self._open
+
+    @property
+    def connection(self) -> Connection:
+        return self._conn
+
+    @property
+    def consumer_tags(self) -> list[str]:
+        with self._lock:
+            return list(self._consumers)
+
+    def _check_open(self) -> None:
+        if not self._open:
+            if not self._conn._open and self._closed_reason is None:
+                raise ConnectionClosed(self._conn._closed_reason)
+            raise ChannelClosed(self._closed_reason)
+
+    def _error(self, err: AMQPError) -> None:
+        """Close what ``err`` closes (lock held); the caller re-raises."""
+        self._bus._count("errors")
+        if err.scope == "connection":
+            for w in self._conn._close(err):
+                w.stop(join=False)
+        else:
+            w = self._close_locked(err)
+            if w is not None:
+                w.stop(join=False)
+
+    @contextmanager
+    def _op(self) -> Iterator[None]:
+        with self._lock:
+            self._check_open()
+            try:
+                yield
+            except AMQPError as e:
+                self._error(e)
+                raise
+
+    def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> None:
+        """Close the channel: its unacked messages return to their queues, redelivered."""
+        w = self._close_locked(None)
+        if w is not None:
+            w.stop()
+
+    def _close_locked(self, reason: AMQPError | None, from_connection: bool = False
+                      ) -> Worker | None:
+        with self._lock:
+            if not self._open:
+                return None
+            self._open = False
+            self._closed_reason = reason
+            bus = self._bus
+            for c in list(self._consumers.values()):
+                bus._remove_consumer_locked(c, notify=False)
+            self._consumers.clear()
+            self._recover_locked(requeue=True)
+            if self._worker is not None:
+                self._sink.closed = True
+                self._sink.items.clear()
+            else:
+                self._drop_pending()
+            if not from_connection:
+                self._conn._channels.pop(self.channel_number, None)
+            return self._worker
+
+    def _drop_pending(self) -> None:
+        sink = self._sink
+        if sink.items:
+            keep = [it for it in sink.items if getattr(it[1], "_channel", None) is not self]
+            sink.items.clear()
+            sink.items.extend(keep)
+
+    # --- exchanges ---------------------------------------------------------------------
+
+    def exchange_declare(self, exchange: str, exchange_type: str = "direct",
+                         passive: bool = False, durable: bool = False,
+                         auto_delete: bool = False, internal: bool = False,
+                         arguments: dict[str, Any] | None = None) -> None:
+        """Declare an exchange of type direct, fanout, topic or headers.
+
+        >>> from inbus import Bus
+        >>> ch = Bus().channel()
+        >>> ch.exchange_declare("logs", "fanout")
+        """
+        name = check_short(exchange, "exchange")
+        xtype = getattr(exchange_type, "value", exchange_type)
+        with self._op():
+            self._vh.exchange_declare(name, xtype, passive, durable, auto_delete, internal,
+                                      arguments)
+            self._bus._flush_ops_locked(self._vh)
+
+    def exchange_delete(self, exchange: str | None = None, if_unused: bool = False) -> None:
+        """Delete an exchange and its bindings (a missing exchange is not an error)."""
+        name = check_short(exchange or "", "exchange")
+        with self._op():
+            self._vh.exchange_delete(name, if_unused)
+            self._bus._flush_ops_locked(self._vh)
+
+    def exchange_bind(self, destination: str, source: str, routing_key: str = "",
+                      arguments: dict[str, Any] | None = None) -> None:
+        """Bind exchange ``destination`` to exchange ``source``."""
+        d, s = check_short(destination, "destination"), check_short(source, "source")
+        rk = check_short(routing_key, "routing_key")
+        with self._op():
+            self._vh.bind(("exchange", d), s, rk, arguments, "exchange.bind")
+            self._bus._flush_ops_locked(self._vh)
+
+    def exchange_unbind(self, destination: str | None = None, source: str | None = None,
+                        routing_key: str = "", arguments: dict[str, Any] | None = None
+                        ) -> None:
+        d = check_short(destination or "", "destination")
+        s = check_short(source or "", "source")
+        rk = check_short(routing_key, "routing_key")
+        with self._op():
+            self._vh.unbind(("exchange", d), s, rk, arguments, "exchange.unbind")
+            self._bus._flush_ops_locked(self._vh)
+
+    # --- queues ------------------------------------------------------------------------
+
+    def _queue_name(self, queue: str) -> str:
+        name = check_short(queue, "queue")
+        return name or self._last_queue
+
+    def queue_declare(self, queue: str = "", passive: bool = False, durable: bool = False,
+                      exclusive: bool = False, auto_delete: bool = False,
+                      arguments: dict[str, Any] | None = None) -> DeclareResult:
+        """Declare a queue; ``""`` asks for a server-generated ``amq.gen-...`` name.
+
+        >>> from inbus import Bus
+        >>> r = Bus().channel().queue_declare("", exclusive=True)
+        >>> r.queue.startswith("amq.gen-"), r.message_count, r.consumer_count
+        (True, 0, 0)
+        """
+        name = check_short(queue, "queue")
+        with self._op():
+            if not name and not passive:
+                name = gen_queue_name()
+            elif not name:
+                name = self._last_queue
+            bus = self._bus
+            q = self._vh.queue_declare(name, passive, durable, exclusive, auto_delete,
+                                       arguments, self._conn, bus._now())
+            if exclusive and not passive and q not in self._conn._exclusive:
+                self._conn._exclusive.append(q)
+            bus._flush_ops_locked(self._vh)
+            if q.ready_count and (q.has_ttl or q.next_expiry() is not None):
+                bus._expire_queue_locked(self._vh, q)
+            if not passive:
+                bus._queue_touched(q)
+            self._last_queue = name
+            return DeclareResult(name, q.ready_count, len(q.consumers))
+
+    def queue_delete(self, queue: str = "", if_unused: bool = False,
+                     if_empty: bool = False) -> int:
+        """Delete a queue; returns how many ready messages it held. Its consumers are
+        cancelled (their channels' cancel callbacks run)."""
+        with self._op():
+            name = self._queue_name(queue)
+            count, q = self._vh.queue_delete(name, if_unused, if_empty, self._conn)
+            if q is not None:
+                self._bus._after_queue_removed_locked(self._vh, q)
+            return count
+
+    def queue_purge(self, queue: str = "") -> int:
+        """Remove every ready message; returns how many. Unacked messages stay."""
+        with self._op():
+            n = self._vh.queue_purge(self._queue_name(queue), self._conn)
+            self._bus._flush_ops_locked(self._vh)
+            return n
+
+    def queue_bind(self, queue: str, exchange: str, routing_key: str | None = None,
+                   arguments: dict[str, Any] | None = None) -> None:
+        """Bind a queue to an exchange (routing_key None = the queue's name)."""
+        with self._op():
+            name = self._queue_name(queue)
+            rk = name if routing_key is None else check_short(routing_key, "routing_key")
+            self._vh.bind(("queue", name), check_short(exchange, "exchange"), rk, arguments,
+                          "queue.bind", self._conn)
+            self._bus._flush_ops_locked(self._vh)
+
+    def queue_unbind(self, queue: str, exchange: str | None = None,
+                     routing_key: str | None = None,
+                     arguments: dict[str, Any] | None = None) -> None:
+        with self._op():
+            name = self._queue_name(queue)
+            rk = name if routing_key is None else check_short(routing_key, "routing_key")
+            self._vh.unbind(("queue", name), check_short(exchange or "", "exchange"), rk,
+                            arguments, "queue.unbind", self._conn)
+            self._bus._flush_ops_locked(self._vh)
+
+    # --- publishing --------------------------------------------------------------------
+
+    def basic_publish(self, exchange: str, routing_key: str, body: Any,
+                      properties: BasicProperties | None = None, mandatory: bool = False,
+                      immediate: bool = False) -> None:
+        """Publish a message. Unroutable + mandatory: returned (312 NO_ROUTE) to the
+        return callbacks, or in confirm mode raised as :class:`UnroutableError`.
+
+        >>> from inbus import Bus
+        >>> ch = Bus().channel()
+        >>> ch.basic_publish("amq.direct", "nowhere", "dropped")
+        """
+        data = coerce_body(body)
+        if type(exchange) is not str or len(exchange) > 63:
+            exchange = check_short(exchange, "exchange")
+        if type(routing_key) is not str or len(routing_key) > 63:
+            routing_key = check_short(routing_key, "routing_key")
+        props = properties if properties is not None else BasicProperties()
+        bus = self._bus
+        with self._lock:
+            if not self._open:
+                self._check_open()
+            try:
+                if immediate:
+                    raise NotImplementedByBus("immediate=true", scope="connection",
+                                              method="basic.publish")
+                returned, nacked = bus._publish_locked(self, exchange, routing_key, data,
+                                                       props, mandatory)
+            except AMQPError as e:
+                self._error(e)
+                raise
+            if self._confirm:
+                self._publish_seq += 1
+                seq = self._publish_seq
+            elif returned is not None:
+                for cb in self._return_callbacks:
+                    self._sink.push((cb, returned))
+        if self._confirm:
+            self._confirmed(seq, returned, nacked)
+
+    def _confirmed(self, seq: int, returned: ReturnedMessage | None, nacked: bool) -> None:
+        cb = self._confirm_callback
+        if cb is not None:
+            if returned is not None:
+                for rcb in self._return_callbacks:
+                    rcb(returned)
+            cb(seq, not nacked)
+            return
+        if returned is not None:
+            raise UnroutableError([returned])
+        if nacked:
+            raise NackError([seq])
+
+    def confirm_delivery(self, callback: Callable[[int, bool], Any] | None = None) -> None:
+        """Publisher confirms. Without ``callback``, ``basic_publish`` raises
+        UnroutableError / NackError like pika's BlockingChannel; with it, every publish
+        calls ``callback(publish_seq, acked)`` (returns are handed to the return
+        callbacks first, as RabbitMQ sends basic.return before basic.ack)."""
+        with self._lock:
+            self._check_open()
+            self._confirm = True
+            self._confirm_callback = callback
+
+    def add_on_return_callback(self, callback: Callable[[ReturnedMessage], Any]) -> None:
+        """``callback(returned)`` for unroutable mandatory messages (312 NO_ROUTE)."""
+        with self._lock:
+            self._return_callbacks.append(callback)
+
+    def add_on_cancel_callback(self, callback: Callable[[str], Any]) -> None:
+        """``callback(consumer_tag)`` when the bus cancels a consumer (queue deleted)."""
+        with self._lock:
+            self._cancel_callbacks.append(callback)
+
+    # --- getting and consuming ---------------------------------------------------------
+
+    def basic_get(self, queue: str = "", auto_ack: bool = False) -> Message | None:
+        """Take one message, or None when the queue is empty. ``.message_count`` is the
+        number of ready messages left."""
+        with self._op():
+            return self._bus._get_locked(self, self._queue_name(queue), auto_ack)
+
+    def basic_qos(self, prefetch_size: int = 0, prefetch_count: int = 0,
+                  global_qos: bool = False) -> None:
+        """Limit unacked messages: per consumer (for consumers started later) or, with
+        ``global_qos=True``, shared by the whole channel. 0 = no limit."""
+        if prefetch_count < 0 or prefetch_count > 65535:
+            raise ValueError("prefetch_count must be between 0 and 65535")
+        with self._op():
+            if prefetch_size:
+                raise NotImplementedByBus(f"prefetch_size!=0 ({prefetch_size})",
+                                          scope="connection", method="basic.qos")
+            if global_qos:
+                self._qos.global_prefetch = prefetch_count
+                self._bus._dispatch_channel_locked(self)
+            else:
+                self._qos.prefetch_count = prefetch_count
+
+    def basic_consume(self, queue: str, on_message_callback: Callable[[Message], Any],
+                      auto_ack: bool = False, exclusive: bool = False,
+                      consumer_tag: str | None = None,
+                      arguments: dict[str, Any] | None = None) -> str:
+        """Start a consumer; returns its tag (``amq.ctag-...`` when not given).
+
+        ``on_message_callback(message)`` runs in the thread that pumps the connection
+        (``run_until_idle``, ``start_consuming``...) or on the channel's worker thread.
+        """
+        if not callable(on_message_callback):
+            raise TypeError("on_message_callback must be callable")
+        with self._op():
+            name = self._queue_name(queue)
+            q = self._vh.get_queue(name, "basic.consume", self._conn)
+            tag = check_short(consumer_tag, "consumer_tag") if consumer_tag else ""
+            if tag and tag in self._consumers:
+                raise NotAllowed(f"attempt to reuse consumer tag '{tag}'",
+                                 scope="connection", method="basic.consume")
+            tag = tag or gen_consumer_tag()
+            if q.exclusive_consumer or (exclusive and q.consumers):
+                raise AccessRefused(f"queue '{name}' in vhost '{self._vh.name}' in "
+                                    "exclusive use", method="basic.consume")
+            args = dict(arguments or {})
+            prio = args.get("x-priority", 0)
+            if isinstance(prio, bool) or not isinstance(prio, int):
+                raise PreconditionFailed(
+                    f"invalid arg 'x-priority' for consumer '{tag}': expected integer",
+                    method="basic.consume")
+            c = Consumer(tag, q, self, on_message_callback, auto_ack, exclusive, self._qos,
+                         prio, args, self._sink)
+            self._consumers[tag] = c
+            self._bus._add_consumer_locked(q, c)
+            return tag
+
+    def basic_cancel(self, consumer_tag: str = "") -> None:
+        """Cancel a consumer. Its delivered messages stay unacked (and ackable) until
+        this channel closes; deliveries whose callback has not run yet are put back."""
+        with self._op():
+            c = self._consumers.pop(consumer_tag, None)
+            if c is not None:
+                self._bus._remove_consumer_locked(c, notify=False, putback=True)
+
+    def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
+        """Acknowledge ``delivery_tag`` (with ``multiple``, every tag up to it)."""
+        bus = self._bus
+        with self._lock:
+            if not self._open:
+                self._check_open()
+            if not multiple:
+                entry = self._unacked.pop(delivery_tag, None)
+                if entry is not None:
+                    bus._settle_locked(self, entry, "ack")
+                    return
+            try:
+                self._settle_many(delivery_tag, multiple, "ack", "basic.ack")
+            except AMQPError as e:
+                self._error(e)
+                raise
+
+    def basic_nack(self, delivery_tag: int = 0, multiple: bool = False,
+                   requeue: bool = True) -> None:
+        """Negative ack: requeue to the original position, or drop / dead-letter."""
+        with self._op():
+            self._settle_many(delivery_tag, multiple, "requeue" if requeue else "reject",
+                              "basic.nack")
+
+    def basic_reject(self, delivery_tag: int = 0, requeue: bool = True) -> None:
+        """Reject one message: requeue to the original position, or drop / dead-letter."""
+        with self._op():
+            self._settle_many(delivery_tag, False, "requeue" if requeue else "reject",
+                              "basic.reject")
+
+    def _settle_many(self, tag: int, multiple: bool, how: str, method: str) -> None:
+        un = self._unacked
+        if multiple:
+            if tag == 0:
+                tags = list(un)
+            else:
+                if tag not in un and tag >= self._next_tag:
+                    raise PreconditionFailed(f"unknown delivery tag {tag}", method=method)
+                tags = [t for t in un if t <= tag]
+        else:
+            if tag not in un:
+                raise PreconditionFailed(f"unknown delivery tag {tag}", method=method)
+            tags = [tag]
+        entries = [un.pop(t) for t in tags]
+        if how == "requeue":
+            self._bus._requeue_locked(self, entries)
+        else:
+            for e in entries:
+                self._bus._settle_locked(self, e, how)
+
+    def basic_recover(self, requeue: bool = True) -> None:
+        """Put every unacked message of this channel back in its queue, redelivered."""
+        if not requeue:
+            raise NotImplementedByBus("requeue=false", scope="connection",
+                                      method="basic.recover")
+        with self._op():
+            self._recover_locked(requeue=True)
+
+    def _recover_locked(self, requeue: bool) -> None:
+        if self._unacked:
+            entries = list(self._unacked.values())
+            self._unacked.clear()
+            self._bus._requeue_locked(self, entries)
+
+    # --- pumping (pika's blocking style) -------------------------------------------------
+
+    def start_consuming(self) -> None:
+        """Run callbacks in this thread until ``stop_consuming`` or no consumers are left."""
+        conn = self._conn
+        with self._lock:
+            self._check_open()
+            self._consuming = True
+        try:
+            while True:
+                with self._lock:
+                    if not self._consuming or not self._consumers or not self._open:
+                        return
+                conn.process_data_events(0.25)
+        finally:
+            self._consuming = False
+
+    def stop_consuming(self, consumer_tag: str | None = None) -> None:
+        """Cancel consumers (all, or one) and make ``start_consuming`` return."""
+        with self._lock:
+            if not self._open:
+                return
+            tags = [consumer_tag] if consumer_tag else list(self._consumers)
+        for t in tags:
+            self.basic_cancel(t)
+        with self._lock:
+            self._consuming = False
+            self._sink.wake()
+
+    def consume(self, queue: str, auto_ack: bool = False, exclusive: bool = False,
+                arguments: dict[str, Any] | None = None,
+                inactivity_timeout: float | None = None
+                ) -> Generator[Message | None, None, None]:
+        """Yield messages from ``queue`` as they come (None after ``inactivity_timeout``
+        seconds without one). Closing the generator cancels the consumer."""
+        box: deque[Message] = deque()
+        tag = self.basic_consume(queue, box.append, auto_ack, exclusive, None, arguments)
+        try:
+            while True:
+                if box:
+                    yield box.popleft()
+                    continue
+                self._conn.process_data_events(
+                    inactivity_timeout if inactivity_timeout is not None else None)
+                if not box:
+                    if not self._open or tag not in self._consumers:
+                        return
+                    if inactivity_timeout is not None:
+                        yield None
+        finally:
+            if self._open and tag in self._consumers:
+                self.basic_cancel(tag)
+
+    def cancel(self) -> int:
+        """Cancel every consumer created by ``consume()`` (pika); returns 0."""
+        for tag in self.consumer_tags:
+            self.basic_cancel(tag)
+        return 0
+
+    def __enter__(self) -> Channel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "open" if self._open else "closed"
+        return f"<inbus.Channel {self.channel_number} vhost={self._vh.name!r} {state}>"
+
+

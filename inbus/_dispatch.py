@@ -1,0 +1,173 @@
+"""Threads and waiting: where callbacks run, outside the bus lock.
+
+Theory of operation
+-------------------
+The bus has one lock (an RLock). Channels and queues are changed under it; a delivery
+decided under it is appended to a :class:`Sink` as an item ``(callback, argument)``.
+Callbacks run later, from a sink, with no lock held, so they may publish, ack, declare or
+consume again from any thread without deadlock.
+
+- Every connection has a sink, pumped by whichever thread calls ``run_until_idle``,
+  ``start_consuming``, ``process_data_events`` or iterates ``consume()`` (pika's model).
+- A channel opened with ``background=True`` (or on ``Bus(background=True)``) has its own
+  sink and a worker thread that runs its callbacks in order. ``close()`` stops and joins
+  every worker and timer thread the bus started.
+- A :class:`Timer` thread wakes at the next TTL / x-expires deadline when the bus runs on
+  the real clock (tests use :class:`inbus.testing.ManualClock`, which needs no thread).
+
+Waiting uses conditions built on the bus lock; a sink notifies only when a thread waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Sink", "Timer", "Worker", "new_lock"]
+
+log = logging.getLogger("inbus")
+
+Item = tuple[Callable[[Any], Any], Any]
+
+
+def new_lock() -> threading.RLock:
+    return threading.RLock()
+
+
+class Sink:
+    """A FIFO of callback items and a condition to wait for them (under the bus lock)."""
+
+    __slots__ = ("items", "cond", "waiting", "closed")
+
+    def __init__(self, lock: Any) -> None:
+        self.items: deque[Item] = deque()
+        self.cond = threading.Condition(lock)
+        self.waiting = 0
+        self.closed = False
+
+    def push(self, item: Item) -> None:
+        """Append an item; caller holds the bus lock. O(1)."""
+        self.items.append(item)
+        if self.waiting:
+            self.cond.notify()
+
+    def wake(self) -> None:
+        if self.waiting:
+            self.cond.notify_all()
+
+    def take(self) -> list[Item]:
+        """Every pending item (caller holds the lock)."""
+        items = list(self.items)
+        self.items.clear()
+        return items
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait (lock held) until items arrive, the sink closes or timeout passes."""
+        if self.items or self.closed:
+            return True
+        self.waiting += 1
+        try:
+            return self.cond.wait(timeout)
+        finally:
+            self.waiting -= 1
+
+    def run(self, items: list[Item], lock: Any) -> int:
+        """Run items with no lock held. On an exception, put the rest back and re-raise."""
+        n = 0
+        try:
+            for fn, arg in items:
+                n += 1
+                fn(arg)
+        except BaseException:
+            rest = items[n:]
+            if rest:
+                with lock:
+                    self.items.extendleft(reversed(rest))
+            raise
+        return n
+
+
+class Worker:
+    """A thread that runs one sink's callbacks in order, for a background channel."""
+
+    def __init__(self, sink: Sink, lock: Any, name: str,
+                 on_error: Callable[[BaseException, Any], None]) -> None:
+        self.sink = sink
+        self.lock = lock
+        self.on_error = on_error
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        sink, lock = self.sink, self.lock
+        while True:
+            with lock:
+                while not sink.items and not self.stopping:
+                    sink.wait(None)
+                if not sink.items and self.stopping:
+                    return
+                items = sink.take()
+            for fn, arg in items:
+                try:
+                    fn(arg)
+                except BaseException as exc:  # noqa: BLE001 - reported, never silent
+                    try:
+                        self.on_error(exc, arg)
+                    except BaseException:  # noqa: BLE001
+                        log.exception("inbus: on_error hook raised")
+
+    def stop(self, join: bool = True) -> None:
+        with self.lock:
+            self.stopping = True
+            self.sink.cond.notify_all()
+        if join and threading.current_thread() is not self.thread:
+            self.thread.join()
+
+
+class Timer:
+    """One thread that calls ``fire()`` at the deadline ``next_deadline()`` returns."""
+
+    def __init__(self, lock: Any, next_deadline: Callable[[], float | None],
+                 fire: Callable[[], None], monotonic: Callable[[], float]) -> None:
+        self.cond = threading.Condition(lock)
+        self.next_deadline = next_deadline
+        self.fire = fire
+        self.monotonic = monotonic
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, name="inbus-timer", daemon=True)
+        self.thread.start()
+
+    def poke(self) -> None:
+        """A deadline may have moved earlier (caller holds the lock)."""
+        self.cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self.cond:
+                if self.stopping:
+                    return
+                deadline = self.next_deadline()
+                now = self.monotonic()
+                if deadline is None:
+                    self.cond.wait(None)
+                    continue
+                if deadline > now:
+                    self.cond.wait(min(deadline - now, 3600.0))
+                    continue
+            try:
+                self.fire()
+            except Exception:  # pragma: no cover - logged, the timer keeps going
+                log.exception("inbus: expiry timer failed")
+                time.sleep(0.01)
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        if threading.current_thread() is not self.thread:
+            self.thread.join()

@@ -1,0 +1,291 @@
+"""Exchange types: bindings and the routing decision of one exchange.
+
+Theory of operation
+-------------------
+An exchange keeps its bindings in ``bindings`` (binding key -> arguments) and an index
+built for its type; ``route(routing_key, headers)`` returns the destinations, each once.
+A destination is a tuple ``(kind, name)`` with kind ``"queue"`` or ``"exchange"``; the
+vhost follows exchange destinations (exchange-to-exchange bindings) and applies
+alternate exchanges. A binding's identity is (destination, routing key, arguments), as in
+RabbitMQ: binding the same queue with the same key but other arguments makes a second
+binding. Routing never sees arguments except in the headers exchange.
+
+- direct: ``dict[routing_key, dict[dest, refcount]]``: one dict lookup.
+- fanout: every destination.
+- topic: the compiled trie of :mod:`inbus._topic`, with its bounded routing-key cache.
+- headers: each binding's match spec tested against the message headers (x-match
+  ``all`` / ``any`` / ``all-with-x`` / ``any-with-x``; a binding value of None (AMQP void)
+  means "key present"; numbers compare by value (1 == 1.0) but never equal a bool or a
+  string; ``any`` with no keys matches nothing; ``all`` with no keys matches everything).
+
+Pure: no locks, threads, time or I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ._topic import TopicRouter
+
+__all__ = ["Dest", "EXCHANGE_TYPES", "Exchange", "freeze", "make_exchange"]
+
+Dest = tuple[str, str]  # ("queue" | "exchange", name)
+BindingKey = tuple[Dest, str, Any]  # (destination, routing key, frozen arguments)
+
+
+def freeze(value: Any) -> Any:
+    """A hashable, order-insensitive form of an arguments table (for binding identity)."""
+    if isinstance(value, dict):
+        return ("__dict__", frozenset((k, freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return ("__list__", tuple(freeze(v) for v in value))
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    # bool must not collide with 1/0 in binding identity.
+    if isinstance(value, bool):
+        return ("__bool__", value)
+    return value
+
+
+class Exchange:
+    """Base exchange; subclasses build the index their routing needs."""
+
+    __slots__ = ("name", "type", "durable", "auto_delete", "internal", "arguments",
+                 "bindings", "alternate", "published_in", "routed_out")
+    type_name = ""
+
+    def __init__(self, name: str, durable: bool = False, auto_delete: bool = False,
+                 internal: bool = False, arguments: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.type = self.type_name
+        self.durable = durable
+        self.auto_delete = auto_delete
+        self.internal = internal
+        self.arguments: dict[str, Any] = dict(arguments or {})
+        self.bindings: dict[BindingKey, dict[str, Any]] = {}
+        ae = self.arguments.get("alternate-exchange")
+        self.alternate: str | None = ae if isinstance(ae, str) and ae else None
+        self.published_in = 0
+        self.routed_out = 0
+
+    def bind(self, dest: Dest, routing_key: str, arguments: dict[str, Any]) -> bool:
+        """Add a binding; False if an identical one exists. O(1), topic O(words)."""
+        key = (dest, routing_key, freeze(arguments))
+        if key in self.bindings:
+            return False
+        self.bindings[key] = dict(arguments)
+        self._add(dest, routing_key, arguments, key)
+        return True
+
+    def unbind(self, dest: Dest, routing_key: str, arguments: dict[str, Any]) -> bool:
+        """Remove a binding; False if there was no such binding."""
+        key = (dest, routing_key, freeze(arguments))
+        args = self.bindings.pop(key, None)
+        if args is None:
+            return False
+        self._remove(dest, routing_key, args, key)
+        return True
+
+    def unbind_destination(self, dest: Dest) -> list[tuple[str, dict[str, Any]]]:
+        """Remove every binding to ``dest``; returns their (routing key, arguments)."""
+        gone = [(k, a) for k, a in self.bindings.items() if k[0] == dest]
+        for key, args in gone:
+            del self.bindings[key]
+            self._remove(dest, key[1], args, key)
+        return [(k[1], a) for k, a in gone]
+
+    def route(self, routing_key: str, headers: dict[str, Any] | None) -> Iterable[Dest]:
+        raise NotImplementedError
+
+    def _add(self, dest: Dest, rk: str, args: dict[str, Any], key: BindingKey) -> None:
+        raise NotImplementedError
+
+    def _remove(self, dest: Dest, rk: str, args: dict[str, Any], key: BindingKey) -> None:
+        raise NotImplementedError
+
+    def _check(self) -> None:
+        """Invariant checker for tests: the index agrees with ``bindings``."""
+        rebuilt = type(self)(self.name)
+        for key, args in self.bindings.items():
+            rebuilt._add(key[0], key[1], args, key)
+        assert rebuilt._index_state() == self._index_state(), f"index of {self.name!r} drifted"
+
+    def _index_state(self) -> Any:
+        raise NotImplementedError
+
+
+def _inc(d: dict[Dest, int], dest: Dest) -> None:
+    d[dest] = d.get(dest, 0) + 1
+
+
+def _dec(d: dict[Dest, int], dest: Dest) -> None:
+    n = d[dest] - 1
+    if n:
+        d[dest] = n
+    else:
+        del d[dest]
+
+
+class DirectExchange(Exchange):
+    __slots__ = ("table",)
+    type_name = "direct"
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.table: dict[str, dict[Dest, int]] = {}
+
+    def _add(self, dest: Dest, rk: str, args: dict[str, Any], key: BindingKey) -> None:
+        d = self.table.get(rk)
+        if d is None:
+            d = self.table[rk] = {}
+        _inc(d, dest)
+
+    def _remove(self, dest: Dest, rk: str, args: dict[str, Any], key: BindingKey) -> None:
+        d = self.table[rk]
+        _dec(d, dest)
+        if not d:
+            del self.table[rk]
+
+    def route(self, routing_key: str, headers: dict[str, Any] | None) -> Iterable[Dest]:
+        return self.table.get(routing_key, ())
+
+    def _index_state(self) -> Any:
+        return self.table
+
+
+class FanoutExchange(Exchange):
+    __slots__ = ("dests",)
+    type_name = "fanout"
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.dests: dict[Dest, int] = {}
+
+    def _add(self, dest: Dest, rk: str, args: dict[str, Any], key: BindingKey) -> None:
+        _inc(self.dests, dest)
+
+    def _remove(self, dest: Dest, rk: str, args: dict[str, Any], key: BindingKey) -> None:
+        _dec(self.dests, dest)
+
+    def route(self, routing_key: str, headers: dict[str, Any] | None) -> Iterable[Dest]:
+        return self.dests
+
+    def _index_state(self) -> Any:
+        return self.dests
+
+
+class TopicExchange(Exchange):
+    __slots__ = ("router", "counts")
+    type_name = "topic"
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.router: TopicRouter[Dest] = TopicRouter()
+        self.counts: dict[tuple[str, Dest], int] = {}
+
+    def _add(self, dest: Dest, rk: str, args: dict[str, Any], key: BindingKey) -> None:
+        k = (rk, dest)
+        n = self.counts.get(k, 0)
+        self.counts[k] = n + 1
+        if not n:
+            self.router.add(rk, dest)
+
+    def _remove(self, dest: Dest, rk: str, args: dict[str, Any], key: BindingKey) -> None:
+        k = (rk, dest)
+        n = self.counts[k] - 1
+        if n:
+            self.counts[k] = n
+        else:
+            del self.counts[k]
+            self.router.remove(rk, dest)
+
+    def route(self, routing_key: str, headers: dict[str, Any] | None) -> Iterable[Dest]:
+        return self.router.route(routing_key)
+
+    def _index_state(self) -> Any:
+        self.router._check()
+        return self.counts
+
+
+_MATCH_MODES = ("all", "any", "all-with-x", "any-with-x")
+
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, str):
+        return v.encode("utf-8")
+    if isinstance(v, (bytearray, memoryview)):
+        return bytes(v)
+    return v
+
+
+def _values_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(_norm(a) == _norm(b))
+
+
+class HeadersExchange(Exchange):
+    __slots__ = ("specs",)
+    type_name = "headers"
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        # binding key -> (dest, match_all, with_x, [(header, value)])
+        self.specs: dict[BindingKey, tuple[Dest, bool, list[tuple[str, Any]]]] = {}
+
+    @staticmethod
+    def match_mode(args: dict[str, Any]) -> str:
+        mode = args.get("x-match", "all")
+        if isinstance(mode, bytes):
+            mode = mode.decode("utf-8", "replace")
+        return mode if isinstance(mode, str) else "all"
+
+    def _add(self, dest: Dest, rk: str, args: dict[str, Any], key: BindingKey) -> None:
+        mode = self.match_mode(args)
+        with_x = mode.endswith("-with-x")
+        pairs = [(k, v) for k, v in args.items()
+                 if k != "x-match" and (with_x or not k.startswith("x-"))]
+        self.specs[key] = (dest, mode.startswith("all"), pairs)
+
+    def _remove(self, dest: Dest, rk: str, args: dict[str, Any], key: BindingKey) -> None:
+        del self.specs[key]
+
+    def route(self, routing_key: str, headers: dict[str, Any] | None) -> Iterable[Dest]:
+        h = headers or {}
+        out: dict[Dest, None] = {}
+        for dest, match_all, pairs in self.specs.values():
+            if dest in out:
+                continue
+            if match_all:
+                ok = True
+                for k, v in pairs:
+                    if k not in h or (v is not None and not _values_equal(h[k], v)):
+                        ok = False
+                        break
+            else:
+                ok = False
+                for k, v in pairs:
+                    if k in h and (v is None or _values_equal(h[k], v)):
+                        ok = True
+                        break
+            if ok:
+                out[dest] = None
+        return out
+
+    def _index_state(self) -> Any:
+        return {k: (d, a, tuple(p)) for k, (d, a, p) in self.specs.items()}
+
+
+EXCHANGE_TYPES: dict[str, type[Exchange]] = {
+    "direct": DirectExchange,
+    "fanout": FanoutExchange,
+    "topic": TopicExchange,
+    "headers": HeadersExchange,
+}
+
+
+def make_exchange(type_: str, name: str, durable: bool = False, auto_delete: bool = False,
+                  internal: bool = False, arguments: dict[str, Any] | None = None) -> Exchange:
+    """Create an exchange of a known type (the caller has validated ``type_``)."""
+    return EXCHANGE_TYPES[type_](name, durable, auto_delete, internal, arguments)

@@ -1,0 +1,179 @@
+"""Messages: properties, the stored content, and what callbacks receive.
+
+- :class:`BasicProperties` takes every field of pika's ``BasicProperties``. A property that
+  was not published is ``None`` (``headers`` too, never ``{}``).
+- :class:`Content` is what the bus stores once per publish and shares between the queues a
+  message reaches (immutable by convention).
+- :class:`Message` is what a consumer callback and ``basic_get`` get: one per delivery,
+  with ``.ack() .nack() .reject()`` bound to the channel that delivered it.
+- :class:`ReturnedMessage` is what a return callback gets for an unroutable mandatory
+  message (312 NO_ROUTE).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._channel import Channel
+
+__all__ = ["BasicProperties", "Content", "Message", "ReturnedMessage", "PROPERTY_NAMES"]
+
+PROPERTY_NAMES = (
+    "content_type", "content_encoding", "headers", "delivery_mode", "priority",
+    "correlation_id", "reply_to", "expiration", "message_id", "timestamp", "type",
+    "user_id", "app_id", "cluster_id",
+)
+
+
+class BasicProperties:
+    """AMQP basic properties, with pika's field names.
+
+    >>> p = BasicProperties(delivery_mode=2, headers={"k": 1})
+    >>> p.delivery_mode, p.content_type
+    (2, None)
+    """
+
+    __slots__ = PROPERTY_NAMES
+
+    def __init__(
+        self,
+        content_type: str | None = None,
+        content_encoding: str | None = None,
+        headers: dict[str, Any] | None = None,
+        delivery_mode: int | None = None,
+        priority: int | None = None,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        expiration: str | None = None,
+        message_id: str | None = None,
+        timestamp: int | None = None,
+        type: str | None = None,
+        user_id: str | None = None,
+        app_id: str | None = None,
+        cluster_id: str | None = None,
+    ) -> None:
+        self.content_type = content_type
+        self.content_encoding = content_encoding
+        self.headers = headers
+        # pika's DeliveryMode enum (Transient=1, Persistent=2) is accepted as its value.
+        self.delivery_mode = getattr(delivery_mode, "value", delivery_mode)
+        self.priority = priority
+        self.correlation_id = correlation_id
+        self.reply_to = reply_to
+        self.expiration = expiration
+        self.message_id = message_id
+        self.timestamp = timestamp
+        self.type = type
+        self.user_id = user_id
+        self.app_id = app_id
+        self.cluster_id = cluster_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """The properties that are set (not None), as a dict."""
+        return {k: v for k in PROPERTY_NAMES if (v := getattr(self, k)) is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BasicProperties:
+        return cls(**{k: v for k, v in d.items() if k in PROPERTY_NAMES})
+
+    def copy(self, **changes: Any) -> BasicProperties:
+        d = {k: getattr(self, k) for k in PROPERTY_NAMES}
+        d.update(changes)
+        return BasicProperties(**d)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BasicProperties):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in PROPERTY_NAMES)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"BasicProperties({inner})"
+
+
+class Content:
+    """One published message as stored: shared by every queue it was routed to."""
+
+    __slots__ = ("body", "exchange", "routing_key", "properties", "persistent", "size",
+                 "priority", "ttl")
+
+    def __init__(self, body: bytes, exchange: str, routing_key: str,
+                 properties: BasicProperties, ttl: float | None = None) -> None:
+        self.body = body
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.properties = properties
+        self.persistent = properties.delivery_mode == 2
+        self.size = len(body)
+        p = properties.priority
+        self.priority = p if p is not None else 0
+        self.ttl = ttl  # per-message expiration in seconds, parsed once
+
+
+class Message:
+    """A delivered message, as a consumer callback or ``basic_get`` receives it.
+
+    >>> def on_message(m):           # doctest: +SKIP
+    ...     print(m.body, m.routing_key, m.redelivered)
+    ...     m.ack()
+    """
+
+    __slots__ = ("body", "exchange", "routing_key", "properties", "delivery_tag",
+                 "redelivered", "consumer_tag", "message_count", "_channel", "_callback")
+
+    def __init__(self, content: Content, delivery_tag: int, redelivered: bool,
+                 consumer_tag: str | None, channel: Channel,
+                 message_count: int | None = None) -> None:
+        self.body = content.body
+        self.exchange = content.exchange
+        self.routing_key = content.routing_key
+        self.properties = content.properties
+        self.delivery_tag = delivery_tag
+        self.redelivered = redelivered
+        self.consumer_tag = consumer_tag
+        self.message_count = message_count
+        self._channel = channel
+        self._callback: Any = None
+
+    @property
+    def channel(self) -> Channel:
+        """The channel that delivered this message (acks go through it)."""
+        return self._channel
+
+    def ack(self, multiple: bool = False) -> None:
+        """Acknowledge this message (``multiple=True``: and every earlier unacked one)."""
+        self._channel.basic_ack(self.delivery_tag, multiple)
+
+    def nack(self, multiple: bool = False, requeue: bool = True) -> None:
+        """Negatively acknowledge; ``requeue=True`` puts it back at its original position."""
+        self._channel.basic_nack(self.delivery_tag, multiple, requeue)
+
+    def reject(self, requeue: bool = True) -> None:
+        """Reject this message; ``requeue=False`` drops it or dead-letters it."""
+        self._channel.basic_reject(self.delivery_tag, requeue)
+
+    def __repr__(self) -> str:
+        return (f"<Message tag={self.delivery_tag} exchange={self.exchange!r} "
+                f"routing_key={self.routing_key!r} redelivered={self.redelivered} "
+                f"body={self.body[:40]!r}>")
+
+
+class ReturnedMessage:
+    """An unroutable mandatory message handed back to the publisher (basic.return)."""
+
+    __slots__ = ("reply_code", "reply_text", "exchange", "routing_key", "body", "properties")
+
+    def __init__(self, reply_code: int, reply_text: str, content: Content) -> None:
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        self.exchange = content.exchange
+        self.routing_key = content.routing_key
+        self.body = content.body
+        self.properties = content.properties
+
+    def __repr__(self) -> str:
+        return (f"<ReturnedMessage {self.reply_code} {self.reply_text} "
+                f"exchange={self.exchange!r} routing_key={self.routing_key!r}>")

@@ -1,0 +1,383 @@
+"""A queue: ready messages in order, consumers with credit, and the delivery decision.
+
+Theory of operation
+-------------------
+Every message entering a queue gets the next sequence number ``seq``. Ready messages sit
+in *lanes* (one lane, or one per priority level for ``x-max-priority`` queues). A lane is
+a deque (the tail, in arrival order) plus a heap of requeued messages keyed by ``seq``.
+Delivery always takes the head, so every unacked message has a lower ``seq`` than every
+message in the tail: a requeued message therefore goes back to exactly its original
+position by entering the heap, which is always drained before the deque. Requeue never
+goes through the exchange again.
+
+``dispatch()`` hands ready messages to consumers that have credit, round-robin (highest
+consumer priority first; with ``x-single-active-consumer`` only the first consumer). A
+consumer has credit when it is auto-ack, or when it holds fewer unacked messages than its
+prefetch *and* its channel holds fewer than the channel's global prefetch (0 = no limit).
+
+Expiry (``x-message-ttl``, per-message ``expiration``) is decided at the head only, as in
+RabbitMQ; ``expire(now)`` returns what died so the vhost can dead-letter it. The caller
+passes ``now``; this module never reads a clock.
+
+Pure: no locks, threads, time or I/O. Complexity: push O(1); pop O(1) (O(log r) with r
+requeued messages; O(P) lanes for a priority queue); requeue O(log r).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Any
+
+from ._message import Content
+
+__all__ = ["ChannelQos", "Consumer", "QMsg", "Queue"]
+
+
+class QMsg:
+    """A message in one queue: its content and per-queue state."""
+
+    __slots__ = ("seq", "content", "redelivered", "expires_at", "delivered")
+
+    def __init__(self, seq: int, content: Content, expires_at: float | None,
+                 redelivered: bool = False) -> None:
+        self.seq = seq
+        self.content = content
+        self.redelivered = redelivered
+        self.expires_at = expires_at
+        self.delivered = redelivered  # ever handed to a consumer (for persistence)
+
+    def __lt__(self, other: QMsg) -> bool:
+        return self.seq < other.seq
+
+
+class ChannelQos:
+    """The per-channel part of prefetch: the global limit and what the channel holds."""
+
+    __slots__ = ("prefetch_count", "global_prefetch", "unacked")
+
+    def __init__(self) -> None:
+        self.prefetch_count = 0  # per-consumer limit given to consumers created later
+        self.global_prefetch = 0  # shared by the channel's consumers (global_qos=True)
+        self.unacked = 0
+
+
+class Consumer:
+    """A subscription of one channel to one queue."""
+
+    __slots__ = ("tag", "queue", "channel", "callback", "auto_ack", "exclusive", "prefetch",
+                 "unacked", "priority", "arguments", "qos", "sink")
+
+    def __init__(self, tag: str, queue: Queue, channel: Any, callback: Any, auto_ack: bool,
+                 exclusive: bool, qos: ChannelQos, priority: int = 0,
+                 arguments: dict[str, Any] | None = None, sink: Any = None) -> None:
+        self.tag = tag
+        self.queue = queue
+        self.channel = channel
+        self.callback = callback
+        self.auto_ack = auto_ack
+        self.exclusive = exclusive
+        self.qos = qos
+        self.prefetch = qos.prefetch_count
+        self.unacked = 0
+        self.priority = priority
+        self.arguments = arguments or {}
+        self.sink = sink
+
+    def has_credit(self) -> bool:
+        if self.auto_ack:
+            return True
+        if self.prefetch and self.unacked >= self.prefetch:
+            return False
+        q = self.qos
+        return not q.global_prefetch or q.unacked < q.global_prefetch
+
+
+class _Lane:
+    __slots__ = ("tail", "front")
+
+    def __init__(self) -> None:
+        self.tail: deque[QMsg] = deque()
+        self.front: list[QMsg] = []  # heap of requeued messages, by seq
+
+    def __len__(self) -> int:
+        return len(self.tail) + len(self.front)
+
+    def peek(self) -> QMsg:
+        return self.front[0] if self.front else self.tail[0]
+
+    def pop(self) -> QMsg:
+        return heapq.heappop(self.front) if self.front else self.tail.popleft()
+
+    def in_order(self) -> list[QMsg]:
+        return sorted(self.front) + list(self.tail)
+
+
+class Queue:
+    """A queue of one vhost. The vhost validates arguments before creating one."""
+
+    def __init__(self, vhost: str, name: str, durable: bool = False,
+                 exclusive_owner: Any = None, auto_delete: bool = False,
+                 arguments: dict[str, Any] | None = None, now: float = 0.0) -> None:
+        self.vhost = vhost
+        self.name = name
+        self.durable = durable
+        self.exclusive_owner = exclusive_owner  # the owning connection, or None
+        self.auto_delete = auto_delete
+        self.arguments: dict[str, Any] = dict(arguments or {})
+        args = self.arguments
+        self.max_priority: int = int(args.get("x-max-priority") or 0)
+        self.lanes = [_Lane() for _ in range(self.max_priority + 1)]
+        self.ready_count = 0
+        self.ready_bytes = 0
+        self.unacked = 0
+        self.next_seq = 1
+        self.consumers: list[Consumer] = []
+        self.rr = 0
+        self.had_consumer = False
+        self.exclusive_consumer = False
+        ttl = args.get("x-message-ttl")
+        self.message_ttl: float | None = ttl / 1000.0 if ttl is not None else None
+        exp = args.get("x-expires")
+        self.expires: float | None = exp / 1000.0 if exp is not None else None
+        self.max_length: int | None = args.get("x-max-length")
+        self.max_length_bytes: int | None = args.get("x-max-length-bytes")
+        self.overflow: str = args.get("x-overflow") or "drop-head"
+        dlx = args.get("x-dead-letter-exchange")
+        self.dlx: str | None = dlx if isinstance(dlx, str) else None
+        self.dlrk: str | None = args.get("x-dead-letter-routing-key")
+        self.single_active = bool(args.get("x-single-active-consumer"))
+        self.last_used = now
+        self.deleted = False
+        self.has_ttl = self.message_ttl is not None  # sticky: may hold expiring messages
+        self.simple = self.max_priority == 0
+        # counters for statistics()
+        self.n_published = self.n_delivered = self.n_acked = self.n_redelivered = 0
+        self.n_dropped = self.n_dead_lettered = 0
+
+    # --- messages ----------------------------------------------------------------------
+
+    def expiry_for(self, content: Content, now: float) -> float | None:
+        ttl = self.message_ttl
+        if content.ttl is not None and (ttl is None or content.ttl < ttl):
+            ttl = content.ttl
+        return None if ttl is None else now + ttl
+
+    def push(self, content: Content, now: float) -> QMsg:
+        """Append a message at the tail (of its priority lane). O(1)."""
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        exp = None
+        if self.has_ttl or content.ttl is not None:
+            exp = self.expiry_for(content, now)
+            if exp is not None:
+                self.has_ttl = True
+        m = QMsg(seq, content, exp)
+        if self.simple:
+            self.lanes[0].tail.append(m)
+        else:
+            p = content.priority
+            self.lanes[p if p <= self.max_priority else self.max_priority].tail.append(m)
+        self.ready_count += 1
+        self.ready_bytes += content.size
+        return m
+
+    def restore(self, m: QMsg) -> None:
+        """Put back a message recovered from storage (in seq order)."""
+        lane = self._lane_of(m)
+        lane.tail.append(m)
+        self.ready_count += 1
+        self.ready_bytes += m.content.size
+        if m.seq >= self.next_seq:
+            self.next_seq = m.seq + 1
+
+    def _lane_of(self, m: QMsg) -> _Lane:
+        if self.simple:
+            return self.lanes[0]
+        p = m.content.priority
+        return self.lanes[p if p <= self.max_priority else self.max_priority]
+
+    def requeue(self, m: QMsg) -> None:
+        """Return an unacked message to its original position, flagged redelivered."""
+        m.redelivered = True
+        m.delivered = True
+        heapq.heappush(self._lane_of(m).front, m)
+        self.ready_count += 1
+        self.ready_bytes += m.content.size
+
+    def _head_lane(self) -> _Lane | None:
+        if self.simple:
+            lane = self.lanes[0]
+            return lane if lane.tail or lane.front else None
+        for lane in reversed(self.lanes):
+            if lane.tail or lane.front:
+                return lane
+        return None
+
+    def pop(self) -> QMsg | None:
+        """Take the head message (highest priority first). O(1)."""
+        lane = self._head_lane()
+        if lane is None:
+            return None
+        m = lane.pop()
+        self.ready_count -= 1
+        self.ready_bytes -= m.content.size
+        return m
+
+    def drop_head_for_overflow(self) -> QMsg | None:
+        """drop-head: remove the oldest message (lowest priority lane first)."""
+        for lane in self.lanes:
+            if lane.tail or lane.front:
+                m = lane.pop()
+                self.ready_count -= 1
+                self.ready_bytes -= m.content.size
+                return m
+        return None
+
+    def expire(self, now: float) -> list[QMsg]:
+        """Remove expired messages at the head of each lane. O(expired)."""
+        dead: list[QMsg] = []
+        for lane in self.lanes:
+            while lane.tail or lane.front:
+                m = lane.peek()
+                if m.expires_at is None or m.expires_at > now:
+                    break
+                lane.pop()
+                self.ready_count -= 1
+                self.ready_bytes -= m.content.size
+                dead.append(m)
+        return dead
+
+    def next_expiry(self) -> float | None:
+        """The earliest head expiry, for the shell's timer."""
+        best: float | None = None
+        for lane in self.lanes:
+            if lane.tail or lane.front:
+                e = lane.peek().expires_at
+                if e is not None and (best is None or e < best):
+                    best = e
+        return best
+
+    def purge(self) -> list[QMsg]:
+        """Remove every ready message (unacked ones stay). Returns them."""
+        out: list[QMsg] = []
+        for lane in self.lanes:
+            out.extend(lane.in_order())
+            lane.tail.clear()
+            lane.front.clear()
+        self.ready_count = 0
+        self.ready_bytes = 0
+        return out
+
+    def ready_messages(self) -> list[QMsg]:
+        """Ready messages in delivery order (for inspection and tests). O(n log n)."""
+        out: list[QMsg] = []
+        for lane in reversed(self.lanes):
+            out.extend(lane.in_order())
+        return out
+
+    def over_limit(self) -> bool:
+        ml = self.max_length
+        if ml is not None and self.ready_count > ml:
+            return True
+        mb = self.max_length_bytes
+        return mb is not None and self.ready_bytes > mb
+
+    def would_overflow(self, size: int) -> bool:
+        ml = self.max_length
+        if ml is not None and self.ready_count >= ml:
+            return True
+        mb = self.max_length_bytes
+        return mb is not None and self.ready_bytes + size > mb
+
+    # --- consumers ---------------------------------------------------------------------
+
+    def add_consumer(self, c: Consumer) -> None:
+        cs = self.consumers
+        i = len(cs)  # keep the list sorted by priority, highest first, stable
+        while i > 0 and cs[i - 1].priority < c.priority:
+            i -= 1
+        cs.insert(i, c)
+        self.had_consumer = True
+        if c.exclusive:
+            self.exclusive_consumer = True
+
+    def remove_consumer(self, c: Consumer) -> None:
+        cs = self.consumers
+        i = cs.index(c)
+        del cs[i]
+        if i < self.rr:
+            self.rr -= 1
+        if self.rr >= len(cs):
+            self.rr = 0
+        if c.exclusive:
+            self.exclusive_consumer = False
+
+    def next_consumer(self) -> Consumer | None:
+        """The consumer that gets the next message, or None if nobody has credit."""
+        cs = self.consumers
+        n = len(cs)
+        if not n:
+            return None
+        if self.single_active:
+            c = cs[0]
+            return c if c.has_credit() else None
+        top = cs[0].priority
+        if cs[-1].priority != top:
+            # Consumer priorities: the highest priority group with credit wins.
+            i = 0
+            while i < n:
+                p = cs[i].priority
+                j = i
+                while j < n and cs[j].priority == p:
+                    if cs[j].has_credit():
+                        return cs[j]
+                    j += 1
+                i = j
+            return None
+        rr = self.rr
+        for k in range(n):
+            i = (rr + k) % n
+            c = cs[i]
+            if c.has_credit():
+                self.rr = (i + 1) % n
+                return c
+        return None
+
+    def dispatch(self, now: float, dead: list[QMsg]) -> list[tuple[Consumer, QMsg]]:
+        """Hand ready messages to consumers with credit; the caller assigns tags.
+
+        Messages found expired at the head on the way are appended to ``dead``.
+        """
+        out: list[tuple[Consumer, QMsg]] = []
+        while self.ready_count:
+            c = self.next_consumer()
+            if c is None:
+                break
+            m = self.pop()
+            if m is None:  # pragma: no cover - ready_count says otherwise
+                break
+            if m.expires_at is not None and m.expires_at <= now:
+                dead.append(m)
+                continue
+            if not c.auto_ack:
+                c.unacked += 1
+                c.qos.unacked += 1
+                self.unacked += 1
+            out.append((c, m))
+        return out
+
+    def _check(self) -> None:
+        """Invariants, for stress and stateful tests."""
+        n = sum(len(lane) for lane in self.lanes)
+        assert n == self.ready_count, (n, self.ready_count)
+        assert sum(m.content.size for lane in self.lanes for m in lane.in_order()) == \
+            self.ready_bytes
+        for lane in self.lanes:
+            seqs = [m.seq for m in lane.in_order()]
+            assert seqs == sorted(seqs), f"queue {self.name!r}: lane out of order"
+            assert len(set(seqs)) == len(seqs)
+        assert self.unacked >= 0
+        for c in self.consumers:
+            if c.prefetch and not c.auto_ack:
+                assert c.unacked <= c.prefetch, f"consumer {c.tag} over prefetch"
