@@ -1,0 +1,291 @@
+"""GroupCommitter: ordering, batching, flush, close, failure propagation, MemoryStore path."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from inbus._committer import GroupCommitter
+from inbus._errors import PersistenceError
+from inbus._sqlite import SqliteStore
+from inbus._store import MemoryStore, MessageRecord, Op, PutMessage, PutVhost, Snapshot
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class FakeStore:
+    """Records every apply; can be slowed down, blocked, or made to fail."""
+
+    path: str | None = "/fake/app.db"
+
+    def __init__(self, delay: float = 0.0, fail_on: int | None = None) -> None:
+        self.batches: list[list[Op]] = []
+        self.delay = delay
+        self.fail_on = fail_on
+        self.gate = threading.Event()
+        self.gate.set()
+        self.threads: set[str] = set()
+
+    def load(self) -> Snapshot:
+        return Snapshot()
+
+    def apply(self, ops: Sequence[Op]) -> None:
+        self.gate.wait(10)
+        self.threads.add(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_on is not None and len(self.batches) == self.fail_on:
+            self.batches.append(list(ops))
+            raise PersistenceError(str(self.path), "the disk is full (simulated)")
+        self.batches.append(list(ops))
+
+    def close(self) -> None:
+        pass
+
+
+def put(seq: int) -> list[Op]:
+    return [PutMessage(MessageRecord("/", "q", seq, "", "q", b"x" * 100))]
+
+
+@pytest.fixture
+def fake() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def committer(fake: FakeStore) -> Iterator[GroupCommitter]:
+    c = GroupCommitter(fake)
+    yield c
+    c.close()
+
+
+def test_memory_store_fast_path_has_no_thread_and_calls_back_at_once() -> None:
+    before = threading.active_count()
+    c = GroupCommitter(MemoryStore())
+    assert threading.active_count() == before
+    seen: list[object] = []
+    c.submit(put(1), seen.append)
+    assert seen == [None]  # synchronously, inside submit
+    assert c.flush(0) is True
+    c.submit(put(2))
+    assert c.statistics().submits == 2 and c.statistics().pending == 0
+    c.close()
+    c.close()
+    with pytest.raises(PersistenceError, match="closed"):
+        c.submit(put(3))
+
+
+def test_callbacks_fire_in_submission_order_on_the_writer_thread(
+        committer: GroupCommitter, fake: FakeStore) -> None:
+    fake.delay = 0.001
+    order: list[int] = []
+    threads: set[str] = set()
+
+    def cb(i: int) -> object:
+        def on_done(exc: BaseException | None) -> None:
+            assert exc is None
+            order.append(i)
+            threads.add(threading.current_thread().name)
+        return on_done
+
+    for i in range(500):
+        committer.submit(put(i), cb(i))  # type: ignore[arg-type]
+    assert committer.flush(10)
+    assert order == list(range(500))
+    assert threads == {"inbus-committer"}
+    applied = [op.record.seq for batch in fake.batches for op in batch  # type: ignore[union-attr]
+               ]
+    assert applied == list(range(500))  # ops applied in submission order too
+
+
+def test_callbacks_run_with_no_lock_held(committer: GroupCommitter) -> None:
+    done = threading.Event()
+    reentered: list[object] = []
+
+    def on_done(exc: BaseException | None) -> None:
+        committer.statistics()  # takes the committer's lock: would deadlock if held
+        committer.submit(put(2), lambda e: (reentered.append(e), done.set()))
+
+    committer.submit(put(1), on_done)
+    assert done.wait(5)
+    assert reentered == [None]
+
+
+def test_a_callback_that_raises_is_logged_and_the_writer_goes_on(
+        committer: GroupCommitter, caplog: pytest.LogCaptureFixture) -> None:
+    got: list[object] = []
+    with caplog.at_level(logging.ERROR, logger="inbus"):
+        committer.submit(put(1), lambda e: 1 / 0)  # type: ignore[func-returns-value]
+        committer.submit(put(2), got.append)
+        assert committer.flush(5)
+    assert got == [None]
+    assert any("on_done" in r.getMessage() for r in caplog.records)
+
+
+def test_a_lone_submit_commits_promptly(committer: GroupCommitter) -> None:
+    for _ in range(20):
+        done = threading.Event()
+        t0 = time.perf_counter()
+        committer.submit(put(1), lambda e, done=done: done.set())  # type: ignore[misc]
+        assert done.wait(5)
+        assert time.perf_counter() - t0 < 0.05  # no timer, no fixed sleep
+
+
+def test_concurrent_submitters_are_batched(fake: FakeStore) -> None:
+    fake.delay = 0.002  # like an fsync
+    c = GroupCommitter(fake)
+    per_thread = 200
+    confirmed = [0] * 8
+
+    def producer(k: int) -> None:
+        for i in range(per_thread):
+            ev = threading.Event()
+            c.submit(put(k * per_thread + i), lambda e, ev=ev: ev.set())  # type: ignore[misc]
+            assert ev.wait(10)  # each waits for its confirm before the next submit
+            confirmed[k] += 1
+
+    threads = [threading.Thread(target=producer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    c.close()
+    stats = c.statistics()
+    assert confirmed == [per_thread] * 8
+    assert stats.submits == 8 * per_thread
+    assert stats.batches < stats.submits / 2.5, stats  # typically 4..8 per transaction
+    assert stats.largest_batch >= 4
+
+
+def test_streaming_submits_grow_the_batch_up_to_max_batch(fake: FakeStore) -> None:
+    fake.gate.clear()  # hold the writer in its first apply while we submit
+    c = GroupCommitter(fake, max_batch=100)
+    for i in range(1000):
+        c.submit(put(i))
+    fake.gate.set()
+    assert c.flush(10)
+    c.close()
+    sizes = [len(b) for b in fake.batches]
+    assert sum(sizes) == 1000
+    assert max(sizes) == 100 and len(sizes) <= 12
+
+
+def test_flush_waits_for_everything_submitted_so_far(
+        committer: GroupCommitter, fake: FakeStore) -> None:
+    fake.gate.clear()
+    done: list[object] = []
+    committer.submit(put(1), done.append)
+    assert committer.flush(timeout=0.05) is False
+    assert done == []
+    fake.gate.set()
+    assert committer.flush() is True
+    assert done == [None]
+    assert committer.flush(0) is True  # nothing pending
+
+
+def test_close_commits_what_is_queued_and_joins_the_thread(fake: FakeStore) -> None:
+    fake.delay = 0.001
+    c = GroupCommitter(fake)
+    done: list[object] = []
+    for i in range(50):
+        c.submit(put(i), done.append)
+    thread = c._thread
+    assert thread is not None and thread.is_alive()
+    c.close()
+    assert not thread.is_alive()
+    assert done == [None] * 50
+    c.close()  # idempotent
+    with pytest.raises(PersistenceError, match="closed"):
+        c.submit(put(99))
+
+
+def test_close_from_a_callback_does_not_deadlock(fake: FakeStore) -> None:
+    c = GroupCommitter(fake)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def on_done(exc: BaseException | None) -> None:
+        try:
+            c.flush(1)
+        except RuntimeError as e:
+            errors.append(e)
+        c.close()
+        done.set()
+
+    c.submit(put(1), on_done)
+    assert done.wait(5)
+    c.close()
+    assert c._thread is not None and not c._thread.is_alive()
+    assert len(errors) == 1 and "deadlock" in str(errors[0])
+
+
+def test_a_failed_apply_reaches_every_callback_of_its_batch_and_stops_writing(
+        fake: FakeStore, caplog: pytest.LogCaptureFixture) -> None:
+    fake.fail_on = 1
+    fake.gate.clear()
+    c = GroupCommitter(fake)
+    results: dict[int, BaseException | None] = {}
+
+    def cb(i: int) -> object:
+        return lambda e: results.__setitem__(i, e)
+
+    with caplog.at_level(logging.ERROR, logger="inbus"):
+        c.submit(put(0), cb(0))  # batch 0: the writer takes it and blocks in apply
+        time.sleep(0.05)
+        for i in range(1, 6):
+            c.submit(put(i), cb(i))  # batch 1 (fails): 1..5
+        fake.gate.set()
+        with pytest.raises(PersistenceError, match="earlier write failed.*disk is full"):
+            c.flush(5)
+        with pytest.raises(PersistenceError, match="earlier write failed") as e:
+            c.submit(put(9), cb(9))
+        assert isinstance(e.value.__cause__, PersistenceError)
+        c.close()  # does not raise
+    assert results[0] is None
+    failures = [results[i] for i in range(1, 6)]
+    assert all(isinstance(f, PersistenceError) for f in failures)
+    assert failures[0] is failures[4]  # the very exception apply raised
+    assert 9 not in results
+    assert len(fake.batches) == 2
+    assert c.failure is failures[0]
+    assert any("failed" in r.getMessage() and r.name == "inbus" for r in caplog.records)
+
+
+def test_what_was_queued_behind_a_failed_batch_gets_an_error_too() -> None:
+    store = FakeStore(fail_on=0)
+    store.gate.clear()
+    c = GroupCommitter(store, max_batch=1)
+    results: list[BaseException | None] = []
+    for i in range(3):
+        c.submit(put(i), results.append)
+    store.gate.set()
+    c.close()
+    assert len(results) == 3 and all(isinstance(r, PersistenceError) for r in results)
+    assert len(store.batches) == 1  # nothing applied after the failure
+
+
+def test_with_a_real_sqlite_store(tmp_path: Path) -> None:
+    path = str(tmp_path / "c.db")
+    store = SqliteStore(path)
+    c = GroupCommitter(store)
+    confirmed: list[int] = []
+    for i in range(300):
+        c.submit(put(i), lambda e, i=i: confirmed.append(i))  # type: ignore[misc]
+    c.submit([PutVhost("/")])
+    c.close()
+    store.close()
+    assert confirmed == list(range(300))
+    with SqliteStore(path) as s:
+        snap = s.load()
+    assert [m.seq for m in snap.messages] == list(range(300)) and snap.vhosts == ["/"]
+    assert c.statistics().batches < 300
+
+
+def test_max_batch_is_validated() -> None:
+    with pytest.raises(ValueError, match="max_batch"):
+        GroupCommitter(MemoryStore(), max_batch=0)
