@@ -441,7 +441,8 @@ class PubSub:
         Ends when nothing is subscribed and nothing is pending, or when closed by you;
         raises :class:`~inbus.SubscriberClosed` if the bus disconnected the subscriber.
         """
-        while self._queue or (self._closed is None and self._hub._count(self) > 0):
+        while self._queue or (self._closed is None and self._hub._count(self) > 0) or (
+                self._closed is not None and not self._closed_by_user):
             try:
                 msg = self.get_message(timeout=None)
             except SubscriberClosed:
