@@ -81,6 +81,7 @@ class Bus:
         self._n_published = self._n_returned = self._n_unroutable = 0
         self._n_callback_errors = 0
         self._committer: Any = None
+        self._n_submits = 0
         self.path = path
         if self._manual_clock:
             self._clock._subscribe(self._on_clock_advance)
@@ -197,7 +198,8 @@ class Bus:
 
     def _publish_locked(self, ch: Channel, exchange: str, rk: str, body: bytes,
                         props: BasicProperties, mandatory: bool
-                        ) -> tuple[ReturnedMessage | None, bool]:
+                        ) -> tuple[ReturnedMessage | None, bool, bool]:
+        """Route and enqueue one message: (returned, nacked, wrote-to-storage)."""
         vh = ch._vh
         x = vh.exchanges.get(exchange)
         if x is None:
@@ -226,16 +228,17 @@ class Bus:
             self._n_unroutable += 1
             if mandatory:
                 self._n_returned += 1
-                return ReturnedMessage(312, "NO_ROUTE", content), False
-            return None, False
+                return ReturnedMessage(312, "NO_ROUTE", content), False, False
+            return None, False, False
         x.routed_out += 1
         nacked = False
+        before = self._n_submits
         for q in queues:
             if not self._enqueue_locked(vh, q, content):
                 nacked = True
         if vh.ops:
             self._flush_ops_locked(vh)
-        return None, nacked
+        return None, nacked, self._n_submits != before
 
     def _enqueue_locked(self, vh: VHost, q: Queue, content: Content) -> bool:
         """Put ``content`` in ``q`` (overflow, persistence, dispatch). False = refused."""
@@ -514,6 +517,7 @@ class Bus:
 
     def _submit(self, ops: list[Any], on_done: Any = None) -> None:
         if self._committer is not None and ops:
+            self._n_submits += 1
             self._committer.submit(ops, on_done)
         elif on_done is not None:
             on_done(None)

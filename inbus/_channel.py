@@ -433,8 +433,8 @@ class Channel:
                 if immediate:
                     raise NotImplementedByBus("immediate=true", scope="connection",
                                               method="basic.publish")
-                returned, nacked = bus._publish_locked(self, exchange, routing_key, data,
-                                                       props, mandatory)
+                returned, nacked, persisted = bus._publish_locked(
+                    self, exchange, routing_key, data, props, mandatory)
             except AMQPError as e:
                 self._error(e)
                 raise
@@ -445,10 +445,18 @@ class Channel:
                 for cb in self._return_callbacks:
                     self._sink.push((cb, returned))
         if self._confirm:
-            self._confirmed(seq, returned, nacked)
+            self._confirmed(seq, returned, nacked, persisted)
 
-    def _confirmed(self, seq: int, returned: ReturnedMessage | None, nacked: bool) -> None:
+    def _confirmed(self, seq: int, returned: ReturnedMessage | None, nacked: bool,
+                   persisted: bool) -> None:
         cb = self._confirm_callback
+        committer = self._bus._committer
+        if persisted and committer is not None:
+            # A persistent message is confirmed only once its transaction committed.
+            if cb is not None:
+                committer.submit([], lambda exc: cb(seq, exc is None and not nacked))
+                return
+            committer.flush()  # raises PersistenceError if the write failed
         if cb is not None:
             if returned is not None:
                 for rcb in self._return_callbacks:
