@@ -24,8 +24,13 @@ from typing import Any
 
 from ._channel import Channel, Connection
 from ._dispatch import Timer, new_lock
-from ._errors import (AccessRefused, AMQPError, ConnectionClosed, NotAllowed, NotFound,
-                      PreconditionFailed)
+from ._errors import (
+    AccessRefused,
+    ConnectionClosed,
+    NotAllowed,
+    NotFound,
+    PreconditionFailed,
+)
 from ._message import BasicProperties, Content, Message, ReturnedMessage
 from ._names import check_short
 from ._queue import Consumer, QMsg, Queue
@@ -68,7 +73,7 @@ class Bus:
                  on_error: Callable[[BaseException, Any], Any] | None = None,
                  **store_options: Any) -> None:
         self._lock = new_lock()
-        self._clock = clock if clock is not None else RealClock()
+        self._clock: Any = clock if clock is not None else RealClock()
         self._manual_clock = clock is not None and hasattr(clock, "advance")
         self._background = background
         self._vhosts: dict[str, VHost] = {"/": VHost("/")}
@@ -84,7 +89,8 @@ class Bus:
         self._n_submits = 0
         self.path = path
         if self._manual_clock:
-            self._clock._subscribe(self._on_clock_advance)
+            clock._subscribe(self._on_clock_advance)
+            self._unsubscribe_clock = clock._unsubscribe
         if path is not None or store is not None:
             from ._persist import open_store
             open_store(self, path, store, store_options)
@@ -642,7 +648,7 @@ class Bus:
             self._committer.close()
             self._committer.store.close()
         if self._manual_clock:
-            self._clock._unsubscribe(self._on_clock_advance)
+            self._unsubscribe_clock(self._on_clock_advance)
 
     @property
     def is_closed(self) -> bool:

@@ -23,9 +23,18 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._dispatch import Sink, Worker
-from ._errors import (AccessRefused, AMQPError, ChannelClosed, ConnectionClosed, NackError,
-                      NotAllowed, NotImplementedByBus, PreconditionFailed, UnroutableError)
-from ._message import BasicProperties, Content, Message, ReturnedMessage
+from ._errors import (
+    AccessRefused,
+    AMQPError,
+    ChannelClosed,
+    ConnectionClosed,
+    NackError,
+    NotAllowed,
+    NotImplementedByBus,
+    PreconditionFailed,
+    UnroutableError,
+)
+from ._message import BasicProperties, Message, ReturnedMessage
 from ._names import check_short, coerce_body, gen_consumer_tag, gen_queue_name
 from ._queue import ChannelQos, Consumer, QMsg, Queue
 
@@ -108,9 +117,9 @@ class Connection:
             self._closed_reason = reason
             workers: list[Worker] = []
             for ch in list(self._channels.values()):
-                w = ch._close_locked(reason, from_connection=True)
-                if w is not None:
-                    workers.append(w)
+                cw = ch._close_locked(reason, from_connection=True)
+                if cw is not None:
+                    workers.append(cw)
             self._channels.clear()
             for q in self._exclusive:
                 self._bus._delete_queue_locked(self._vh, q)
@@ -241,9 +250,9 @@ class Channel:
             for w in self._conn._close(err):
                 w.stop(join=False)
         else:
-            w = self._close_locked(err)
-            if w is not None:
-                w.stop(join=False)
+            own = self._close_locked(err)
+            if own is not None:
+                own.stop(join=False)
 
     @contextmanager
     def _op(self) -> Iterator[None]:

@@ -24,15 +24,15 @@ def check_short(value: Any, argument: str) -> str:
     'orders'
     """
     if type(value) is not str:
-        if isinstance(value, str):
-            value = str(value)
-        else:
+        if not isinstance(value, str):
             raise TypeError(f"{argument} must be a str, not {type(value).__name__}")
-    if len(value) > 63 and len(value.encode("utf-8", "surrogatepass")) > 255:
+        value = str(value)
+    s: str = value
+    if len(s) > 63 and len(s.encode("utf-8", "surrogatepass")) > 255:
         raise ValueError(
-            f"{argument} is {len(value.encode('utf-8', 'surrogatepass'))} bytes of UTF-8; "
+            f"{argument} is {len(s.encode('utf-8', 'surrogatepass'))} bytes of UTF-8; "
             "AMQP short strings hold at most 255: use a shorter name")
-    return value
+    return s
 
 
 def coerce_body(body: Any) -> bytes:

@@ -79,9 +79,10 @@ def rebuild(bus: Bus, snap: Snapshot) -> None:
                      dict(br.arguments))
     for mr in snap.messages:
         vh = _vhost(bus, mr.vhost)
-        q = vh.queues.get(mr.queue)
-        if q is None:
+        mq = vh.queues.get(mr.queue)
+        if mq is None:
             continue
+        q = mq
         exp = None
         if mr.expires_at is not None:
             exp = now_mono + (mr.expires_at - now_wall)

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 __all__ = [
     "BindingRecord",
@@ -204,10 +204,10 @@ class MarkDelivered:
     seq: int
 
 
-Op = Union[
-    PutVhost, DeleteVhost, PutExchange, DeleteExchange, PutQueue, DeleteQueue, PurgeQueue,
-    PutBinding, DeleteBinding, PutMessage, DeleteMessage, MarkDelivered,
-]
+Op = (
+    PutVhost | DeleteVhost | PutExchange | DeleteExchange | PutQueue | DeleteQueue
+    | PurgeQueue | PutBinding | DeleteBinding | PutMessage | DeleteMessage | MarkDelivered
+)
 
 
 class Store(Protocol):

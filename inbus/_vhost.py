@@ -23,8 +23,13 @@ import datetime
 from typing import Any
 
 from . import _store as st
-from ._args import (EXCHANGE_ARGS, QUEUE_ARGS, check_equivalent, check_equivalent_args,
-                    validate_queue_args)
+from ._args import (
+    EXCHANGE_ARGS,
+    QUEUE_ARGS,
+    check_equivalent,
+    check_equivalent_args,
+    validate_queue_args,
+)
 from ._errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed, ResourceLocked
 from ._exchanges import EXCHANGE_TYPES, Dest, Exchange, HeadersExchange, make_exchange
 from ._message import BasicProperties, Content
