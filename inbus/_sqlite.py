@@ -50,6 +50,7 @@ Not thread-safe: one thread at a time (the GroupCommitter serialises ``apply``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import urllib.parse
@@ -534,11 +535,13 @@ class FileSummary:
 
 
 def read_summary(path: str | os.PathLike[str]) -> FileSummary:
-    """Read ``path`` read-only: never creates, writes or locks it for writing.
+    """Read ``path`` without modifying it (for ``inbus inspect``).
 
-    A cleanly closed file is opened ``immutable`` (no side files are created); a file with
-    a ``-wal`` left by a crash is opened read-only so the WAL's commits are seen. Raises
-    PersistenceError when the file is absent, in use by a running Bus, or bad.
+    A cleanly closed file has no ``-wal`` and is opened ``immutable``: no lock, no side
+    file. A file with a ``-wal`` (a running Bus, or a crash) is opened read-only so the
+    WAL's commits are seen; SQLite then needs a ``-shm`` index, which is removed again if
+    this call created it. The database and its WAL are never written. Raises
+    PersistenceError when the file is absent, held by a running Bus, or bad.
     """
     p = os.path.abspath(os.fspath(path))
     if not os.path.exists(p):
@@ -546,18 +549,25 @@ def read_summary(path: str | os.PathLike[str]) -> FileSummary:
     if os.path.isdir(p):
         raise PersistenceError(p, "is a directory, not a database file")
     _check_header(p)
-    flags = "mode=ro" if os.path.exists(p + "-wal") else "mode=ro&immutable=1"
+    has_wal = os.path.exists(p + "-wal")
+    made_shm = has_wal and not os.path.exists(p + "-shm")
+    flags = "mode=ro" if has_wal else "mode=ro&immutable=1"
     uri = "file:" + urllib.parse.quote(p) + "?" + flags
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=0.2, isolation_level=None)
+        try:
+            return _summarise(p, conn)
+        finally:
+            conn.close()
     except sqlite3.Error as exc:
-        raise _translate(p, exc, "opening read-only") from exc
-    try:
-        return _summarise(p, conn)
-    except sqlite3.Error as exc:
-        raise _translate(p, exc, "reading") from exc
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_BUSY" or "locked" in str(exc):
+            raise PersistenceError(p, "is in use by a running Bus (it holds an exclusive "
+                                   "lock): stop it, or inspect a copy") from exc
+        raise _translate(p, exc, "reading read-only") from exc
     finally:
-        conn.close()
+        if made_shm:
+            with contextlib.suppress(OSError):
+                os.remove(p + "-shm")
 
 
 def _summarise(p: str, c: sqlite3.Connection) -> FileSummary:
