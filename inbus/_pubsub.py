@@ -55,7 +55,7 @@ class _Index(Generic[S]):
     __slots__ = ("exact", "heads", "tails", "scan")
 
     def __init__(self) -> None:
-        self.exact: dict[bytes, _Pattern[S]] = {}
+        self.exact: dict[bytes, list[_Pattern[S]]] = {}  # b"a", b"[a]", b"\\a" share one
         self.heads: dict[int, dict[bytes, list[_Pattern[S]]]] = {}
         self.tails: dict[int, dict[bytes, list[_Pattern[S]]]] = {}
         self.scan: list[_Pattern[S]] = []
@@ -72,7 +72,7 @@ class _Index(Generic[S]):
     def add(self, entry: _Pattern[S]) -> None:
         g = entry.glob
         if g.kind == "literal":
-            self.exact[g.literal] = entry
+            self.exact.setdefault(g.literal, []).append(entry)
             return
         where = self._bucket(entry)
         if where is None:
@@ -84,7 +84,10 @@ class _Index(Generic[S]):
     def remove(self, entry: _Pattern[S]) -> None:
         g = entry.glob
         if g.kind == "literal":
-            del self.exact[g.literal]
+            same = self.exact[g.literal]
+            same.remove(entry)
+            if not same:
+                del self.exact[g.literal]
             return
         where = self._bucket(entry)
         if where is None:
@@ -102,9 +105,9 @@ class _Index(Generic[S]):
     def matching(self, channel: bytes) -> list[_Pattern[S]]:
         found: list[_Pattern[S]] = []
         if self.exact:
-            e = self.exact.get(channel)
-            if e is not None:
-                found.append(e)
+            same = self.exact.get(channel)
+            if same:
+                found.extend(same)
         n = len(channel)
         for length, by_key in self.heads.items():
             if length <= n:

@@ -100,6 +100,16 @@ def test_publish_counts_deliveries(hub: PubSubHub) -> None:
     assert got[1] == {"type": "pmessage", "pattern": b"n*", "channel": b"news", "data": b"hi"}
 
 
+def test_patterns_with_the_same_literal(hub: PubSubHub) -> None:
+    p = hub.pubsub(True)
+    p.psubscribe("!", "[!]", "\\!", "a*", "[a]*", "*b", "*[b]")
+    assert hub.publish("!", "x") == 3 and hub.publish("ab", "x") == 4
+    p.punsubscribe("[!]", "a*", "*[b]")
+    assert hub.publish("!", "x") == 2 and hub.publish("ab", "x") == 2
+    p.close()
+    assert hub.pubsub_numpat() == 0
+
+
 def test_introspection(hub: PubSubHub) -> None:
     a, b = hub.pubsub(), hub.pubsub()
     a.subscribe("x", "", "y")

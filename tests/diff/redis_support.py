@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import types
 from typing import Any
 
@@ -31,6 +32,7 @@ def real_redis_module() -> Any:
         why = f"redis-py is not installed ({exc})"
     else:
         try:
+            socket.create_connection((HOST, PORT), timeout=2).close()
             client = redis.Redis(host=HOST, port=PORT, socket_timeout=5,
                                  socket_connect_timeout=2)
             version = str(client.info("server")["redis_version"])
