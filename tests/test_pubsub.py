@@ -411,7 +411,8 @@ def test_many_publishers_many_subscribers(hub: PubSubHub) -> None:
 
 # -- the registry against a naive model -------------------------------------------------
 
-NAMES = [b"", b"a", b"b", b"ab", b"a*", b"*", b"?", b"[ab]", b"a?", b"*b"]
+NAMES = [b"", b"a", b"b", b"ab", b"a*", b"*", b"?", b"[ab]", b"a?", b"*b", b"[a]", b"\\a", b"[a]*",
+         b"*[b]"]
 ops = st.lists(st.tuples(st.sampled_from(["sub", "psub", "unsub", "punsub", "pub"]),
                          st.integers(0, 2), st.lists(st.sampled_from(NAMES), max_size=3)),
                max_size=40)

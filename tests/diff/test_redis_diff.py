@@ -459,7 +459,7 @@ def test_glob_table_against_server(real: Any) -> None:
         patterns = glob_patterns()
         for pat in patterns:
             pipe.pubsub_channels(pat)
-        for pat, listed in zip(patterns, pipe.execute()):
+        for pat, listed in zip(patterns, pipe.execute(), strict=True):
             server = set(listed) & ours
             g = compile_glob(pat)
             for ch in GLOB_CHANNELS:
