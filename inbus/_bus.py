@@ -531,6 +531,15 @@ class Bus:
     def _count(self, what: str) -> None:
         return None
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every durable change made so far (publishes, acks, declarations)
+        is committed to the file. Returns False if ``timeout`` passed first; True at once
+        for an in-memory bus. Raises PersistenceError if a write failed."""
+        committer = self._committer
+        if committer is None:
+            return True
+        return bool(committer.flush(timeout))
+
     # --- pub/sub (Redis-style) -----------------------------------------------------------
 
     def _pubsub_hub(self) -> Any:

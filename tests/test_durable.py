@@ -1,0 +1,178 @@
+"""Bus-level durability: what comes back after close/reopen, as RabbitMQ keeps it."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from inbus import BasicProperties, Bus, PersistenceError
+
+P = BasicProperties(delivery_mode=2)
+
+
+def drain(ch, queue: str) -> list[tuple[bytes, bool]]:
+    out = []
+    while (m := ch.basic_get(queue, auto_ack=True)) is not None:
+        out.append((m.body, m.redelivered))
+    return out
+
+
+def test_durable_entities_and_persistent_messages_come_back(tmp_path: Path) -> None:
+    db = str(tmp_path / "app.db")
+    with Bus(db) as bus:
+        ch = bus.channel()
+        ch.exchange_declare("dx", "topic", durable=True)
+        ch.exchange_declare("tx", "fanout")  # transient
+        ch.queue_declare("dq", durable=True, arguments={"x-max-length": 100})
+        ch.queue_declare("tq")  # transient queue
+        ch.queue_bind("dq", "dx", "a.#")
+        ch.queue_bind("dq", "tx")  # durable queue, transient exchange: memory only
+        ch.queue_bind("tq", "dx", "a.#")
+        for i in range(3):
+            ch.basic_publish("dx", "a.b", f"p{i}", P)
+        ch.basic_publish("dx", "a.b", "transient")  # transient message in a durable queue
+    with Bus(db) as bus:
+        ch = bus.channel()
+        st = bus.statistics()
+        assert "dx" in st.vhosts["/"].exchanges
+        assert "tx" not in st.vhosts["/"].exchanges
+        assert "dq" in st.vhosts["/"].queues and "tq" not in st.vhosts["/"].queues
+        assert st.queue("dq").arguments == {"x-max-length": 100}
+        assert st.exchange("dx").bindings == 1
+        assert drain(ch, "dq") == [(b"p0", False), (b"p1", False), (b"p2", False)]
+        ch.basic_publish("dx", "a.c", "again")  # the binding was rebuilt
+        assert drain(ch, "dq") == [(b"again", False)]
+
+
+def test_unacked_come_back_redelivered_and_acked_never(tmp_path: Path) -> None:
+    db = str(tmp_path / "app.db")
+    with Bus(db) as bus:
+        ch = bus.channel()
+        ch.queue_declare("q", durable=True)
+        for i in range(4):
+            ch.basic_publish("", "q", f"m{i}", P)
+        a = ch.basic_get("q")
+        b = ch.basic_get("q")
+        assert a is not None and b is not None
+        a.ack()  # m0 acked; m1 delivered, not acked
+    with Bus(db) as bus:
+        ch = bus.channel()
+        assert drain(ch, "q") == [(b"m1", True), (b"m2", False), (b"m3", False)]
+    with Bus(db) as bus:  # consumed with auto_ack: gone for good
+        assert drain(bus.channel(), "q") == []
+
+
+def test_order_preserved_after_requeue(tmp_path: Path) -> None:
+    db = str(tmp_path / "app.db")
+    with Bus(db) as bus:
+        ch = bus.channel()
+        ch.queue_declare("q", durable=True)
+        for i in range(5):
+            ch.basic_publish("", "q", f"m{i}", P)
+        got = [ch.basic_get("q") for _ in range(3)]
+        assert all(g is not None for g in got)
+        ch.basic_nack(got[1].delivery_tag, requeue=True)  # type: ignore[union-attr]
+    with Bus(db) as bus:
+        bodies = [b for b, _ in drain(bus.channel(), "q")]
+        assert bodies == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+
+
+def test_deletes_and_vhosts_persist(tmp_path: Path) -> None:
+    db = str(tmp_path / "app.db")
+    with Bus(db) as bus:
+        bus.vhost_declare("v2")
+        ch = bus.channel("v2")
+        ch.queue_declare("keep", durable=True)
+        ch.queue_declare("gone", durable=True)
+        ch.basic_publish("", "gone", "x", P)
+        ch.queue_delete("gone")
+        ch.exchange_declare("x", "direct", durable=True)
+        ch.queue_bind("keep", "x", "k")
+        ch.queue_unbind("keep", "x", "k")
+    with Bus(db) as bus:
+        assert "v2" in bus.vhosts
+        st = bus.statistics().vhosts["v2"]
+        assert set(st.queues) == {"keep"}
+        assert st.exchanges["x"].bindings == 0
+
+
+def test_exclusive_durable_queue_does_not_come_back(tmp_path: Path) -> None:
+    db = str(tmp_path / "app.db")
+    with Bus(db) as bus:
+        ch = bus.channel()
+        ch.queue_declare("ex", durable=True, exclusive=True)
+        ch.basic_publish("", "ex", "x", P)
+    with Bus(db) as bus:
+        assert "ex" not in bus.statistics().vhosts["/"].queues
+
+
+def test_confirmed_persistent_publish_is_committed(tmp_path: Path) -> None:
+    db = str(tmp_path / "app.db")
+    bus = Bus(db)
+    ch = bus.channel()
+    ch.queue_declare("q", durable=True)
+    ch.confirm_delivery()
+    for i in range(20):
+        ch.basic_publish("", "q", f"confirmed {i}", P)
+        # The confirm returned, so nothing submitted so far may still be pending.
+        stats = bus._committer.statistics()
+        assert stats.pending == 0 and stats.batches >= 1
+    bus.close()
+    from inbus._sqlite import read_summary
+    assert read_summary(db).ready[("/", "q")][0] == 20
+
+
+def test_async_confirms_fire_after_commit(tmp_path: Path) -> None:
+    db = str(tmp_path / "app.db")
+    with Bus(db) as bus:
+        ch = bus.channel()
+        ch.queue_declare("q", durable=True)
+        acks: list[tuple[int, bool]] = []
+        ch.confirm_delivery(lambda seq, ok: acks.append((seq, ok)))
+        for i in range(50):
+            ch.basic_publish("", "q", str(i), P)
+        bus._committer.flush()
+        assert acks == [(i + 1, True) for i in range(50)]
+
+
+def test_two_buses_on_one_file_refused(tmp_path: Path) -> None:
+    db = str(tmp_path / "app.db")
+    with Bus(db):
+        with pytest.raises(PersistenceError) as ei:
+            Bus(db)
+        assert db in str(ei.value) or "app.db" in str(ei.value)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(PersistenceError) as ei:
+        Bus(str(bad))
+    assert "bad.db" in str(ei.value)
+
+
+def test_new_file_owner_only(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    with Bus(str(db)):
+        pass
+    mode = stat.S_IMODE(os.stat(db).st_mode)
+    assert mode & 0o077 == 0, oct(mode)
+
+
+def test_ttl_survives_restart_on_wall_clock(tmp_path: Path) -> None:
+    from inbus.testing import ManualClock
+    db = str(tmp_path / "app.db")
+    clock = ManualClock()
+    with Bus(db, clock=clock) as bus:
+        ch = bus.channel()
+        ch.queue_declare("q", durable=True, arguments={"x-message-ttl": 10_000})
+        ch.basic_publish("", "q", "x", P)
+    clock2 = ManualClock(start_time=clock.time() + 5)  # 5 s later, new process
+    with Bus(db, clock=clock2) as bus:
+        ch = bus.channel()
+        assert ch.queue_declare("q", passive=True).message_count == 1
+        clock2.advance(6)
+        assert ch.queue_declare("q", passive=True).message_count == 0
