@@ -54,9 +54,8 @@ import contextlib
 import os
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from itertools import groupby
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._errors import PersistenceError
@@ -340,7 +339,9 @@ class SqliteStore:
 
         Idempotent: Put* replaces, deleting what is absent does nothing. On any error the
         whole transaction is rolled back. A value that cannot be encoded raises TypeError.
-        O(len(ops)) statements, runs of one op type batched with ``executemany``.
+        Message ops on distinct messages commute, so between two other ops they are
+        coalesced per message to their net effect (a put acked in the same batch becomes
+        one delete) and run with ``executemany``. O(len(ops)).
         """
         self._check_open()
         if not ops:
@@ -349,7 +350,7 @@ class SqliteStore:
         try:
             c.execute("BEGIN IMMEDIATE")
             try:
-                for kind, run in groupby(ops, type):
+                for kind, run in _runs(ops):
                     _HANDLERS[kind](c, run)
                 c.execute("COMMIT")
             except BaseException:
@@ -479,6 +480,65 @@ def _delete_message(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
 def _mark_delivered(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
     c.executemany("UPDATE messages SET redelivered=1 WHERE vhost=? AND queue=? AND seq=?",
                   [(o.vhost, o.queue, o.seq) for o in ops])
+
+
+def _runs(ops: Sequence[Op]) -> Iterator[tuple[type, list[Any]]]:
+    """(op type, ops) runs with the same effect as ``ops`` applied one by one, in order.
+
+    PutMessage, DeleteMessage and MarkDelivered on different (vhost, queue, seq) keys
+    commute; each key keeps one pending op of net effect: put+delete -> delete; put+mark ->
+    put marked; put+put -> the last put, marked if either was; delete+mark -> delete. A put
+    after a pending delete or mark of its key, and any other op, first drains the pending
+    ones (so order is kept where it matters).
+    """
+    Key = tuple[str, str, int]
+    puts: dict[Key, PutMessage] = {}
+    dels: dict[Key, DeleteMessage] = {}
+    marks: dict[Key, MarkDelivered] = {}
+    other: list[Op] = []
+
+    def drain() -> list[tuple[type, list[Any]]]:
+        out: list[tuple[type, list[Any]]] = []
+        if other:
+            out.append((type(other[0]), list(other)))
+        out += [(k, list(d.values())) for k, d in ((DeleteMessage, dels), (PutMessage, puts),
+                                                   (MarkDelivered, marks)) if d]
+        for d in (other, dels, puts, marks):
+            d.clear()
+        return out
+
+    for op in ops:
+        if isinstance(op, PutMessage):
+            r = op.record
+            k = (r.vhost, r.queue, r.seq)
+            if other or k in dels or k in marks:
+                yield from drain()
+            old = puts.get(k)
+            if old is not None and old.record.redelivered and not r.redelivered:
+                op = PutMessage(replace(r, redelivered=True))
+            puts[k] = op
+        elif isinstance(op, DeleteMessage):
+            if other:
+                yield from drain()
+            k = (op.vhost, op.queue, op.seq)
+            puts.pop(k, None)
+            marks.pop(k, None)
+            dels[k] = op
+        elif isinstance(op, MarkDelivered):
+            if other:
+                yield from drain()
+            k = (op.vhost, op.queue, op.seq)
+            put = puts.get(k)
+            if put is not None:
+                if not put.record.redelivered:
+                    puts[k] = PutMessage(replace(put.record, redelivered=True))
+            elif k not in dels:
+                marks[k] = op
+        else:
+            if puts or dels or marks or (other and type(other[0]) is not type(op)):
+                yield from drain()
+            other.append(op)
+    yield from drain()
 
 
 _HANDLERS: dict[type, Callable[[sqlite3.Connection, Iterable[Any]], None]] = {

@@ -246,6 +246,9 @@ class MemoryStore:
 # --- tagged JSON for tables (properties, arguments), used by stores -----------------------
 
 _TAG = "$inbus"
+# Stateless encoders, built once (json.dumps with options builds a new one per call).
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_JSON_CANONICAL = json.JSONEncoder(separators=(",", ":"), allow_nan=False, sort_keys=True)
 
 
 def _enc(v: Any) -> Any:
@@ -317,8 +320,7 @@ def encode_value(value: Any, *, canonical: bool = False) -> str:
     """
     if not value and type(value) is dict:
         return "{}"
-    return json.dumps(_enc(value), separators=(",", ":"), allow_nan=False,
-                      sort_keys=canonical)
+    return (_JSON_CANONICAL if canonical else _JSON).encode(_enc(value))
 
 
 def decode_value(text: str) -> Any:

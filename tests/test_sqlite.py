@@ -600,3 +600,31 @@ def test_another_process_holds_the_lock_until_it_is_killed(path: str) -> None:
     with SqliteStore(path, timeout=0) as s:  # a dead owner's lock does not block
         snap = s.load()
     assert snap.vhosts == ["held"] and not snap.clean
+
+
+# --- coalescing of message ops in one transaction ------------------------------------------
+
+_keys = st.tuples(st.sampled_from(["q", "r"]), st.integers(0, 3))
+_ops = st.one_of(
+    st.builds(lambda k, red: PutMessage(msg(k[1], k[0], redelivered=red)), _keys, st.booleans()),
+    st.builds(lambda k: DeleteMessage("/", k[0], k[1]), _keys),
+    st.builds(lambda k: MarkDelivered("/", k[0], k[1]), _keys),
+    st.builds(lambda q: PurgeQueue("/", q), st.sampled_from(["q", "r"])),
+    st.builds(lambda q: DeleteQueue("/", q), st.sampled_from(["q", "r"])),
+    st.just(PutVhost("/")),
+)
+
+
+@given(st.lists(_ops, max_size=30), st.lists(_ops, max_size=8))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_one_batch_has_the_effect_of_its_ops_one_by_one(before: list[Any],
+                                                        ops: list[Any]) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        with SqliteStore(os.path.join(d, "a.db"), synchronous="OFF") as a, \
+                SqliteStore(os.path.join(d, "b.db"), synchronous="OFF") as b:
+            a.apply(before)
+            b.apply(before)
+            a.apply(ops)
+            for op in ops:
+                b.apply([op])
+            assert a.load() == b.load()
