@@ -33,6 +33,7 @@ from ._errors import (
 )
 from ._message import BasicProperties, Message, ReturnedMessage
 from ._stats import BusStatistics, ExchangeStatistics, QueueStatistics, VHostStatistics
+from .pubsub import PubSub
 
 __version__ = "0.1.0"
 
@@ -57,6 +58,7 @@ __all__ = [
     "NotImplementedByBus",
     "PersistenceError",
     "PreconditionFailed",
+    "PubSub",
     "PubSubError",
     "QueueStatistics",
     "ResourceLocked",

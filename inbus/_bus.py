@@ -272,8 +272,8 @@ class Bus:
                 self._dead_letter_locked(vh, q, d, "maxlen")
         if q.consumers:
             self._dispatch_queue_locked(vh, q, now)
-        elif m.expires_at is not None:
-            self._arm_timer()
+        if m.expires_at is not None and q.ready_count:
+            self._arm_timer(m.expires_at)
         return True
 
     def _dispatch_queue_locked(self, vh: VHost, q: Queue, now: float | None = None) -> None:
@@ -445,6 +445,9 @@ class Bus:
         if notify:
             for cb in ch._cancel_callbacks:
                 ch._sink.push((cb, c.tag))
+        if q.expires is not None and not q.consumers:
+            q.last_used = self._now()  # x-expires counts from when it became unused
+            self._arm_timer()
         if q.auto_delete and not q.consumers and q.had_consumer and not q.deleted:
             self._delete_queue_locked(ch._vh, q)
         elif q.single_active or q.exclusive_owner is None:
@@ -504,14 +507,15 @@ class Bus:
             if not self._closed:
                 self._expire_due_locked()
 
-    def _arm_timer(self) -> None:
+    def _arm_timer(self, deadline: float | None = None) -> None:
+        """Make sure the timer thread wakes by ``deadline`` (None: recompute)."""
         if self._manual_clock or self._closed:
             return
         if self._timer is None:
             self._timer = Timer(self._lock, self._next_deadline, self._fire_timer,
                                 self._clock.monotonic)
         else:
-            self._timer.poke()
+            self._timer.poke(deadline)
 
     # --- persistence hook ----------------------------------------------------------------
 

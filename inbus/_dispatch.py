@@ -139,12 +139,16 @@ class Timer:
         self.fire = fire
         self.monotonic = monotonic
         self.stopping = False
+        self.waiting_until: float | None = None  # the deadline the thread sleeps towards
         self.thread = threading.Thread(target=self._loop, name="inbus-timer", daemon=True)
         self.thread.start()
 
-    def poke(self) -> None:
-        """A deadline may have moved earlier (caller holds the lock)."""
-        self.cond.notify()
+    def poke(self, deadline: float | None = None) -> None:
+        """A deadline may have moved earlier (caller holds the lock). O(1); notifies only
+        when ``deadline`` is None or earlier than what the thread waits for."""
+        w = self.waiting_until
+        if deadline is None or w is None or deadline < w:
+            self.cond.notify()
 
     def _loop(self) -> None:
         while True:
@@ -154,11 +158,14 @@ class Timer:
                 deadline = self.next_deadline()
                 now = self.monotonic()
                 if deadline is None:
+                    self.waiting_until = None
                     self.cond.wait(None)
                     continue
                 if deadline > now:
+                    self.waiting_until = deadline
                     self.cond.wait(min(deadline - now, 3600.0))
                     continue
+                self.waiting_until = now
             try:
                 self.fire()
             except Exception:  # pragma: no cover - logged, the timer keeps going
