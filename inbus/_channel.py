@@ -361,13 +361,14 @@ class Channel:
         """
         name = check_short(queue, "queue")
         with self._op():
-            if not name and not passive:
+            generated = not name and not passive
+            if generated:
                 name = gen_queue_name()
             elif not name:
                 name = self._last_queue
             bus = self._bus
             q = self._vh.queue_declare(name, passive, durable, exclusive, auto_delete,
-                                       arguments, self._conn, bus._now())
+                                       arguments, self._conn, bus._now(), generated)
             if exclusive and not passive and q not in self._conn._exclusive:
                 self._conn._exclusive.append(q)
             bus._flush_ops_locked(self._vh)

@@ -198,7 +198,7 @@ class VHost:
     def queue_declare(self, name: str, passive: bool = False, durable: bool = False,
                       exclusive: bool = False, auto_delete: bool = False,
                       arguments: dict[str, Any] | None = None, conn: Any = None,
-                      now: float = 0.0) -> Queue:
+                      now: float = 0.0, server_named: bool = False) -> Queue:
         m = "queue.declare"
         args = dict(arguments or {})
         q = self.queues.get(name)
@@ -208,7 +208,7 @@ class VHost:
             if q.exclusive_owner is not None and q.exclusive_owner is not conn:
                 raise self.locked(name, m)
             return q
-        if q is None and name.startswith("amq."):
+        if q is None and name.startswith("amq.") and not server_named:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'",
                                 method=m)
         if q is not None:
