@@ -98,6 +98,7 @@ class Suite:
         self.repeats = repeats
         self.cases: list[Case] = []
         self.results: list[Result] = []
+        self._skips: list[tuple[int, Result]] = []  # (number of cases added before, row)
 
     def add(self, name: str, run: Callable[[int], Any], n: int, *, group: str = "",
             ref: str | None = None, setup: Callable[[], Any] | None = None,
@@ -105,8 +106,12 @@ class Suite:
         self.cases.append(Case(name, run, n, group, ref, setup, note))
 
     def skip(self, name: str, why: str, *, group: str = "") -> None:
-        """Record a row that could not run (e.g. an optional peer is not installed)."""
-        self.results.append(Result(name, group, 0, skipped=why))
+        """Record a row that could not run (e.g. an optional peer is not installed).
+
+        After ``run`` it is reported where it was added among the cases, not first."""
+        row = Result(name, group, 0, skipped=why)
+        self.results.append(row)
+        self._skips.append((len(self.cases), row))
 
     def run(self) -> list[Result]:
         # Interleave repeats (case A, B, C, A, B, C, ...) so slow drifts of a noisy machine
@@ -126,7 +131,15 @@ class Suite:
                 if gc_was:
                     gc.enable()
                 results[id(c)].per_op_s.append(dt / c.n)
-        self.results.extend(results[id(c)] for c in self.cases)
+        skipped = {id(row) for _, row in self._skips}
+        rows = [r for r in self.results if id(r) not in skipped]
+        pending = list(self._skips)
+        for i, c in enumerate(self.cases):
+            while pending and pending[0][0] <= i:
+                rows.append(pending.pop(0)[1])
+            rows.append(results[id(c)])
+        rows.extend(row for _, row in pending)
+        self.results = rows
         return self.results
 
     def _find(self, group: str, name: str) -> Result | None:
