@@ -1,0 +1,287 @@
+"""Persistence at the store level: SqliteStore + GroupCommitter against SQLite's floors.
+
+Rows, measured side by side in one run (python benchmarks/bench_sqlite.py [--quick]):
+
+* streaming: a stream of persistent messages, 100-byte bodies; per message one put and one
+  delete (the ack of the message 100 places earlier), N = 100k. inbus submits each put and
+  each delete separately to a GroupCommitter (as a Bus would on publish and on ack) and
+  flushes at the end. The floors do the same inserts and deletes with plain sqlite3 (WAL,
+  synchronous=NORMAL, the same table shape): all in one transaction; a transaction per 100
+  messages; a transaction per message.
+* confirmed from 8 threads: each thread submits a put and waits for its confirmation
+  (on_done) before the next one. Compared with RabbitMQ persistent publishes with publisher
+  confirms through pika, one at a time (skipped when 127.0.0.1:5672 does not answer).
+
+Bus-level rows (basic_publish -> consume -> ack through a Bus("file.db"), with and without
+confirm_delivery) belong here too; they are added by the Bus integration, not by this
+store-level file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import Suite, machine_info  # noqa: E402
+
+from inbus._committer import GroupCommitter  # noqa: E402
+from inbus._sqlite import SqliteStore  # noqa: E402
+from inbus._store import DeleteMessage, MessageRecord, PutMessage, PutQueue, QueueRecord  # noqa: E402
+
+BODY = b"x" * 100
+LAG = 100  # a message is acked when the one LAG places later is published
+STREAM = "streaming put+delete, 100 B"
+CONFIRM = "confirmed puts, 8 threads"
+FLOOR_BATCH = "sqlite3 floor: batches of 100"
+RABBIT = "RabbitMQ: persistent + confirms (pika, 1 at a time)"
+
+
+class Workdir:
+    """A fresh directory per repeat, so every case starts from an empty file."""
+
+    def __init__(self) -> None:
+        self.root = tempfile.mkdtemp(prefix="inbus-bench-")
+        self.count = 0
+
+    def new(self) -> str:
+        self.count += 1
+        d = os.path.join(self.root, str(self.count))
+        os.mkdir(d)
+        return os.path.join(d, "bench.db")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+# --- floors: plain sqlite3 ----------------------------------------------------------------
+
+
+def floor(work: Workdir, per_txn: int | None) -> tuple[Callable[[], None], Callable[[int], None]]:
+    state: dict[str, Any] = {}
+
+    def setup() -> None:
+        c = sqlite3.connect(work.new(), isolation_level=None)
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA synchronous=NORMAL")
+        c.execute("CREATE TABLE messages (vhost TEXT, queue TEXT, seq INTEGER, body BLOB,"
+                  " UNIQUE (vhost, queue, seq))")
+        if "c" in state:
+            state["c"].close()
+        state["c"] = c
+
+    def run(n: int) -> None:
+        c: sqlite3.Connection = state["c"]
+        size = per_txn or n
+        c.execute("BEGIN")
+        for i in range(n):
+            c.execute("INSERT INTO messages VALUES ('/', 'q', ?, ?)", (i, BODY))
+            if i >= LAG:
+                c.execute("DELETE FROM messages WHERE vhost='/' AND queue='q' AND seq=?",
+                          (i - LAG,))
+            if (i + 1) % size == 0:
+                c.execute("COMMIT")
+                c.execute("BEGIN")
+        c.execute("DELETE FROM messages")
+        c.execute("COMMIT")
+
+    return setup, run
+
+
+# --- inbus: SqliteStore + GroupCommitter ---------------------------------------------------
+
+
+def _rec(i: int) -> MessageRecord:
+    return MessageRecord("/", "q", i, "", "q", BODY, {"delivery_mode": 2})
+
+
+def _open(work: Workdir, state: dict[str, Any], sync: str) -> None:
+    if "c" in state:
+        state["c"].close()
+        state["s"].close()
+    state["s"] = SqliteStore(work.new(), synchronous=sync)
+    state["s"].apply([PutQueue(QueueRecord("/", "q"))])
+    state["c"] = GroupCommitter(state["s"])
+
+
+def streaming(work: Workdir, sync: str) -> tuple[Callable[[], None], Callable[[int], None]]:
+    state: dict[str, Any] = {}
+
+    def run(n: int) -> None:
+        c: GroupCommitter = state["c"]
+        for i in range(n):
+            c.submit([PutMessage(_rec(i))])
+            if i >= LAG:
+                c.submit([DeleteMessage("/", "q", i - LAG)])
+        for i in range(max(0, n - LAG), n):
+            c.submit([DeleteMessage("/", "q", i)])
+        c.flush()
+
+    return lambda: _open(work, state, sync), run
+
+
+def confirmed(work: Workdir, sync: str,
+              threads: int = 8) -> tuple[Callable[[], None], Callable[[int], None]]:
+    state: dict[str, Any] = {}
+
+    def run(n: int) -> None:
+        c: GroupCommitter = state["c"]
+        per = n // threads
+
+        def producer(k: int) -> None:
+            ev = threading.Event()
+            for i in range(k * per, (k + 1) * per):
+                ev.clear()
+                c.submit([PutMessage(_rec(i))], lambda e: ev.set())
+                ev.wait()
+
+        ts = [threading.Thread(target=producer, args=(k,)) for k in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    return lambda: _open(work, state, sync), run
+
+
+# --- RabbitMQ ------------------------------------------------------------------------------
+
+
+def rabbit_reachable() -> str:
+    try:
+        import pika  # noqa: F401
+    except ImportError:
+        return "pika is not installed"
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
+    except OSError:
+        return "no RabbitMQ on 127.0.0.1:5672"
+    return ""
+
+
+def rabbit() -> tuple[Callable[[], None], Callable[[int], None], Callable[[], None]]:
+    import pika
+
+    state: dict[str, Any] = {}
+    props = pika.BasicProperties(delivery_mode=2)
+
+    def setup() -> None:
+        if "conn" not in state:
+            conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1"))
+            ch = conn.channel()
+            ch.queue_declare("inbus-bench-persistent", durable=True)
+            ch.confirm_delivery()
+            state["conn"], state["ch"] = conn, ch
+        state["ch"].queue_purge("inbus-bench-persistent")
+
+    def run(n: int) -> None:
+        ch = state["ch"]
+        for _ in range(n):
+            ch.basic_publish("", "inbus-bench-persistent", BODY, properties=props)
+
+    def close() -> None:
+        if "conn" in state:
+            state["ch"].queue_delete("inbus-bench-persistent")
+            state["conn"].close()
+
+    return setup, run, close
+
+
+# --- the suite -----------------------------------------------------------------------------
+
+
+def main(quick: bool = False) -> Suite:
+    """Run every row (``quick``: small N, one repeat), print the table, write the JSON."""
+    n = 5_000 if quick else 100_000
+    n_commit = 1_000 if quick else 20_000
+    n_confirm = 800 if quick else 16_000
+    n_rabbit = 100 if quick else 1_000
+    suite = Suite("Persistence (store level): SqliteStore + GroupCommitter",
+                  repeats=1 if quick else 3)
+    work = Workdir()
+    for name, per_txn, count in (("sqlite3 floor: one transaction", None, n),
+                                 (FLOOR_BATCH, 100, n),
+                                 ("sqlite3 floor: a transaction per message", 1, n_commit)):
+        setup, run = floor(work, per_txn)
+        suite.add(name, run, count, group=STREAM, setup=setup,
+                  ref=None if per_txn == 100 else FLOOR_BATCH)
+    for sync in ("FULL", "NORMAL"):
+        setup, run = streaming(work, sync)
+        suite.add(f"inbus: GroupCommitter, synchronous={sync}", run, n, group=STREAM,
+                  setup=setup, ref=FLOOR_BATCH,
+                  note="default" if sync == "FULL" else "")
+    why = rabbit_reachable()
+    closer: Callable[[], Any] | None = None
+    if why:
+        suite.skip(RABBIT, why, group=CONFIRM)
+    else:
+        setup, run, closer = rabbit()
+        suite.add(RABBIT, run, n_rabbit, group=CONFIRM, setup=setup)
+    setup, run = floor(work, 1)
+    suite.add("sqlite3 floor: a transaction per message", run, n_commit, group=CONFIRM,
+              setup=setup, ref=None if why else RABBIT)
+    for sync in ("FULL", "NORMAL"):
+        setup, run = confirmed(work, sync)
+        suite.add(f"inbus: 8 threads, each waits for its confirm, synchronous={sync}", run,
+                  n_confirm, group=CONFIRM, setup=setup, ref=None if why else RABBIT)
+    try:
+        suite.run()
+    finally:
+        work.remove()
+        if closer is not None:
+            closer()
+    suite.report()
+    here = os.path.dirname(os.path.abspath(__file__))
+    if not quick:
+        suite.write_json(os.path.join(here, "results", "sqlite.json"))
+    return suite
+
+
+def summary(suite: Suite) -> str:
+    """The markdown section for RESULTS.md: machine, table, ratios vs the issue's targets."""
+    m = machine_info()
+    lines = ["## Persistence (store level)", "",
+             f"Machine: {m['processor']}, {m['cores']} cores, {m['platform']}; Python "
+             f"{m['python']}; SQLite {sqlite3.sqlite_version}; {m['date']}. "
+             "Run: `python benchmarks/bench_sqlite.py`.", ""]
+    table = suite.report(file=open(os.devnull, "w"))  # noqa: SIM115
+    lines += table.splitlines()[2:]
+    lines.append("")
+    for sync in ("FULL", "NORMAL"):
+        r = suite.ratio(f"inbus: GroupCommitter, synchronous={sync}", FLOOR_BATCH, STREAM)
+        lines.append(f"- Streaming, synchronous={sync}: {r:.2f}x the batch-of-100 floor "
+                     f"(target: within 3x) -> {'met' if r <= 3 else 'NOT met'}.")
+    for sync in ("FULL", "NORMAL"):
+        r = suite.ratio(f"inbus: 8 threads, each waits for its confirm, synchronous={sync}",
+                        RABBIT, CONFIRM)
+        if r == r:
+            lines.append(f"- Confirmed puts from 8 threads, synchronous={sync}: {1 / r:.1f}x "
+                         "RabbitMQ's one-at-a-time confirmed rate (target: at least 20x) -> "
+                         f"{'met' if 1 / r >= 20 else 'NOT met'}.")
+        else:
+            lines.append("- Confirmed puts from 8 threads: RabbitMQ not reachable, no ratio.")
+    lines += ["", "The default is synchronous=FULL (fsync per commit: a confirm survives power "
+              "loss, as RabbitMQ's does); NORMAL survives a process crash but may lose the "
+              "last commits on power loss. Bus-level rows are added by the Bus integration.",
+              ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    s = main(quick)
+    if not quick and "--no-results-md" not in sys.argv:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+        section = summary(s)
+        print(section)
+        with open(path, "a") as f:  # other sections belong to other benchmarks: append
+            f.write(("\n" if os.path.exists(path) and os.path.getsize(path) else "") + section)
