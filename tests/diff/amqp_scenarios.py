@@ -2207,3 +2207,17 @@ def args_invalid_queue_arguments(pika: ModuleType, params: Any, ns: str) -> list
             for a in ({"x-max-length": "abc"}, {"x-message-ttl": -1}, {"x-max-priority": 256},
                       {"x-expires": 0}, {"x-overflow": "bogus"}, {"x-max-length": -1})
         ]
+
+
+# RabbitMQ: basic_recover(requeue=False) is not implemented: connection error 540, which
+# closes the connection and its channels.
+@scenario(
+    "get_ack",
+    expect=[("connection-error", 540, "NOT_IMPLEMENTED - requeue=false"), (False, False)],
+)
+def get_recover_requeue_false(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        conn, ch = s.conn, s.ch
+        out: list[Any] = [s.ok(lambda c: c.basic_recover(requeue=False))]
+        out.append((conn.is_open, ch.is_open))
+        return out
