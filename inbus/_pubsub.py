@@ -255,6 +255,20 @@ class Registry(Generic[S]):
                                 "data": data}) for s in entry.subscribers)
         return out
 
+    @property
+    def by_channel(self) -> dict[bytes, dict[S, None]]:
+        """channel -> subscribers, for the shell's publish fast path. Do not modify."""
+        return self._channels
+
+    @property
+    def by_pattern(self) -> dict[bytes, Any]:
+        """pattern -> entry; truthy when any pattern is subscribed. Do not modify."""
+        return self._patterns
+
+    def pattern_matches(self, channel: bytes) -> list[tuple[bytes, dict[S, None]]]:
+        """``(pattern, subscribers)`` for every subscribed pattern matching ``channel``."""
+        return [(e.glob.pattern, e.subscribers) for e in self._index.matching(channel)]
+
     def subscriptions(self, sub: S) -> tuple[list[bytes], list[bytes]]:
         """The channels and patterns ``sub`` holds, in subscription order."""
         mine = self._subs.get(sub)

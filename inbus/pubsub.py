@@ -111,6 +111,8 @@ class PubSubHub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._registry: Registry[PubSub] = Registry()
+        self._by_channel = self._registry.by_channel
+        self._by_pattern = self._registry.by_pattern
         self._open: weakref.WeakSet[PubSub] = weakref.WeakSet()
         self._threads: set[_Worker] = set()
         self._closed = False
@@ -126,28 +128,37 @@ class PubSubHub:
         ch = channel if type(channel) is bytes else encode(channel, "channel")
         data = message if type(message) is bytes else encode(message, "message")
         size = len(data)
+        over: list[PubSub] = []
         with self._lock:
             if self._closed:
                 raise PubSubError("publish on a closed bus")
-            deliveries = self._registry.publish(ch, data)
-            overflow: list[PubSub] | None = None
-            for sub, msg in deliveries:
-                q = sub._queue
-                if len(q) >= sub._max_pending or \
-                        sub._bytes_in - sub._bytes_out + size > sub._max_bytes:
-                    overflow = overflow or []
-                    overflow.append(sub)
-                    continue
-                q.append(msg)
-                sub._bytes_in += size
-                if sub._waiting:
-                    sub._wake()
-            if overflow:
-                for sub in overflow:
-                    self._disconnect_locked(sub, "its pending buffer overflowed "
-                                            f"(max_pending={sub._max_pending}, "
-                                            f"max_pending_bytes={sub._max_bytes})")
-            return len(deliveries)
+            n = 0
+            subs = self._by_channel.get(ch)
+            if subs:  # the hot path, inline: one dict per delivery, appended to a deque
+                for sub in subs:
+                    n += 1
+                    q = sub._queue
+                    if len(q) < sub._max_pending and \
+                            sub._bytes_in - sub._bytes_out + size <= sub._max_bytes:
+                        q.append({"type": "message", "pattern": None, "channel": ch,
+                                  "data": data})
+                        sub._bytes_in += size
+                        if sub._waiting:
+                            sub._wake()
+                    else:
+                        over.append(sub)
+            if self._by_pattern:
+                for pat, psubs in self._registry.pattern_matches(ch):
+                    for sub in psubs:
+                        n += 1
+                        if not sub._push({"type": "pmessage", "pattern": pat, "channel": ch,
+                                          "data": data}, size):
+                            over.append(sub)
+            for sub in over:
+                self._disconnect_locked(sub, "its pending buffer overflowed "
+                                        f"(max_pending={sub._max_pending}, "
+                                        f"max_pending_bytes={sub._max_bytes})")
+            return n
 
     def pubsub(self, ignore_subscribe_messages: bool = False, *,
                max_pending: int = DEFAULT_MAX_PENDING,
@@ -287,6 +298,23 @@ class PubSub:
         self._pat_handlers: dict[bytes, Handler | None] = {}
         self._pending_unsub: set[bytes] = set()
         self._pending_punsub: set[bytes] = set()
+        self._fast = not decode  # no handler and no decoding: get_message's fast path
+
+    def _push(self, msg: Message, size: int) -> bool:
+        """Under the hub lock: queue one delivery, or False when over a bound."""
+        q = self._queue
+        if len(q) >= self._max_pending or \
+                self._bytes_in - self._bytes_out + size > self._max_bytes:
+            return False
+        q.append(msg)
+        self._bytes_in += size
+        if self._waiting:
+            self._wake()
+        return True
+
+    def _refresh_fast(self) -> None:
+        self._fast = not self.decode and not any(self._ch_handlers.values()) and \
+            not any(self._pat_handlers.values())
 
     # -- subscriptions ---------------------------------------------------------------------
 
@@ -318,6 +346,7 @@ class PubSub:
         for name, handler in pairs:
             table[name] = handler
             pending.discard(name)
+        self._refresh_fast()
 
     def unsubscribe(self, *channels: object) -> None:
         """UNSUBSCRIBE from the channels; none given means all of them.
@@ -377,6 +406,13 @@ class PubSub:
                 return None
             msg = got
         kind = msg["type"]
+        if self._fast and (kind == "message" or kind == "pmessage"):
+            self._bytes_out += len(msg["data"])
+            return msg
+        return self._handle(msg, kind, ignore_subscribe_messages)
+
+    def _handle(self, msg: Message, kind: str, ignore_subscribe_messages: bool
+                ) -> Message | None:
         if kind == "message" or kind == "pmessage":
             data: bytes = msg["data"]
             self._bytes_out += len(data)
@@ -395,6 +431,7 @@ class PubSub:
             if name in pending:
                 pending.discard(name)
                 table.pop(name, None)
+                self._refresh_fast()
         if ignore_subscribe_messages or self.ignore_subscribe_messages:
             return None
         return _decode(msg) if self.decode else msg
