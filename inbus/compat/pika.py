@@ -869,6 +869,10 @@ class BlockingChannel:
 
         def deliver(m: Message) -> None:
             if info.cancelled:
+                # Delivered after basic_cancel (e.g. later in the batch whose callback
+                # cancelled): pika never dispatches these; it rejects the ackable ones.
+                if not auto_ack and self._native.is_open:
+                    self._async(lambda: self._native.basic_reject(m.delivery_tag, True))
                 return
             method = spec.Basic.Deliver(m.consumer_tag, m.delivery_tag, m.redelivered,
                                         m.exchange, m.routing_key)

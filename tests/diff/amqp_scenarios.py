@@ -2221,3 +2221,365 @@ def get_recover_requeue_false(pika: ModuleType, params: Any, ns: str) -> list[An
         out: list[Any] = [s.ok(lambda c: c.basic_recover(requeue=False))]
         out.append((conn.is_open, ch.is_open))
         return out
+
+
+# ============================================================================ more: consumers
+
+
+# pika + RabbitMQ: cancelling an ackable consumer from its callback makes pika reject
+# (requeue) the deliveries it had received but not dispatched yet; RabbitMQ then flags
+# them redelivered.
+@scenario("consume", expect=[[b"0"], [(b"1", True, 1), (b"2", True, 0)]])
+def consume_cancel_in_callback_putback(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        for i in range(3):
+            s.ch.basic_publish("", q, str(i).encode())
+        got: list[bytes] = []
+        ch2 = s.conn.channel()
+
+        def on_message(ch: Any, m: Any, p: Any, body: bytes) -> None:
+            got.append(body)
+            ch.basic_ack(m.delivery_tag)
+            ch.basic_cancel(m.consumer_tag)
+        ch2.basic_consume(q, on_message)
+        time.sleep(0.1)  # all three deliveries reach the client before dispatch
+        pump(s.conn, until=lambda: len(got) >= 1, settle=0.1)
+        return [got, [s.get(q), s.get(q)]]
+
+
+# RabbitMQ: x-single-active-consumer: only the first consumer gets messages; when it is
+# cancelled the next one takes over (with what the first left unacked, redelivered).
+@scenario("consume", expect=[[b"0", b"1", b"2"], [], [(b"1", True), (b"2", True), (b"3", False)]])
+def consume_single_active(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", arguments={"x-single-active-consumer": True})
+        ch1, ch2 = s.conn.channel(), s.conn.channel()
+        g1: list[Any] = []
+        g2: list[Any] = []
+
+        def first(ch: Any, m: Any, p: Any, body: bytes) -> None:
+            g1.append(body)
+            if body == b"0":
+                ch.basic_ack(m.delivery_tag)
+        ch1.basic_consume(q, first)
+        ch2.basic_consume(q, _collector(g2, ack=True))
+        for i in range(3):
+            s.ch.basic_publish("", q, str(i).encode())
+        pump(s.conn, until=lambda: len(g1) >= 3, settle=0.1)
+        out: list[Any] = [list(g1), [g[1] for g in g2]]
+        ch1.close()
+        s.ch.basic_publish("", q, b"3")
+        pump(s.conn, until=lambda: len(g2) >= 3, settle=0.1)
+        out.append([(g[1], g[2]) for g in g2])
+        return out
+
+
+# RabbitMQ: consumer priorities (x-priority): the higher-priority consumer gets messages
+# while it has credit; the lower one gets them only when it is full.
+@scenario("consume", expect=[[b"0", b"1"], [b"2", b"3"]])
+def consume_priority(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        s.ch.basic_qos(prefetch_count=2)
+        lo: list[Any] = []
+        hi: list[Any] = []
+        s.ch.basic_consume(q, _collector(lo), arguments={"x-priority": 0})
+        s.ch.basic_consume(q, _collector(hi), arguments={"x-priority": 10})
+        for i in range(4):
+            s.ch.basic_publish("", q, str(i).encode())
+        pump(s.conn, until=lambda: len(lo) + len(hi) >= 4, settle=0.1)
+        return [[g[1] for g in hi], [g[1] for g in lo]]
+
+
+# RabbitMQ: basic_qos (per consumer) applies to consumers started after it; an existing
+# consumer keeps the prefetch it started with.
+@scenario("qos", expect=[1, 3])
+def qos_applies_to_new_consumers(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q1, q2 = s.q("q1"), s.q("q2")
+        s.ch.basic_qos(prefetch_count=1)
+        g1: list[Any] = []
+        g2: list[Any] = []
+        s.ch.basic_consume(q1, _collector(g1))
+        s.ch.basic_qos(prefetch_count=3)
+        s.ch.basic_consume(q2, _collector(g2))
+        for i in range(5):
+            s.ch.basic_publish("", q1, str(i).encode())
+            s.ch.basic_publish("", q2, str(i).encode())
+        pump(s.conn, until=lambda: len(g1) + len(g2) >= 4, settle=0.15)
+        return [len(g1), len(g2)]
+
+
+# RabbitMQ: acking a message whose queue was deleted meanwhile is fine; the channel
+# stays open.
+@scenario("get_ack", expect=[OK, True])
+def ack_after_queue_deleted(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        s.ch.basic_publish("", q, b"m")
+        s.ch.basic_get(q, auto_ack=False)
+        other = s.conn.channel()
+        other.queue_delete(q)
+        out = [s.ok(lambda ch: (ch.basic_ack(1), ch.queue_declare("", exclusive=True)))]
+        out.append(s.ch.is_open)
+        return out
+
+
+# RabbitMQ: ack multiple with a tag never delivered is 406 unknown delivery tag.
+@scenario("get_ack", expect=[e406("unknown delivery tag 5")])
+def ack_multiple_unknown_tag(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        s.ch.basic_publish("", q, b"m")
+        s.ch.basic_get(q, auto_ack=False)
+        return [s.ok(lambda ch: (ch.basic_ack(5, multiple=True), ch.queue_declare(q, passive=True)))]
+
+
+# RabbitMQ: closing a connection requeues the unacked messages of all its channels.
+@scenario("get_ack", expect=[[(b"a", True, 2), (b"b", True, 1), (b"c", False, 0)]])
+def connection_close_requeues_all_channels(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False)
+        for b in (b"a", b"b", b"c"):
+            s.ch.basic_publish("", q, b)
+        c2 = pika.BlockingConnection(params)
+        c2.channel().basic_get(q, auto_ack=False)
+        c2.channel().basic_get(q, auto_ack=False)
+        c2.close()
+        time.sleep(0.05)
+        return [[s.get(q), s.get(q), s.get(q)]]
+
+
+# ============================================================================ more: routing
+
+
+# RabbitMQ: CC and BCC headers add routing keys; BCC is removed from the delivered
+# headers, CC is kept.
+@scenario("routing", expect=[[(b"m", {"CC": ["k2"]})], [(b"m", {"CC": ["k2"]})], [(b"m", {"CC": ["k2"]})]])
+def routing_cc_bcc(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        x = s.x("x", "direct")
+        qs = [s.q(f"q{i}") for i in (1, 2, 3)]
+        for i, q in enumerate(qs, 1):
+            s.ch.queue_bind(q, x, routing_key=f"k{i}")
+        s.ch.basic_publish(x, "k1", b"m", pika.BasicProperties(headers={"CC": ["k2"], "BCC": ["k3"]}))
+        out = []
+        for q in qs:
+            m, p, body = s.ch.basic_get(q, auto_ack=True)
+            out.append([(body, p.headers)] if m else [])
+        return out
+
+
+# RabbitMQ: a mandatory message to a fanout exchange without queues is returned; a
+# headers exchange ignores the routing key.
+@scenario("returns", expect=[[(312, "NO_ROUTE", "NS.f", "k", b"f", None)], [b"h"]])
+def returns_fanout_empty_headers_key(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        f = s.x("f", "fanout")
+        h = s.x("h", "headers")
+        q = s.q("q")
+        s.ch.queue_bind(q, h, routing_key="ignored", arguments={"a": "1"})
+        got = _returns(s)
+        s.ch.basic_publish(f, "k", b"f", mandatory=True)
+        s.ch.basic_publish(h, "other", b"h", pika.BasicProperties(headers={"a": "1"}))
+        s.sync()
+        pump(s.conn, until=lambda: len(got) >= 1, settle=0.05)
+        return [got, s.drain(q)]
+
+
+# RabbitMQ: deleting an exchange that is the destination of e2e bindings removes them;
+# the source then routes nowhere.
+@scenario("e2e", expect=[[b"1"], (312, "NO_ROUTE")])
+def e2e_destination_deleted(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        src = s.x("src", "fanout")
+        dst = s.x("dst", "fanout")
+        q = s.q("q")
+        s.ch.exchange_bind(dst, src)
+        s.ch.queue_bind(q, dst)
+        s.ch.basic_publish(src, "", b"1")
+        out: list[Any] = [s.drain(q)]
+        s.ch.exchange_delete(dst)
+        got = _returns(s)
+        s.ch.basic_publish(src, "", b"2", mandatory=True)
+        s.sync()
+        pump(s.conn, until=lambda: len(got) >= 1, settle=0.05)
+        out.append(got[0][:2] if got else None)
+        return out
+
+
+# ============================================================================ more: features
+
+
+# RabbitMQ: an invalid per-message expiration is a 406 channel error.
+@scenario(
+    "ttl",
+    expect=[
+        e406("invalid expiration 'abc': no_integer"),
+        e406("invalid expiration '-1': {value_negative,-1}"),
+    ],
+)
+def ttl_invalid_expiration(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        return [
+            s.ok(lambda ch: (ch.basic_publish("", q, b"m", pika.BasicProperties(expiration=e)), s.sync()))
+            for e in ("abc", "-1")
+        ]
+
+
+# RabbitMQ: a basic_get resets x-expires (the queue was used); after the full period of
+# no use it goes.
+@scenario("ttl", expect=[OK, OK, no_q("NS.q")])
+def ttl_expires_reset_by_get(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False, arguments={"x-expires": 300})
+        time.sleep(0.2)
+        s.ch.basic_get(q)
+        time.sleep(0.2)
+        out = [s.ok(lambda ch: ch.queue_declare(q, passive=True))]
+        out.append(OK)
+        time.sleep(0.45)
+        out.append(s.ok(lambda ch: ch.queue_declare(q, passive=True)))
+        return out
+
+
+# RabbitMQ: x-overflow reject-publish without confirms drops the new message silently.
+@scenario("maxlen", expect=[[b"1"]])
+def maxlen_reject_publish_no_confirm(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+        s.ch.basic_publish("", q, b"1")
+        s.ch.basic_publish("", q, b"2")
+        return [s.drain(q)]
+
+
+# RabbitMQ: x-max-length-bytes with reject-publish and confirms: a message that would
+# exceed the byte limit is nacked.
+@scenario("maxlen", expect=[["ok", "ok", "NackError"], [b"aaaa", b"bbbb"]])
+def maxlen_bytes_reject_publish(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", arguments={"x-max-length-bytes": 8, "x-overflow": "reject-publish"})
+        s.ch.confirm_delivery()
+        res = []
+        for b in (b"aaaa", b"bbbb", b"c"):
+            try:
+                s.ch.basic_publish("", q, b)
+                res.append("ok")
+            except pika.exceptions.NackError as e:
+                res.append(type(e).__name__)
+        return [res, s.drain(q)]
+
+
+# RabbitMQ: x-max-length on a priority queue: drop-head drops the head of the queue as
+# it would be delivered, i.e. the highest-priority message.
+@scenario("maxlen", expect=[[b"lo1", b"lo2"]])
+def maxlen_priority_queue(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", arguments={"x-max-length": 2, "x-max-priority": 5})
+        s.ch.basic_publish("", q, b"lo1", pika.BasicProperties(priority=0))
+        s.ch.basic_publish("", q, b"hi", pika.BasicProperties(priority=5))
+        s.ch.basic_publish("", q, b"lo2", pika.BasicProperties(priority=0))
+        return [s.drain(q)]
+
+
+# RabbitMQ: a fully automatic dead-letter cycle (expiry -> dlx -> expiry back to the first
+# queue) is dropped, not looped forever.
+@scenario("dlx", expect=[0, 0])
+def dlx_automatic_cycle_dropped(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q1, q2 = s.n("q1"), s.n("q2")
+        s.q("q1", arguments={"x-message-ttl": 30, "x-dead-letter-exchange": "",
+                            "x-dead-letter-routing-key": q2})
+        s.q("q2", arguments={"x-message-ttl": 30, "x-dead-letter-exchange": "",
+                            "x-dead-letter-routing-key": q1})
+        s.ch.basic_publish("", q1, b"m")
+        time.sleep(0.4)
+        return [s.count(q1), s.count(q2)]
+
+
+# RabbitMQ: a message dead-lettered from two queues carries two x-death entries, the most
+# recent first; x-first-death-* keep the first.
+@scenario(
+    "dlx",
+    expect=[
+        [("NS.q2", "rejected", 1), ("NS.q1", "expired", 1)],
+        {"x-first-death-exchange": "", "x-first-death-queue": "NS.q1", "x-first-death-reason": "expired"},
+        [b"m"],
+    ],
+)
+def dlx_two_queues(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q1, q2, q3 = s.n("q1"), s.n("q2"), s.n("q3")
+        s.q("q3")
+        s.q("q2", arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": q3})
+        s.q("q1", arguments={"x-message-ttl": 30, "x-dead-letter-exchange": "",
+                            "x-dead-letter-routing-key": q2})
+        s.ch.basic_publish("", q1, b"m")
+        time.sleep(0.25)
+        m, _p, _b = s.ch.basic_get(q2, auto_ack=False)
+        s.ch.basic_reject(m.delivery_tag, requeue=False)
+        time.sleep(0.05)
+        m, p, body = s.ch.basic_get(q3, auto_ack=True)
+        d = _x_death(p)
+        return [[(e["queue"], e["reason"], e["count"]) for e in d["x-death"]], d["first"], [body]]
+
+
+# RabbitMQ: x-dead-letter-routing-key without x-dead-letter-exchange is refused (406).
+@scenario(
+    "args",
+    expect=[e406(f"invalid arg 'x-dead-letter-routing-key' for queue 'NS.q' {V}: "
+                 "routing_key_but_no_dlx_defined")],
+)
+def args_dlrk_without_dlx(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        return [s.ok(lambda ch: ch.queue_declare(s.n("q"), exclusive=True,
+                                                 arguments={"x-dead-letter-routing-key": "k"}))]
+
+
+# RabbitMQ: more invalid arguments: x-max-length-bytes negative, x-message-ttl a string,
+# x-single-active-consumer not a bool, x-max-priority negative.
+@scenario(
+    "args",
+    expect=[
+        e406(f"invalid arg 'x-max-length-bytes' for queue 'NS.q' {V}: {{value_negative,-5}}"),
+        e406(f"invalid arg 'x-message-ttl' for queue 'NS.q' {V}: \"expected integer, got longstr\""),
+        e406(f"invalid arg 'x-single-active-consumer' for queue 'NS.q' {V}: {{unacceptable_type,longstr}}"),
+        e406(f"invalid arg 'x-max-priority' for queue 'NS.q' {V}: {{value_negative,-1}}"),
+    ],
+)
+def args_invalid_more(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.n("q")
+        return [
+            s.ok(lambda ch, a=a: ch.queue_declare(q, exclusive=True, arguments=a))
+            for a in ({"x-max-length-bytes": -5}, {"x-message-ttl": "100"},
+                      {"x-single-active-consumer": "yes"}, {"x-max-priority": -1})
+        ]
+
+
+# pika + RabbitMQ: cancelling an ackable consumer before its deliveries were dispatched:
+# pika rejects them (requeue), so RabbitMQ has them back flagged redelivered=True.
+@scenario(
+    "consume",
+    expect=[[], [(b"0", True, 2), (b"1", True, 1), (b"2", True, 0)]],
+    inbus_xfail=(
+        "deliberate: inbus puts deliveries whose callback never ran back in the queue "
+        "with their redelivered flag unchanged (no application saw them: see "
+        "Channel.basic_cancel); through pika + RabbitMQ they were delivered to the client "
+        "and rejected, so they come back redelivered=True"
+    ),
+)
+def consume_cancel_before_dispatch(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        for i in range(3):
+            s.ch.basic_publish("", q, str(i).encode())
+        got: list[Any] = []
+        ch2 = s.conn.channel()
+        tag = ch2.basic_consume(q, _collector(got))
+        time.sleep(0.1)
+        ch2.basic_cancel(tag)
+        pump(s.conn, settle=0.05)
+        return [got, [s.get(q), s.get(q), s.get(q)]]
