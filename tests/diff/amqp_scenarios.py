@@ -2424,7 +2424,7 @@ def ttl_invalid_expiration(pika: ModuleType, params: Any, ns: str) -> list[Any]:
     with Session(pika, params, ns) as s:
         q = s.q("q")
         return [
-            s.ok(lambda ch: (ch.basic_publish("", q, b"m", pika.BasicProperties(expiration=e)), s.sync()))
+            s.ok(lambda ch, e=e: (ch.basic_publish("", q, b"m", pika.BasicProperties(expiration=e)), s.sync()))
             for e in ("abc", "-1")
         ]
 
