@@ -39,11 +39,9 @@ to 1. After an unclean close every stored message is flagged redelivered *in the
 (``MarkDelivered`` operations of the crashed run may have been lost), so
 ``redelivered=False`` in a snapshot always means "certainly never delivered".
 
-*Encoding.* Bodies are BLOBs; properties and arguments are JSON with a tagged encoding
-(``{"$inbus": tag, "v": ...}``) for bytes, Decimal, datetime, date, tuples, non-finite
-floats, and dicts that happen to hold the tag key; JSON itself keeps int, float, bool
-and None apart. Never pickle. Binding arguments are stored canonically (sorted keys) so
-``DeleteBinding`` can match them.
+*Encoding.* Bodies are BLOBs; properties and arguments are tagged JSON
+(:func:`~inbus._store.encode_value`), never pickle; binding arguments canonically (sorted
+keys) so ``DeleteBinding`` can match them.
 
 Not thread-safe: one thread at a time (the GroupCommitter serialises ``apply``).
 """
@@ -54,8 +52,8 @@ import contextlib
 import os
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import PersistenceError
@@ -78,6 +76,7 @@ from ._store import (
     PutVhost,
     QueueRecord,
     Snapshot,
+    coalesce,
     decode_value,
     encode_value,
 )
@@ -114,55 +113,38 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 
 # --- error translation ---------------------------------------------------------------------
 
-_PROBLEMS = {
-    "SQLITE_BUSY": "is locked: another Bus or process has it open (only one may open a file "
-                   "at a time; close the other one, or wait for it to exit)",
-    "SQLITE_LOCKED": "is locked by another connection in this process",
-    "SQLITE_READONLY": "is read-only: check the permissions of the file and of its "
-                       "directory (SQLite must create a -wal file next to it)",
-    "SQLITE_PERM": "permission denied: check the permissions of the file and its directory",
-    "SQLITE_CORRUPT": "is corrupt (database disk image is malformed): restore it from a "
-                      "backup, or move it aside to start empty",
-    "SQLITE_NOTADB": "is not a SQLite database (wrong file, or its header is damaged)",
-    "SQLITE_FULL": "the disk is full (or the file reached its size limit): free some space; "
-                   "the failed write was rolled back",
-    "SQLITE_CANTOPEN": "cannot be opened: check that its directory exists and is writable",
-    "SQLITE_IOERR": "I/O error while reading or writing (truncated file or failing disk?)",
-}
-
-
-_BY_MESSAGE = (  # for Pythons whose sqlite3 errors lack .sqlite_errorname (< 3.11)
-    ("locked", "SQLITE_BUSY"), ("readonly", "SQLITE_READONLY"),
-    ("malformed", "SQLITE_CORRUPT"), ("not a database", "SQLITE_NOTADB"),
-    ("full", "SQLITE_FULL"), ("unable to open", "SQLITE_CANTOPEN"),
-    ("I/O error", "SQLITE_IOERR"),
+# (SQLite primary error name, its text for Pythons < 3.11 that lack .sqlite_errorname, problem)
+_PROBLEMS = (
+    ("SQLITE_BUSY", "locked", "is locked: another Bus or process has it open (only one may "
+     "open a file at a time; close the other one, or wait for it to exit)"),
+    ("SQLITE_LOCKED", "", "is locked by another connection in this process"),
+    ("SQLITE_READONLY", "readonly", "is read-only: check the permissions of the file and of "
+     "its directory (SQLite must create a -wal file next to it)"),
+    ("SQLITE_PERM", "", "permission denied: check the permissions of the file and directory"),
+    ("SQLITE_CORRUPT", "malformed", "is corrupt (database disk image is malformed): restore "
+     "it from a backup, or move it aside to start empty"),
+    ("SQLITE_NOTADB", "not a database", "is not a SQLite database (wrong file, or its header "
+     "is damaged)"),
+    ("SQLITE_FULL", "full", "the disk is full (or the file reached its size limit): free "
+     "some space; the failed write was rolled back"),
+    ("SQLITE_CANTOPEN", "unable to open", "cannot be opened: check that its directory exists "
+     "and is writable"),
+    ("SQLITE_IOERR", "I/O error", "I/O error while reading or writing (truncated file or "
+     "failing disk?)"),
 )
 
 
 def _translate(path: str, exc: BaseException, doing: str) -> PersistenceError:
     name = getattr(exc, "sqlite_errorname", "") or ""
-    if not name:
-        name = next((n for text, n in _BY_MESSAGE if text in str(exc)), "")
-    primary = name.split("_")[0:2]
-    key = "_".join(primary)
-    if key == "SQLITE_IOERR" and "SHORT_READ" in name:
+    problem = "SQLite error" if isinstance(exc, sqlite3.Error) else "cannot be used"
+    for primary, text, what in _PROBLEMS:
+        if name.startswith(primary) if name else (text and text in str(exc)):
+            problem = what
+            break
+    if "SHORT_READ" in name:
         problem = ("is truncated or damaged (short read): restore it from a backup, or move "
                    "it aside to start empty")
-    elif key in _PROBLEMS:
-        problem = _PROBLEMS[key]
-    elif isinstance(exc, sqlite3.Error):
-        problem = "SQLite error"
-    else:
-        problem = "cannot be used"
     return PersistenceError(path, f"{problem} ({doing}: {type(exc).__name__}: {exc})")
-
-
-def _check_directory(path: str) -> None:
-    directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
-        raise PersistenceError(path, f"directory {directory!r} does not exist: create it first")
-    if os.path.isdir(path):
-        raise PersistenceError(path, "is a directory, not a database file")
 
 
 def _check_header(path: str) -> None:
@@ -195,11 +177,23 @@ def _check_header(path: str) -> None:
                                "aside to start empty")
 
 
-def _check_writable(path: str) -> None:
+def _create_and_check(path: str) -> None:
+    """Create ``path`` (0600) if absent; refuse a missing or read-only place with a reason."""
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        raise PersistenceError(path, f"directory {directory!r} does not exist: create it first")
+    if os.path.isdir(path):
+        raise PersistenceError(path, "is a directory, not a database file")
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise PersistenceError(path, f"cannot create the file: {exc.strerror} (is its "
+                               "directory writable?)") from exc
     if not os.access(path, os.R_OK | os.W_OK):
         raise PersistenceError(path, "is read-only (or unreadable) for this user: check the "
                                "file's permissions and owner")
-    directory = os.path.dirname(path) or "."
     if not os.access(directory, os.W_OK | os.X_OK):
         raise PersistenceError(path, f"its directory {directory!r} is read-only: SQLite "
                                "must create a -wal file next to the database")
@@ -235,9 +229,7 @@ class SqliteStore:
         self._closed = False
         self._was_clean = True
         self.schema_version = 0
-        _check_directory(self._path)
-        self._create_file()
-        _check_writable(self._path)
+        _create_and_check(self._path)
         _check_header(self._path)
         uri = "file:" + urllib.parse.quote(self._path) + "?mode=rw"
         try:
@@ -250,16 +242,6 @@ class SqliteStore:
         except BaseException:
             self._conn.close()
             raise
-
-    def _create_file(self) -> None:
-        try:
-            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return
-        except OSError as exc:
-            raise PersistenceError(self._path, f"cannot create the file: {exc.strerror} "
-                                   "(is its directory writable?)") from exc
-        os.close(fd)
 
     def _open(self) -> None:
         c = self._conn
@@ -324,8 +306,9 @@ class SqliteStore:
         try:
             _quick_check(self._path, c)
             snap = Snapshot(*_entities(c), clean=self._was_clean)
+            props = _PropertiesCache()
             snap.messages = [
-                MessageRecord(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), decode_value(r[6]),
+                MessageRecord(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), props.decode(r[6]),
                               bool(r[7]), r[8], r[9])
                 for r in c.execute("SELECT vhost, queue, seq, exchange, routing_key, body,"
                                    " properties, redelivered, expires_at, death_count"
@@ -350,7 +333,7 @@ class SqliteStore:
         try:
             c.execute("BEGIN IMMEDIATE")
             try:
-                for kind, run in _runs(ops):
+                for kind, run in coalesce(ops):
                     _HANDLERS[kind](c, run)
                 c.execute("COMMIT")
             except BaseException:
@@ -467,7 +450,7 @@ def _put_message(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
         " body=excluded.body, properties=excluded.properties,"
         " redelivered=max(redelivered, excluded.redelivered),"
         " expires_at=excluded.expires_at, death_count=excluded.death_count",
-        [(r.vhost, r.queue, r.seq, r.exchange, r.routing_key, r.body,
+        [(r.vhost, r.queue, r.seq, r.exchange, r.routing_key, bytes(r.body),
           encode_value(r.properties), r.redelivered, r.expires_at, r.death_count)
          for r in (o.record for o in ops)])
 
@@ -482,65 +465,6 @@ def _mark_delivered(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
                   [(o.vhost, o.queue, o.seq) for o in ops])
 
 
-def _runs(ops: Sequence[Op]) -> Iterator[tuple[type, list[Any]]]:
-    """(op type, ops) runs with the same effect as ``ops`` applied one by one, in order.
-
-    PutMessage, DeleteMessage and MarkDelivered on different (vhost, queue, seq) keys
-    commute; each key keeps one pending op of net effect: put+delete -> delete; put+mark ->
-    put marked; put+put -> the last put, marked if either was; delete+mark -> delete. A put
-    after a pending delete or mark of its key, and any other op, first drains the pending
-    ones (so order is kept where it matters).
-    """
-    Key = tuple[str, str, int]
-    puts: dict[Key, PutMessage] = {}
-    dels: dict[Key, DeleteMessage] = {}
-    marks: dict[Key, MarkDelivered] = {}
-    other: list[Op] = []
-
-    def drain() -> list[tuple[type, list[Any]]]:
-        out: list[tuple[type, list[Any]]] = []
-        if other:
-            out.append((type(other[0]), list(other)))
-        out += [(k, list(d.values())) for k, d in ((DeleteMessage, dels), (PutMessage, puts),
-                                                   (MarkDelivered, marks)) if d]
-        for d in (other, dels, puts, marks):
-            d.clear()
-        return out
-
-    for op in ops:
-        if isinstance(op, PutMessage):
-            r = op.record
-            k = (r.vhost, r.queue, r.seq)
-            if other or k in dels or k in marks:
-                yield from drain()
-            old = puts.get(k)
-            if old is not None and old.record.redelivered and not r.redelivered:
-                op = PutMessage(replace(r, redelivered=True))
-            puts[k] = op
-        elif isinstance(op, DeleteMessage):
-            if other:
-                yield from drain()
-            k = (op.vhost, op.queue, op.seq)
-            puts.pop(k, None)
-            marks.pop(k, None)
-            dels[k] = op
-        elif isinstance(op, MarkDelivered):
-            if other:
-                yield from drain()
-            k = (op.vhost, op.queue, op.seq)
-            put = puts.get(k)
-            if put is not None:
-                if not put.record.redelivered:
-                    puts[k] = PutMessage(replace(put.record, redelivered=True))
-            elif k not in dels:
-                marks[k] = op
-        else:
-            if puts or dels or marks or (other and type(other[0]) is not type(op)):
-                yield from drain()
-            other.append(op)
-    yield from drain()
-
-
 _HANDLERS: dict[type, Callable[[sqlite3.Connection, Iterable[Any]], None]] = {
     PutVhost: _put_vhost, DeleteVhost: _delete_vhost,
     PutExchange: _put_exchange, DeleteExchange: _delete_exchange,
@@ -548,6 +472,27 @@ _HANDLERS: dict[type, Callable[[sqlite3.Connection, Iterable[Any]], None]] = {
     PutBinding: _put_binding, DeleteBinding: _delete_binding,
     PutMessage: _put_message, DeleteMessage: _delete_message, MarkDelivered: _mark_delivered,
 }
+
+
+class _PropertiesCache:
+    """Decodes each distinct properties text once per load (most messages share a few).
+
+    Only flat tables of immutable values are cached, and each caller gets its own copy,
+    so no two records share a mutable object.
+    """
+
+    def __init__(self) -> None:
+        self._flat: dict[str, dict[str, Any]] = {}
+
+    def decode(self, text: str) -> Any:
+        hit = self._flat.get(text)
+        if hit is not None:
+            return dict(hit)
+        value = decode_value(text)
+        if len(self._flat) < 1024 and type(value) is dict and all(
+                x is None or type(x) in (str, int, float, bool) for x in value.values()):
+            self._flat[text] = dict(value)
+        return value
 
 
 def _quick_check(path: str, c: sqlite3.Connection) -> None:

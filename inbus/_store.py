@@ -31,8 +31,8 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -58,6 +58,7 @@ __all__ = [
     "QueueRecord",
     "Snapshot",
     "Store",
+    "coalesce",
     "decode_value",
     "encode_value",
 ]
@@ -329,3 +330,67 @@ def decode_value(text: str) -> Any:
         return {}
     raw = json.loads(text)
     return _dec(raw) if _TAG in text else raw
+
+
+# --- coalescing a batch of operations -----------------------------------------------------
+
+
+def coalesce(ops: Sequence[Op]) -> Iterator[tuple[type, list[Any]]]:
+    """(op type, ops) runs with the same effect as ``ops`` applied one by one, in order.
+
+    For a store that applies runs of one op type at once (SQL ``executemany``). O(len(ops)).
+
+    PutMessage, DeleteMessage and MarkDelivered on different (vhost, queue, seq) keys
+    commute; each key keeps one pending op of net effect: put+delete -> delete; put+mark ->
+    put marked; put+put -> the last put, marked if either was; delete+mark -> delete. A put
+    after a pending delete or mark of its key, and any other op, first drains the pending
+    ones (so order is kept where it matters).
+    """
+    Key = tuple[str, str, int]
+    puts: dict[Key, PutMessage] = {}
+    dels: dict[Key, DeleteMessage] = {}
+    marks: dict[Key, MarkDelivered] = {}
+    other: list[Op] = []
+
+    def drain() -> list[tuple[type, list[Any]]]:
+        out: list[tuple[type, list[Any]]] = []
+        if other:
+            out.append((type(other[0]), list(other)))
+        out += [(k, list(d.values())) for k, d in ((DeleteMessage, dels), (PutMessage, puts),
+                                                   (MarkDelivered, marks)) if d]
+        for d in (other, dels, puts, marks):
+            d.clear()
+        return out
+
+    for op in ops:
+        if isinstance(op, PutMessage):
+            r = op.record
+            k = (r.vhost, r.queue, r.seq)
+            if other or k in dels or k in marks:
+                yield from drain()
+            old = puts.get(k)
+            if old is not None and old.record.redelivered and not r.redelivered:
+                op = PutMessage(replace(r, redelivered=True))
+            puts[k] = op
+        elif isinstance(op, DeleteMessage):
+            if other:
+                yield from drain()
+            k = (op.vhost, op.queue, op.seq)
+            puts.pop(k, None)
+            marks.pop(k, None)
+            dels[k] = op
+        elif isinstance(op, MarkDelivered):
+            if other:
+                yield from drain()
+            k = (op.vhost, op.queue, op.seq)
+            put = puts.get(k)
+            if put is not None:
+                if not put.record.redelivered:
+                    puts[k] = PutMessage(replace(put.record, redelivered=True))
+            elif k not in dels:
+                marks[k] = op
+        else:
+            if puts or dels or marks or (other and type(other[0]) is not type(op)):
+                yield from drain()
+            other.append(op)
+    yield from drain()
