@@ -1,0 +1,482 @@
+"""Tests of inbus.compat.pika, the pika 1.x BlockingConnection look-alike (no broker needed).
+
+The differential suite (tests/diff/test_amqp_diff.py) compares it with real pika against
+a real RabbitMQ; these tests pin the client-side shapes and behaviours on their own.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import inbus
+from inbus.compat import pika
+
+
+@pytest.fixture(autouse=True)
+def fresh_buses() -> Iterator[None]:
+    pika.reset()
+    yield
+    pika.reset()
+
+
+@pytest.fixture
+def conn() -> Iterator[pika.BlockingConnection]:
+    c = pika.BlockingConnection(pika.ConnectionParameters("localhost"))
+    yield c
+    if c.is_open:
+        c.close()
+
+
+# --------------------------------------------------------------------------- parameters / buses
+
+
+def test_same_host_and_port_share_a_bus() -> None:
+    a = pika.BlockingConnection(pika.ConnectionParameters("localhost", 5672))
+    b = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@localhost:5672/%2F"))
+    c = pika.BlockingConnection(pika.ConnectionParameters("localhost", 5673))
+    a.channel().queue_declare("shared")
+    assert b.channel().queue_declare("shared", passive=True).method.queue == "shared"
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        c.channel().queue_declare("shared", passive=True)
+    assert e.value.reply_code == 404
+    assert pika.get_bus(pika.ConnectionParameters("localhost")) is a.bus
+    assert isinstance(a.bus, inbus.Bus)
+    for x in (a, b, c):
+        x.close()
+
+
+def test_reset_forgets_buses() -> None:
+    bus = pika.get_bus()
+    pika.reset()
+    assert bus.is_closed
+    assert pika.get_bus() is not bus
+
+
+def test_missing_vhost_is_access_denied_like_pika() -> None:
+    params = pika.ConnectionParameters("localhost", virtual_host="nope")
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as e:
+        pika.BlockingConnection(params)
+    assert isinstance(e.value, pika.exceptions.AMQPConnectionError)
+    assert "530" in str(e.value) and "vhost nope not found" in str(e.value)
+    pika.get_bus(params).vhost_declare("nope")
+    with pika.BlockingConnection(params) as c:
+        assert c.is_open
+
+
+def test_url_parameters() -> None:
+    p = pika.URLParameters("amqp://u%40x:p%3Aw@example.org:1234/my%2Fvhost?heartbeat=5")
+    assert (p.host, p.port, p.virtual_host) == ("example.org", 1234, "my/vhost")
+    assert (p.credentials.username, p.credentials.password) == ("u@x", "p:w")
+    d = pika.URLParameters("amqp://localhost")
+    assert (d.host, d.port, d.virtual_host) == ("localhost", 5672, "/")
+    assert pika.URLParameters("amqps://h/").port == 5671
+    with pytest.raises(ValueError):
+        pika.URLParameters("http://localhost/")
+
+
+def test_connection_parameters_defaults_and_extra_options() -> None:
+    p = pika.ConnectionParameters(heartbeat=30, blocked_connection_timeout=5)
+    assert (p.host, p.port, p.virtual_host) == ("localhost", 5672, "/")
+    assert p.credentials == pika.PlainCredentials("guest", "guest")
+    assert p.heartbeat == 30
+
+
+def test_list_of_parameters_uses_the_first() -> None:
+    c = pika.BlockingConnection([pika.ConnectionParameters("h1"), pika.ConnectionParameters("h2")])
+    assert c.bus is pika.get_bus(pika.ConnectionParameters("h1"))
+    c.close()
+
+
+# --------------------------------------------------------------------------- frames and shapes
+
+
+def test_frames_have_pikas_shape(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    r = ch.queue_declare("", exclusive=True)
+    assert isinstance(r, pika.frame.Method) and r.channel_number == ch.channel_number
+    assert isinstance(r.method, pika.spec.Queue.DeclareOk)
+    assert r.method.queue.startswith("amq.gen-") and len(r.method.queue) == 30
+    assert (r.method.message_count, r.method.consumer_count) == (0, 0)
+    assert isinstance(ch.exchange_declare("x", "topic").method, pika.spec.Exchange.DeclareOk)
+    assert isinstance(ch.queue_bind(r.method.queue, "x", "a.#").method, pika.spec.Queue.BindOk)
+    ch.basic_publish("x", "a.b", "hi")
+    assert ch.queue_purge(r.method.queue).method.message_count == 1
+    assert ch.queue_delete(r.method.queue).method.message_count == 0
+
+
+def test_basic_get_shape(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    assert ch.basic_get("q") == (None, None, None)
+    ch.basic_publish("", "q", b"one", pika.BasicProperties(content_type="text/plain"))
+    ch.basic_publish("", "q", b"two")
+    method, props, body = ch.basic_get("q")
+    assert isinstance(method, pika.spec.Basic.GetOk)
+    assert (method.delivery_tag, method.redelivered, method.exchange, method.routing_key,
+            method.message_count) == (1, False, "", "q", 1)
+    assert body == b"one" and props.content_type == "text/plain" and props.headers is None
+    ch.basic_nack(method.delivery_tag)
+    method, _p, body = ch.basic_get("q", auto_ack=True)
+    assert (body, method.redelivered, method.delivery_tag) == (b"one", True, 2)
+
+
+def test_consumer_callback_gets_channel_method_properties_body(
+        conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    got: list[Any] = []
+
+    def on_message(channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        got.append((channel, method, properties.message_id, body))
+        channel.basic_ack(method.delivery_tag)
+
+    tag = ch.basic_consume("q", on_message)
+    assert tag.startswith(f"ctag{ch.channel_number}.") and tag in ch.consumer_tags
+    ch.basic_publish("", "q", b"m", pika.BasicProperties(message_id="id1"))
+    conn.process_data_events(time_limit=0)
+    [(channel, method, mid, body)] = got
+    assert channel is ch and mid == "id1" and body == b"m"
+    assert method == pika.spec.Basic.Deliver(tag, 1, False, "", "q")
+    assert ch.queue_declare("q", passive=True).method.message_count == 0
+
+
+def test_spec_and_enums() -> None:
+    assert pika.spec.PERSISTENT_DELIVERY_MODE == 2
+    assert pika.spec.BasicProperties is inbus.BasicProperties is pika.BasicProperties
+    p = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
+    assert p.delivery_mode == 2
+    ret = pika.spec.Basic.Return(312, "NO_ROUTE", "x", "k")
+    assert (ret.reply_code, ret.reply_text, ret.exchange, ret.routing_key) == (312, "NO_ROUTE", "x", "k")
+    assert "Basic.Return" in repr(ret)
+    with pika.BlockingConnection() as c:
+        c.channel().exchange_declare("e", pika.ExchangeType.fanout)
+
+
+def test_properties_are_copied_on_publish(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    headers: dict[str, Any] = {"k": [1]}
+    props = pika.BasicProperties(headers=headers)
+    ch.basic_publish("", "q", b"m", props)
+    headers["k"].append(2)
+    props.message_id = "changed"
+    _m, got, _b = ch.basic_get("q")
+    assert got.headers == {"k": [1]} and got.message_id is None
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_exception_tree_matches_pikas() -> None:
+    real = pytest.importorskip("pika.exceptions")
+    ours = pika.exceptions
+    for name in dir(real):
+        cls = getattr(real, name)
+        if isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__ == real.__name__:
+            mine = getattr(ours, name)
+            assert [b.__name__ for b in mine.__mro__] == [b.__name__ for b in cls.__mro__], name
+
+
+def test_channel_error_closes_channel(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.queue_declare("missing", passive=True)
+    assert (e.value.reply_code, e.value.reply_text) == (404, "NOT_FOUND - no queue 'missing' in vhost '/'")
+    assert ch.is_closed and conn.is_open
+    with pytest.raises(pika.exceptions.ChannelWrongStateError):
+        ch.basic_get("q")
+    with pytest.raises(pika.exceptions.ChannelWrongStateError):
+        ch.close()
+
+
+def test_async_errors_surface_on_next_sync_call(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.basic_ack(42)            # no exception here, as with pika
+    ch.basic_publish("nope", "k", b"lost")   # ignored: the channel is already closing
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.queue_declare("", exclusive=True)
+    assert (e.value.reply_code, e.value.reply_text) == (406, "PRECONDITION_FAILED - unknown delivery tag 42")
+    with pytest.raises(pika.exceptions.ChannelWrongStateError):
+        ch.queue_declare("", exclusive=True)
+
+
+def test_connection_error(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    other = conn.channel()
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+        ch.exchange_declare("x", "bogus")
+    assert e.value.reply_code == 503
+    assert conn.is_closed and other.is_closed
+    with pytest.raises(pika.exceptions.ConnectionWrongStateError):
+        conn.channel()
+    with pytest.raises(pika.exceptions.ConnectionWrongStateError):
+        conn.close()
+
+
+def test_short_string_too_long(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    with pytest.raises(pika.exceptions.ShortStringTooLong):
+        ch.queue_declare("q" * 256)
+    with pytest.raises(pika.exceptions.ShortStringTooLong):
+        ch.basic_publish("", "é" * 128, b"x")
+    assert ch.is_open
+    assert ch.queue_declare("q" * 255).method.queue == "q" * 255
+
+
+def test_user_id_must_match_the_connection_user(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    ch.basic_publish("", "q", b"ok", pika.BasicProperties(user_id="guest"))
+    ch.basic_publish("", "q", b"bad", pika.BasicProperties(user_id="mallory"))
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.queue_declare("q", passive=True)
+    assert e.value.reply_code == 406 and "mallory" in e.value.reply_text
+    assert conn.channel().queue_declare("q", passive=True).method.message_count == 1
+
+
+def test_duplicate_consumer_tag_is_refused_client_side(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    ch.basic_consume("q", lambda *a: None, consumer_tag="t")
+    with pytest.raises(pika.exceptions.DuplicateConsumerTag):
+        ch.basic_consume("q", lambda *a: None, consumer_tag="t")
+    assert ch.is_open
+
+
+def test_basic_consume_argument_errors(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    with pytest.raises(ValueError):
+        ch.basic_consume("q", "not callable")
+    with pytest.raises(TypeError):
+        ch.basic_consume("q", lambda *a: None, bogus=1)
+
+
+# --------------------------------------------------------------------------- returns / confirms
+
+
+def test_returns_dispatched_by_process_data_events(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    got: list[Any] = []
+    ch.add_on_return_callback(lambda c, m, p, b: got.append((c, m, p.app_id, b)))
+    ch.basic_publish("amq.direct", "nowhere", b"r", pika.BasicProperties(app_id="a"),
+                     mandatory=True)
+    assert got == []
+    conn.process_data_events()
+    [(c, m, app_id, body)] = got
+    assert c is ch and app_id == "a" and body == b"r"
+    assert m == pika.spec.Basic.Return(312, "NO_ROUTE", "amq.direct", "nowhere")
+
+
+def test_confirms(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q", arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+    ch.confirm_delivery()
+    ch.basic_publish("", "q", b"1")
+    with pytest.raises(pika.exceptions.NackError):
+        ch.basic_publish("", "q", b"2")
+    with pytest.raises(pika.exceptions.UnroutableError) as e:
+        ch.basic_publish("", "nowhere", b"u", mandatory=True)
+    [r] = e.value.messages
+    assert (r.method.reply_code, r.method.routing_key, r.body) == (312, "nowhere", b"u")
+    ch.basic_publish("", "nowhere", b"dropped")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+        ch.basic_publish("missing", "k", b"m")
+
+
+# --------------------------------------------------------------------------- consuming
+
+
+def test_consume_generator_and_cancel(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    for i in range(3):
+        ch.basic_publish("", "q", str(i).encode())
+    seen = []
+    for method, _props, body in ch.consume("q", inactivity_timeout=0.05):
+        if method is None:
+            break
+        seen.append(body)
+        if body == b"0":
+            ch.basic_ack(method.delivery_tag)
+    assert seen == [b"0", b"1", b"2"]
+    assert ch.get_waiting_message_count() == 0
+    assert ch.cancel() == 0
+    ch.close()           # unacked 1 and 2 go back
+    ch = conn.channel()
+    assert ch.queue_declare("q", passive=True).method.message_count == 2
+
+
+def test_consume_cancel_requeues_unyielded(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    for i in range(3):
+        ch.basic_publish("", "q", str(i).encode())
+    gen = ch.consume("q")
+    method, _p, body = next(gen)
+    assert body == b"0" and ch.get_waiting_message_count() == 2
+    assert ch.cancel() == 2
+    ch.basic_ack(method.delivery_tag)
+    assert [ch.basic_get("q", auto_ack=True)[2] for _ in range(2)] == [b"1", b"2"]
+    assert list(gen) == []
+
+
+def test_consume_with_other_params_is_refused(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    next(ch.consume("q", inactivity_timeout=0.01))
+    with pytest.raises(ValueError):
+        next(ch.consume("q", auto_ack=True, inactivity_timeout=0.01))
+
+
+def test_start_and_stop_consuming(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    for i in range(5):
+        ch.basic_publish("", "q", str(i).encode())
+    got = []
+
+    def on_message(c: Any, m: Any, p: Any, body: bytes) -> None:
+        got.append(body)
+        c.basic_ack(m.delivery_tag)
+        if len(got) == 3:
+            c.stop_consuming()
+
+    ch.basic_qos(prefetch_count=1)
+    ch.basic_consume("q", on_message)
+    ch.start_consuming()
+    assert got == [b"0", b"1", b"2"] and ch.consumer_tags == []
+    assert ch.queue_declare("q", passive=True).method.message_count == 2
+
+
+def test_stop_consuming_from_another_thread(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    ch.basic_consume("q", lambda *a: None)
+    t = threading.Timer(0.1, lambda: conn.add_callback_threadsafe(ch.stop_consuming))
+    t.start()
+    start = time.monotonic()
+    ch.start_consuming()
+    t.join()
+    assert time.monotonic() - start < 5
+
+
+def test_publish_from_another_thread_wakes_process_data_events(
+        conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    got: list[bytes] = []
+    ch.basic_consume("q", lambda c, m, p, b: got.append(b), auto_ack=True)
+
+    def publish() -> None:
+        with pika.BlockingConnection() as other:
+            other.channel().basic_publish("", "q", b"from thread")
+
+    threading.Timer(0.05, publish).start()
+    conn.process_data_events(time_limit=None)
+    assert got == [b"from thread"]
+
+
+def test_process_data_events_time_limit_and_sleep(conn: pika.BlockingConnection) -> None:
+    start = time.monotonic()
+    conn.process_data_events(time_limit=0.1)
+    conn.sleep(0.1)
+    took = time.monotonic() - start
+    assert 0.18 <= took < 2
+
+
+def test_call_later(conn: pika.BlockingConnection) -> None:
+    fired: list[str] = []
+    conn.call_later(0.05, lambda: fired.append("a"))
+    tid = conn.call_later(0.05, lambda: fired.append("b"))
+    conn.remove_timeout(tid)
+    conn.sleep(0.15)
+    assert fired == ["a"]
+
+
+def test_cancel_callback_on_queue_delete(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    frames: list[Any] = []
+    ch.add_on_cancel_callback(frames.append)
+    ch.basic_consume("q", lambda *a: None, consumer_tag="c1")
+    conn.channel().queue_delete("q")
+    conn.process_data_events()
+    [f] = frames
+    assert isinstance(f.method, pika.spec.Basic.Cancel) and f.method.consumer_tag == "c1"
+    assert ch.consumer_tags == []
+
+
+def test_callback_exception_propagates(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+
+    def boom(*a: Any) -> None:
+        raise RuntimeError("boom")
+
+    ch.basic_consume("q", boom)
+    ch.basic_publish("", "q", b"m")
+    with pytest.raises(RuntimeError):
+        conn.process_data_events()
+
+
+def test_context_managers() -> None:
+    with pika.BlockingConnection() as c:
+        with c.channel() as ch:
+            ch.queue_declare("q", exclusive=True)
+        assert ch.is_closed and c.is_open
+    assert c.is_closed
+
+
+def test_close_requeues_unacked() -> None:
+    c1 = pika.BlockingConnection()
+    ch = c1.channel()
+    ch.queue_declare("q")
+    ch.basic_publish("", "q", b"m")
+    ch.basic_get("q")
+    c1.close()
+    with pika.BlockingConnection() as c2:
+        m, _p, body = c2.channel().basic_get("q", auto_ack=True)
+        assert body == b"m" and m.redelivered
+
+
+# --------------------------------------------------------------------------- pika 0.x signatures
+
+
+def test_pika_0x_signatures_warn_and_work(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    got: list[bytes] = []
+    with pytest.warns(DeprecationWarning):
+        ch.exchange_declare(exchange="logs", type="fanout")
+    ch.queue_declare(queue="hello")
+    ch.queue_bind(exchange="logs", queue="hello")
+    with pytest.warns(DeprecationWarning):
+        ch.basic_consume(lambda c, m, p, b: got.append(b), queue="hello", no_ack=True)
+    ch.basic_publish(exchange="logs", routing_key="", body="Hello World!")
+    conn.process_data_events()
+    assert got == [b"Hello World!"]
+    ch.basic_publish(exchange="", routing_key="hello", body="again")
+    ch2 = conn.channel()
+    ch2.queue_declare(queue="other")
+    ch2.basic_publish(exchange="", routing_key="other", body="x")
+    with pytest.warns(DeprecationWarning):
+        m, _p, body = ch2.basic_get("other", no_ack=True)
+    assert body == b"x"
+    with pytest.warns(DeprecationWarning):
+        ch2.basic_consume(lambda *a: None, "other")
+
+
+def test_pika_1x_signatures_do_not_warn(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ch.exchange_declare(exchange="logs", exchange_type="fanout")
+        ch.queue_declare(queue="hello")
+        ch.basic_consume(queue="hello", on_message_callback=lambda *a: None, auto_ack=True)
+        ch.basic_consume("hello", lambda *a: None, True)
+        ch.basic_get(queue="hello", auto_ack=True)
