@@ -119,7 +119,10 @@ class GroupCommitter:
                 self._submitted += 1
                 self._done += 1
             if on_done is not None:
-                on_done(None)
+                try:
+                    on_done(None)
+                except Exception:
+                    _log.exception("inbus: an on_done callback raised")
             return
         with self._lock:
             self._check_usable()
@@ -234,6 +237,7 @@ class GroupCommitter:
             error: BaseException | None = None
             if self._failure is not None:
                 error = self._failed_error()
+                error.__cause__ = self._failure
             else:
                 ops = [op for item in batch for op in item[0]]
                 try:
