@@ -2583,3 +2583,230 @@ def consume_cancel_before_dispatch(pika: ModuleType, params: Any, ns: str) -> li
         ch2.basic_cancel(tag)
         pump(s.conn, settle=0.05)
         return [got, [s.get(q), s.get(q), s.get(q)]]
+
+
+# ============================================================================ more: names and edge cases
+
+
+# RabbitMQ: 'amq.' queue names are reserved (403) for active declares; a passive declare
+# of a missing one is 404.
+@scenario(
+    "queue",
+    expect=[e403("queue name 'amq.NS' contains reserved prefix 'amq.*'"), no_q("amq.NS")],
+)
+def queue_amq_prefix(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        return [
+            s.ok(lambda ch: ch.queue_declare("amq." + ns, exclusive=True)),
+            s.ok(lambda ch: ch.queue_declare("amq." + ns, passive=True)),
+        ]
+
+
+# RabbitMQ: "" as a queue name on a channel that declared no queue yet: basic_get, bind
+# and purge fail with 404 "no previously declared queue".
+@scenario(
+    "queue",
+    expect=[e404("no previously declared queue")] * 3,
+)
+def queue_empty_name_without_previous(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        return [
+            s.ok(lambda ch: ch.basic_get("")),
+            s.ok(lambda ch: ch.queue_bind("", "amq.fanout")),
+            s.ok(lambda ch: ch.queue_purge("")),
+        ]
+
+
+# RabbitMQ: the owner may use its exclusive queue from any of its channels; redeclaring
+# it exclusive from another channel of the same connection is fine.
+@scenario("queue", expect=[OK, OK, [b"m"]])
+def queue_exclusive_same_connection(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        ch2 = s.conn.channel()
+        s.ch = ch2
+        out = [s.ok(lambda ch: ch.queue_declare(q, exclusive=True)),
+               s.ok(lambda ch: ch.basic_publish("", q, b"m"))]
+        out.append(s.drain(q))
+        return out
+
+
+# RabbitMQ: an exclusive queue dies with its connection, cancelling the consumers other
+# channels of that connection had on it.
+@scenario("queue", expect=[no_q("NS.q")])
+def queue_exclusive_dies_with_connection(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        c2 = pika.BlockingConnection(params)
+        c2.channel().queue_declare(s.n("q"), exclusive=True)
+        c2.close()
+        return [s.ok(lambda ch: ch.queue_declare(s.n("q"), passive=True))]
+
+
+# RabbitMQ: a non-empty headers x-match value other than all/any/all-with-x/any-with-x
+# is refused (406) at bind time.
+@scenario(
+    "headers",
+    expect=[e406("Invalid x-match field value <<\"bogus\">>; expected all, any, all-with-x, or any-with-x")],
+)
+def headers_invalid_x_match(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        x = s.x("x", "headers")
+        q = s.q("q")
+        return [s.ok(lambda ch: ch.queue_bind(q, x, arguments={"x-match": "bogus", "a": 1}))]
+
+
+# RabbitMQ: an exchange bound to itself is harmless: one copy per queue.
+@scenario("e2e", expect=[[b"m"]])
+def e2e_self_binding(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        x = s.x("x", "fanout")
+        q = s.q("q")
+        s.ch.exchange_bind(x, x)
+        s.ch.queue_bind(q, x)
+        s.ch.basic_publish(x, "", b"m")
+        return [s.drain(q)]
+
+
+# RabbitMQ: the alternate exchange of an exchange reached through an e2e binding is used
+# too when that exchange routes nowhere (so a mandatory message is not returned).
+@scenario("ae", expect=[[b"m"], []])
+def ae_on_inner_exchange(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        ae = s.x("ae", "fanout")
+        aeq = s.q("aeq")
+        s.ch.queue_bind(aeq, ae)
+        inner = s.x("inner", "direct", arguments={"alternate-exchange": ae})
+        outer = s.x("outer", "fanout")
+        s.ch.exchange_bind(inner, outer)
+        got = _returns(s)
+        s.ch.basic_publish(outer, "k", b"m", mandatory=True)
+        s.sync()
+        pump(s.conn, settle=0.05)
+        return [s.drain(aeq), [g[:2] for g in got]]
+
+
+# RabbitMQ: nack / reject of an auto-ack consumer's delivery tag is 406.
+@scenario("consume", expect=[e406("unknown delivery tag 1")])
+def consume_auto_ack_then_nack(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        got: list[Any] = []
+        s.ch.basic_consume(q, _collector(got), auto_ack=True)
+        s.ch.basic_publish("", q, b"m")
+        pump(s.conn, until=lambda: len(got) >= 1, settle=0.02)
+        return [s.ok(lambda ch: (ch.basic_nack(got[0][3]), ch.queue_declare(q, passive=True)))]
+
+
+# RabbitMQ: purge removes ready messages only; a consumer's unacked ones survive and
+# come back when its channel closes.
+@scenario("consume", expect=[("ok", 2), 0, 2])
+def consume_purge_keeps_unacked(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        ch2 = s.conn.channel()
+        ch2.basic_qos(prefetch_count=2)
+        got: list[Any] = []
+        ch2.basic_consume(q, _collector(got))
+        for i in range(4):
+            s.ch.basic_publish("", q, str(i).encode())
+        pump(s.conn, until=lambda: len(got) >= 2, settle=0.05)
+        out: list[Any] = [s.attempt(lambda ch: ch.queue_purge(q).method.message_count)]
+        out.append(s.count(q))
+        ch2.close()
+        out.append(s.count(q))
+        return out
+
+
+# RabbitMQ: raising prefetch with global_qos wakes up a channel that was at its limit.
+@scenario("qos", expect=[1, 3])
+def qos_global_raise_limit(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        s.ch.basic_qos(prefetch_count=1, global_qos=True)
+        got: list[Any] = []
+        s.ch.basic_consume(q, _collector(got))
+        for i in range(3):
+            s.ch.basic_publish("", q, str(i).encode())
+        pump(s.conn, until=lambda: len(got) >= 1, settle=0.1)
+        out = [len(got)]
+        s.ch.basic_qos(prefetch_count=5, global_qos=True)
+        pump(s.conn, until=lambda: len(got) >= 3, settle=0.1)
+        out.append(len(got))
+        return out
+
+
+# RabbitMQ: a message whose queue TTL passed while a consumer was busy (prefetch 1) is
+# dropped before it reaches the consumer.
+@scenario("ttl", expect=[[b"0"], [b"0", b"2"]])
+def ttl_expires_while_consumer_busy(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", arguments={"x-message-ttl": 100})
+        s.ch.basic_qos(prefetch_count=1)
+        got: list[Any] = []
+        s.ch.basic_consume(q, _collector(got))
+        s.ch.basic_publish("", q, b"0")
+        s.ch.basic_publish("", q, b"1")
+        pump(s.conn, until=lambda: len(got) >= 1, settle=0.05)
+        out: list[Any] = [[g[1] for g in got]]
+        time.sleep(0.25)
+        s.ch.basic_publish("", q, b"2")
+        s.ch.basic_ack(got[0][3])
+        pump(s.conn, until=lambda: len(got) >= 2, settle=0.1)
+        out.append([g[1] for g in got])
+        return out
+
+
+# RabbitMQ: dead-lettered messages keep their properties (except expiration) and body;
+# the routing key of the dead-lettering is the original one without
+# x-dead-letter-routing-key.
+@scenario(
+    "dlx",
+    expect=[(b"body", "orig.key", {"content_type": "text/plain", "message_id": "m1", "priority": 3,
+                                   "correlation_id": "c", "app": "yes"})],
+)
+def dlx_keeps_properties(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        dlx = s.x("dlx", "topic")
+        dlq = s.q("dlq")
+        s.ch.queue_bind(dlq, dlx, routing_key="#")
+        src = s.x("src", "topic")
+        q = s.q("q", arguments={"x-dead-letter-exchange": dlx})
+        s.ch.queue_bind(q, src, routing_key="orig.*")
+        s.ch.basic_publish(src, "orig.key", b"body", pika.BasicProperties(
+            content_type="text/plain", message_id="m1", priority=3, correlation_id="c",
+            headers={"app": "yes"}, expiration="60000"))
+        m, _p, _b = s.ch.basic_get(q, auto_ack=False)
+        s.ch.basic_reject(m.delivery_tag, requeue=False)
+        time.sleep(0.05)
+        m, p, body = s.ch.basic_get(dlq, auto_ack=True)
+        return [(body, m.routing_key, {"content_type": p.content_type, "message_id": p.message_id,
+                                       "priority": p.priority, "correlation_id": p.correlation_id,
+                                       "app": p.headers.get("app")})]
+
+
+# RabbitMQ: x-death routing-keys include the CC keys of the original publish.
+@scenario("dlx", expect=[["k1", "k2"]])
+def dlx_routing_keys_include_cc(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        _dlx, dlq, q = _dlx_setup(s, {})
+        x = s.x("x", "direct")
+        s.ch.queue_bind(q, x, routing_key="k1")
+        s.ch.basic_publish(x, "k1", b"m", pika.BasicProperties(headers={"CC": ["k2"]}))
+        m, _p, _b = s.ch.basic_get(q, auto_ack=False)
+        s.ch.basic_reject(m.delivery_tag, requeue=False)
+        time.sleep(0.05)
+        _m, p, _body = s.ch.basic_get(dlq, auto_ack=True)
+        return [p.headers["x-death"][0]["routing-keys"]]
+
+
+# RabbitMQ: a priority queue requeues a message into its priority's original place and
+# a nack(requeue=False) of a prioritised message with a DLX keeps its priority property.
+@scenario("priority", expect=[[(b"a5", True), (b"b5", False), (b"c1", False)]])
+def priority_requeue_within_level(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", arguments={"x-max-priority": 9})
+        for body, prio in ((b"c1", 1), (b"a5", 5), (b"b5", 5)):
+            s.ch.basic_publish("", q, body, pika.BasicProperties(priority=prio))
+        s.ch.basic_get(q, auto_ack=False)      # a5
+        s.ch.basic_recover(requeue=True)
+        return [[(g[0], g[1]) for g in (s.get(q), s.get(q), s.get(q))]]
