@@ -27,7 +27,10 @@ every ``on_done`` of the batch and logged on the ``"inbus"`` logger; the committ
 *failed*: whatever was still queued gets a PersistenceError, ``submit`` and ``flush``
 raise PersistenceError, and nothing more is written (a disk that refused one transaction
 is not trusted with the next; the Bus reports the error instead of dropping silently).
-An exception raised by an ``on_done`` is logged and does not stop the writer.
+An exception raised by an ``on_done`` is logged and does not stop the writer. A
+TypeError/ValueError from ``apply`` (a value the store cannot encode; nothing written) is
+not a storage failure: the batch is retried one submission at a time, so only the
+culprit's ``on_done`` gets the error and the committer goes on.
 
 With a plain :class:`~inbus._store.MemoryStore` there is nothing to wait for: no thread
 is started and ``on_done(None)`` is called synchronously inside ``submit``.
@@ -234,28 +237,8 @@ class GroupCommitter:
             batch = self._take()
             if batch is None:
                 return
-            error: BaseException | None = None
-            if self._failure is not None:
-                error = self._failed_error()
-                error.__cause__ = self._failure
-            else:
-                ops = [op for item in batch for op in item[0]]
-                try:
-                    t0 = time.monotonic()
-                    if ops:
-                        self.store.apply(ops)
-                    self._last_apply = time.monotonic() - t0
-                except BaseException as exc:  # noqa: BLE001 - reported to every on_done
-                    error = exc
-                    _log.error("inbus: a write of %d operation(s) to %s failed; nothing more "
-                               "will be written", len(ops), self._path, exc_info=exc)
-                    with self._lock:
-                        self._failure = exc
-                with self._lock:
-                    self._batches += 1
-                    self._ops += len(ops)
-                    self._largest = max(self._largest, len(batch))
-            for _, on_done in batch:
+            errors = self._commit(batch)
+            for (_, on_done), error in zip(batch, errors, strict=True):
                 if on_done is None:
                     continue
                 try:
@@ -265,3 +248,37 @@ class GroupCommitter:
             with self._lock:
                 self._done += len(batch)
                 self._done_cond.notify_all()
+
+    def _commit(self, batch: list[tuple[Sequence[Op], OnDone | None]]
+                ) -> list[BaseException | None]:
+        """Apply the batch; the outcome of each submission in it."""
+        if self._failure is not None:
+            error = self._failed_error()
+            error.__cause__ = self._failure
+            return [error] * len(batch)
+        ops = [op for item in batch for op in item[0]]
+        try:
+            t0 = time.monotonic()
+            if ops:
+                self.store.apply(ops)
+            self._last_apply = time.monotonic() - t0
+            outcome: list[BaseException | None] = [None] * len(batch)
+        except (TypeError, ValueError) as exc:
+            # A value the store cannot encode: nothing was written (rolled back) and the
+            # store is fine. Retry one submission at a time so only the culprit fails.
+            if len(batch) == 1:
+                _log.error("inbus: a write to %s was refused: %s", self._path, exc)
+                outcome = [exc]
+            else:
+                outcome = [e for item in batch for e in self._commit([item])]
+        except BaseException as exc:  # noqa: BLE001 - reported to every on_done
+            _log.error("inbus: a write of %d operation(s) to %s failed; nothing more will be "
+                       "written", len(ops), self._path, exc_info=exc)
+            with self._lock:
+                self._failure = exc
+            outcome = [exc] * len(batch)
+        with self._lock:
+            self._batches += 1
+            self._ops += len(ops)
+            self._largest = max(self._largest, len(batch))
+        return outcome

@@ -289,3 +289,24 @@ def test_with_a_real_sqlite_store(tmp_path: Path) -> None:
 def test_max_batch_is_validated() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         GroupCommitter(MemoryStore(), max_batch=0)
+
+
+def test_an_unencodable_value_fails_only_its_own_submission(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "t.db"))
+    gate = threading.Event()
+    c = GroupCommitter(store)
+    c.submit([], lambda e: gate.wait(5))  # hold the writer so the next three form one batch
+    results: dict[int, BaseException | None] = {}
+    bad = PutMessage(MessageRecord("/", "q", 2, "", "q", b"", {"headers": {"x": object()}}))
+    c.submit(put(1), lambda e: results.__setitem__(1, e))
+    c.submit([bad], lambda e: results.__setitem__(2, e))
+    c.submit(put(3), lambda e: results.__setitem__(3, e))
+    gate.set()
+    assert c.flush(5)
+    assert results[1] is None and results[3] is None
+    assert isinstance(results[2], TypeError)
+    c.submit(put(4))  # not failed: goes on
+    c.close()
+    store.close()
+    with SqliteStore(str(tmp_path / "t.db")) as s:
+        assert [m.seq for m in s.load().messages] == [1, 3, 4]
