@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-RABBIT_HOST = "127.0.0.1"
-RABBIT_PORT = 5672
+RABBIT_HOST = os.environ.get("INBUS_RABBITMQ_HOST", "127.0.0.1")
+RABBIT_PORT = int(os.environ.get("INBUS_RABBITMQ_PORT", "5672"))
 #: A second vhost that exists on both sides (created with rabbitmqctl on the real side,
 #: with Bus.vhost_declare on the inbus side).
 OTHER_VHOST = "inbus-diff"
@@ -51,6 +51,10 @@ class Scenario:
 
 
 SCENARIOS: dict[str, Scenario] = {}
+
+
+class InbusDisagreement(AssertionError):
+    """inbus's observations differ from RabbitMQ's (what a scenario's xfail expects)."""
 
 
 def scenario(
