@@ -191,6 +191,87 @@ def build(suite: Suite, k: int, quick: bool, rng: random.Random) -> None:
     else:
         suite.skip("regex scan", "quick run: K <= 10k only (cost is linear in K)", group=group)
 
+    end_to_end(suite, k, bindings, keys, quick)
+    kombu_rows(suite, k, bindings, keys, ref, quick, scan_n)
+
+
+E2E_QUEUES = 100  # bindings are spread over this many queues
+
+
+def end_to_end(suite: Suite, k: int, bindings: list[tuple[str, str]], keys: list[str],
+               quick: bool) -> None:
+    """basic_publish through a topic exchange with K bindings into queues (100-byte body),
+    the exchange's routing-key cache disabled ("uncached") or warm."""
+    from inbus import Bus
+
+    group = f"K={k}"
+    body = b"x" * 100
+    n = 5_000 if quick else 20_000
+    for cached in (False, True):
+        bus = Bus()
+        ch = bus.channel()
+        ch.exchange_declare("bx", "topic")
+        queues = [f"q{i}" for i in range(min(E2E_QUEUES, k))]
+        for q in queues:
+            ch.queue_declare(q)
+        for i, (p, _d) in enumerate(bindings):
+            ch.queue_bind(queues[i % len(queues)], "bx", p)
+        x = bus._vhosts["/"].exchanges["bx"]
+        if not cached:
+            x.router._cache_size = 0  # type: ignore[attr-defined]
+        seq = (keys * (n // len(keys) + 1))[:n]
+        publish = ch.basic_publish
+
+        def setup(ch: Any = ch, queues: list[str] = queues) -> None:
+            for q in queues:
+                ch.queue_purge(q)
+
+        def run(_n: int, seq: list[str] = seq, publish: Any = publish) -> None:
+            for key in seq:
+                publish("bx", key, body)
+
+        name = "inbus basic_publish e2e (warm cache)" if cached else \
+            "inbus basic_publish e2e (uncached)"
+        suite.add(name, run, n, group=group, setup=setup,
+                  ref=None if not cached else "inbus basic_publish e2e (uncached)",
+                  note=f"{k} bindings over {len(queues)} queues")
+
+
+def kombu_e2e(suite: Suite, k: int, bindings: list[tuple[str, str]], keys: list[str],
+              quick: bool) -> None:
+    """kombu memory:// Producer.publish through a topic exchange with K bindings."""
+    from kombu import Connection, Exchange, Producer
+
+    group = f"K={k}"
+    conn = Connection("memory://")
+    ch = conn.channel()
+    ex = Exchange(f"bx{k}", type="topic")
+    ex(ch).declare()
+    queues = [f"kq{k}_{i}" for i in range(min(E2E_QUEUES, k))]
+    for q in queues:
+        ch.queue_declare(queue=q)
+    for i, (p, _d) in enumerate(bindings):
+        ch.queue_bind(queue=queues[i % len(queues)], exchange=ex.name, routing_key=p)
+    producer = Producer(ch, exchange=ex)
+    body = b"x" * 100
+    n = max(20, min(5_000, 200_000 // k)) // (4 if quick else 1)
+    seq = (keys * (n // len(keys) + 1))[:n]
+
+    def setup() -> None:
+        for q in queues:
+            ch.queue_purge(q)
+
+    def run(_n: int) -> None:
+        for key in seq:
+            producer.publish(body, routing_key=key)
+
+    suite.add("kombu memory:// publish e2e", run, n, group=group, setup=setup,
+              ref="inbus basic_publish e2e (uncached)")
+
+
+def kombu_rows(suite: Suite, k: int, bindings: list[tuple[str, str]], keys: list[str],
+               ref: ReferenceTrie, quick: bool, scan_n: int) -> None:
+    group = f"K={k}"
     kombu_max = 1_000 if quick else 10_000
     try:
         from kombu.transport.virtual.exchange import TopicExchange
@@ -212,9 +293,7 @@ def build(suite: Suite, k: int, quick: bool, rng: random.Random) -> None:
     suite.add("kombu memory:// lookup", _loop(kombu_lookup, keys, scan_n), scan_n,
               group=group, ref="reference trie (recursive)",
               note=f"kombu answer differs from RabbitMQ's on {wrong}/200 keys")
-    # End-to-end rows belong here too: basic_publish through a topic exchange into a queue
-    # via inbus.Bus (and kombu memory:// Producer.publish for comparison). They are added
-    # by the Bus owner once the Bus exists; keep their group names "K=<k>".
+    kombu_e2e(suite, k, bindings, keys, quick)
 
 
 def main(quick: bool = False, json_path: str | None = None) -> Suite:
