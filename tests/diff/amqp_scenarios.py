@@ -2810,3 +2810,149 @@ def priority_requeue_within_level(pika: ModuleType, params: Any, ns: str) -> lis
         s.ch.basic_get(q, auto_ack=False)      # a5
         s.ch.basic_recover(requeue=True)
         return [[(g[0], g[1]) for g in (s.get(q), s.get(q), s.get(q))]]
+
+
+# ============================================================================ more: lifecycles
+
+
+# RabbitMQ: an auto-delete queue whose only consumer's channel (or connection) closes is
+# deleted.
+@scenario("queue", expect=[no_q("NS.ad1"), no_q("NS.ad2")])
+def queue_auto_delete_on_close(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q1 = s.q("ad1", exclusive=False, auto_delete=True)
+        q2 = s.q("ad2", exclusive=False, auto_delete=True)
+        ch = s.conn.channel()
+        ch.basic_consume(q1, lambda *a: None)
+        ch.close()
+        c2 = pika.BlockingConnection(params)
+        c2.channel().basic_consume(q2, lambda *a: None)
+        c2.close()
+        time.sleep(0.05)
+        return [s.ok(lambda c: c.queue_declare(q1, passive=True)),
+                s.ok(lambda c: c.queue_declare(q2, passive=True))]
+
+
+# RabbitMQ: queue_delete(if_unused=True) only looks at consumers: unacked messages from
+# basic_get do not make the queue "in use".
+@scenario("queue", expect=[("ok", 1)])
+def queue_delete_if_unused_with_unacked(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        s.ch.basic_publish("", q, b"1")
+        s.ch.basic_publish("", q, b"2")
+        s.ch.basic_get(q, auto_ack=False)
+        return [s.attempt(lambda ch: ch.queue_delete(q, if_unused=True).method.message_count)]
+
+
+# RabbitMQ: an auto-delete exchange goes when its last binding goes, whether the binding
+# was removed by unbind, by deleting the bound queue, or by deleting a destination
+# exchange.
+@scenario("exchange", expect=[no_x("NS.ad1"), no_x("NS.ad2"), OK])
+def exchange_auto_delete_paths(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        ad1 = s.x("ad1", "fanout", auto_delete=True)
+        ad2 = s.x("ad2", "fanout", auto_delete=True)
+        dst = s.x("dst", "fanout")
+        q = s.q("q")
+        s.ch.queue_bind(q, ad1)
+        s.ch.exchange_bind(dst, ad2)
+        s.ch.queue_delete(q)
+        s.ch.exchange_delete(dst)
+        return [s.ok(lambda ch: ch.exchange_declare(ad1, "fanout", passive=True)),
+                s.ok(lambda ch: ch.exchange_declare(ad2, "fanout", passive=True)),
+                s.ok(lambda ch: ch.exchange_declare(dst, "fanout"))]
+
+
+# RabbitMQ: x-queue-type "classic" is equivalent to no x-queue-type (3.10 fills the
+# default in); another type is not.
+@scenario(
+    "args",
+    expect=[OK, e406(f"inequivalent arg 'x-queue-type' for queue 'NS.q' {V}: "
+                     "received the value 'quorum' of type 'longstr' but current is none")],
+)
+def args_queue_type_equivalence(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        return [s.ok(lambda ch: ch.queue_declare(q, exclusive=True, arguments={"x-queue-type": "classic"})),
+                s.ok(lambda ch: ch.queue_declare(q, exclusive=True, arguments={"x-queue-type": "quorum"}))]
+
+
+# RabbitMQ: a requeued message keeps its original expiry (TTL counts from publish, not
+# from requeue).
+@scenario("ttl", expect=[(b"m", False, 0), None])
+def ttl_requeue_keeps_original_expiry(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", arguments={"x-message-ttl": 250})
+        s.ch.basic_publish("", q, b"m")
+        out: list[Any] = [s.get(q, auto_ack=False)]
+        time.sleep(0.15)
+        s.ch.basic_nack(1, requeue=True)
+        time.sleep(0.2)
+        out.append(s.get(q))
+        return out
+
+
+# RabbitMQ: x-expires counts from the last consumer's cancel, not from the declare.
+@scenario("ttl", expect=[OK, no_q("NS.q")])
+def ttl_expires_after_last_consumer(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False, arguments={"x-expires": 200})
+        ch2 = s.conn.channel()
+        tag = ch2.basic_consume(q, lambda *a: None)
+        time.sleep(0.3)
+        ch2.basic_cancel(tag)
+        time.sleep(0.1)
+        out = [s.ok(lambda ch: ch.queue_declare(q, passive=True))]
+        time.sleep(0.35)
+        out.append(s.ok(lambda ch: ch.queue_declare(q, passive=True)))
+        return out
+
+
+# RabbitMQ: a non-automatic DLX cycle (expire in q1 -> q2, rejected in q2 -> back to q1)
+# keeps going and counts per (queue, reason); the entry of the latest death moves first.
+@scenario("dlx", expect=[[("NS.q1", "expired", 2), ("NS.q2", "rejected", 1)]])
+def dlx_cycle_with_rejection_counts(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q1, q2 = s.n("q1"), s.n("q2")
+        s.q("q1", arguments={"x-message-ttl": 30, "x-dead-letter-exchange": "",
+                            "x-dead-letter-routing-key": q2})
+        s.q("q2", arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": q1})
+        s.ch.basic_publish("", q1, b"m")
+        time.sleep(0.2)
+        m, _p, _b = s.ch.basic_get(q2, auto_ack=False)   # expired once from q1
+        s.ch.basic_reject(m.delivery_tag, requeue=False)  # back to q1, expires again
+        time.sleep(0.2)
+        m, p, _b = s.ch.basic_get(q2, auto_ack=True)
+        return [[(e["queue"], e["reason"], e["count"]) for e in _x_death(p)["x-death"]]]
+
+
+# RabbitMQ: headers values that are tables and arrays compare by value.
+@scenario("headers", expect=[[0, ["same"]], [1, ["list"]]])
+def headers_nested_values(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    return _headers_table(
+        pika, params, ns,
+        [{"t": {"a": 1, "b": "x"}}, {"l": [1, "two"]}],
+        [("same", {"t": {"a": 1, "b": "x"}}), ("other", {"t": {"a": 2, "b": "x"}}),
+         ("list", {"l": [1, "two"]}), ("list2", {"l": ["two", 1]})],
+    )
+
+
+# RabbitMQ: in a priority queue, a consumer gets the highest priority message first even
+# when it was published last.
+@scenario("priority", expect=[[b"hi", b"lo1", b"lo2"]])
+def priority_consumer_order(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", arguments={"x-max-priority": 3})
+        for body, prio in ((b"lo1", 0), (b"lo2", 0), (b"hi", 3)):
+            s.ch.basic_publish("", q, body, pika.BasicProperties(priority=prio))
+        got: list[Any] = []
+        s.ch.basic_consume(q, _collector(got), auto_ack=True)
+        pump(s.conn, until=lambda: len(got) >= 3, settle=0.05)
+        return [[g[1] for g in got]]
+
+
+# RabbitMQ: a topic routing key made only of dots, and one of 255 bytes with 128 words.
+@scenario("topic", expect=[["#", [".....", "a." * 127 + "b"]], ["*.*.*.*.*.*", ["....."]], ["a.#.b", ["a." * 127 + "b"]]])
+def topic_long_keys(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    return _topic_table(pika, params, ns, ["#", "*.*.*.*.*.*", "a.#.b"], [".....", "a." * 127 + "b"])
