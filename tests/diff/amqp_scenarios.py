@@ -1948,8 +1948,7 @@ def dlx_rejected(pika: ModuleType, params: Any, ns: str) -> list[Any]:
         s.ch.basic_publish("", q, b"m")
         s.ch.basic_get(q, auto_ack=False)
         s.ch.basic_reject(1, requeue=False)
-        time.sleep(0.05)
-        m, p, body = s.ch.basic_get(dlq, auto_ack=True)
+        m, p, body = s.get_wait(dlq)
         return [(body, m.exchange, m.routing_key, _x_death(p))]
 
 
@@ -1978,8 +1977,7 @@ def dlx_routing_key_override(pika: ModuleType, params: Any, ns: str) -> list[Any
         s.ch.basic_publish(src, "orig", b"m")
         s.ch.basic_get(q, auto_ack=False)
         s.ch.basic_nack(1, requeue=False)
-        time.sleep(0.05)
-        m, p, body = s.ch.basic_get(dlq, auto_ack=True)
+        m, p, body = s.get_wait(dlq)
         return [(body, m.exchange, m.routing_key, _x_death(p))]
 
 
@@ -2020,14 +2018,12 @@ def dlx_maxlen(pika: ModuleType, params: Any, ns: str) -> list[Any]:
         _dlx, dlq, q = _dlx_setup(s, {"x-max-length": 1})
         s.ch.basic_publish("", q, b"1")
         s.ch.basic_publish("", q, b"2")
-        time.sleep(0.05)
         out = []
-        while True:
-            m, p, body = s.ch.basic_get(dlq, auto_ack=True)
-            if m is None:
-                break
+        m, p, body = s.get_wait(dlq)
+        while m is not None:
             d = p.headers["x-death"][0]
             out.append((body, d["reason"], d["count"]))
+            m, p, body = s.ch.basic_get(dlq, auto_ack=True)
         return [out, s.drain(q)]
 
 
@@ -2043,10 +2039,9 @@ def dlx_count_increments(pika: ModuleType, params: Any, ns: str) -> list[Any]:
         s.ch.queue_bind(q, dlx)  # rejected messages come back to q
         s.ch.basic_publish("", q, b"m")
         for _ in range(2):
-            m, _p, _b = s.ch.basic_get(q, auto_ack=False)
+            m, _p, _b = s.get_wait(q, auto_ack=False)
             s.ch.basic_reject(m.delivery_tag, requeue=False)
-            time.sleep(0.05)
-        _m, p, _body = s.ch.basic_get(q, auto_ack=True)
+        _m, p, _body = s.get_wait(q)
         return [_x_death(p)["x-death"]]
 
 
@@ -2064,13 +2059,11 @@ def dlx_reject_publish_dlx(pika: ModuleType, params: Any, ns: str) -> list[Any]:
                 res.append("ok")
             except pika.exceptions.NackError as e:
                 res.append(type(e).__name__)
-        time.sleep(0.05)
         dead = []
-        while True:
-            m, p, body = s.ch.basic_get(dlq, auto_ack=True)
-            if m is None:
-                break
+        m, p, body = s.get_wait(dlq)
+        while m is not None:
             dead.append((body, p.headers["x-death"][0]["reason"]))
+            m, p, body = s.ch.basic_get(dlq, auto_ack=True)
         return [res, dead, s.drain(q)]
 
 
@@ -2347,7 +2340,7 @@ def connection_close_requeues_all_channels(pika: ModuleType, params: Any, ns: st
         c2.channel().basic_get(q, auto_ack=False)
         c2.channel().basic_get(q, auto_ack=False)
         c2.close()
-        time.sleep(0.05)
+        time.sleep(0.1)
         return [[s.get(q), s.get(q), s.get(q)]]
 
 
@@ -2520,8 +2513,7 @@ def dlx_two_queues(pika: ModuleType, params: Any, ns: str) -> list[Any]:
         time.sleep(0.25)
         m, _p, _b = s.ch.basic_get(q2, auto_ack=False)
         s.ch.basic_reject(m.delivery_tag, requeue=False)
-        time.sleep(0.05)
-        m, p, body = s.ch.basic_get(q3, auto_ack=True)
+        m, p, body = s.get_wait(q3)
         d = _x_death(p)
         return [[(e["queue"], e["reason"], e["count"]) for e in d["x-death"]], d["first"], [body]]
 
@@ -2777,8 +2769,7 @@ def dlx_keeps_properties(pika: ModuleType, params: Any, ns: str) -> list[Any]:
             headers={"app": "yes"}, expiration="60000"))
         m, _p, _b = s.ch.basic_get(q, auto_ack=False)
         s.ch.basic_reject(m.delivery_tag, requeue=False)
-        time.sleep(0.05)
-        m, p, body = s.ch.basic_get(dlq, auto_ack=True)
+        m, p, body = s.get_wait(dlq)
         return [(body, m.routing_key, {"content_type": p.content_type, "message_id": p.message_id,
                                        "priority": p.priority, "correlation_id": p.correlation_id,
                                        "app": p.headers.get("app")})]
@@ -2794,8 +2785,7 @@ def dlx_routing_keys_include_cc(pika: ModuleType, params: Any, ns: str) -> list[
         s.ch.basic_publish(x, "k1", b"m", pika.BasicProperties(headers={"CC": ["k2"]}))
         m, _p, _b = s.ch.basic_get(q, auto_ack=False)
         s.ch.basic_reject(m.delivery_tag, requeue=False)
-        time.sleep(0.05)
-        _m, p, _body = s.ch.basic_get(dlq, auto_ack=True)
+        _m, p, _body = s.get_wait(dlq)
         return [p.headers["x-death"][0]["routing-keys"]]
 
 

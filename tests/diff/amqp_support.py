@@ -268,6 +268,17 @@ class Session:
             return None
         return (body, m.redelivered, m.message_count)
 
+    def get_wait(self, queue: str, timeout: float = 2.0,
+                 auto_ack: bool = True) -> tuple[Any, Any, Any]:
+        """basic_get polled until a message comes, for what RabbitMQ does
+        asynchronously (dead-lettering); (None, None, None) after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.ch.basic_get(queue, auto_ack=auto_ack)
+            if got[0] is not None or time.monotonic() >= deadline:
+                return tuple(got)  # type: ignore[return-value]
+            time.sleep(0.01)
+
     def drain(self, queue: str) -> list[bytes]:
         """Bodies of every ready message of ``queue`` (auto-acked)."""
         out: list[bytes] = []
