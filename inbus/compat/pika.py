@@ -887,15 +887,34 @@ class BlockingChannel:
         return tag
 
     def basic_cancel(self, consumer_tag: str) -> list[tuple[Any, Any, Any]]:
-        """Cancel a consumer; deliveries not yet dispatched to an ackable consumer go back
-        to the queue. Returns [] (an unknown tag is ignored, as pika does)."""
+        """Cancel a consumer. Deliveries not yet dispatched go back to the queue for an
+        ackable consumer; for an auto-ack one they are returned as ``(method,
+        properties, body)`` tuples, as pika does. An unknown tag is ignored."""
         info = self._consumers.pop(consumer_tag, None)
         if info is None:
             return []
         info.cancelled = True
+        pending = self._take_undispatched(consumer_tag) if info.auto_ack else []
         if self._native.is_open:
             self._sync(lambda: self._native.basic_cancel(consumer_tag))
-        return []
+        return [(spec.Basic.Deliver(m.consumer_tag, m.delivery_tag, m.redelivered,
+                                    m.exchange, m.routing_key), m.properties, m.body)
+                for m in pending]
+
+    def _take_undispatched(self, tag: str) -> list[Message]:
+        """Remove this consumer's deliveries still waiting in the connection's queue of
+        callbacks (auto-ack: they are already settled, so they are handed back)."""
+        native_conn = self._connection._native
+        with native_conn._lock:
+            items = native_conn._sink.items
+            mine = [m for _fn, m in items if isinstance(m, Message)
+                    and m.channel is self._native and m.consumer_tag == tag]
+            if mine:
+                keep = [it for it in items if not (isinstance(it[1], Message)
+                                                   and it[1] in mine)]
+                items.clear()
+                items.extend(keep)
+        return mine
 
     def _cancel_all_consumers(self) -> None:
         for tag in list(self._consumers):

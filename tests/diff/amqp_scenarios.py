@@ -2946,3 +2946,21 @@ def priority_consumer_order(pika: ModuleType, params: Any, ns: str) -> list[Any]
 @scenario("topic", expect=[["#", [".....", "a." * 127 + "b"]], ["*.*.*.*.*.*", ["....."]], ["a.#.b", ["a." * 127 + "b"]]])
 def topic_long_keys(pika: ModuleType, params: Any, ns: str) -> list[Any]:
     return _topic_table(pika, params, ns, ["#", "*.*.*.*.*.*", "a.#.b"], [".....", "a." * 127 + "b"])
+
+
+# pika + RabbitMQ: cancelling an auto-ack consumer returns the deliveries that reached
+# the client but were not dispatched yet (instead of calling the callback).
+@scenario("consume", expect=[[b"0", b"1"], [], 0])
+def consume_cancel_auto_ack_returns_pending(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        ch2 = s.conn.channel()
+        got: list[Any] = []
+        tag = ch2.basic_consume(q, _collector(got), auto_ack=True)
+        s.ch.basic_publish("", q, b"0")
+        s.ch.basic_publish("", q, b"1")
+        time.sleep(0.1)
+        s.sync()
+        pending = ch2.basic_cancel(tag)
+        pump(s.conn, settle=0.05)
+        return [[body for _m, _p, body in pending], got, s.count(q)]
