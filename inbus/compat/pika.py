@@ -973,7 +973,11 @@ class BlockingChannel:
                 if left is not None and left <= 0:
                     break
                 self._connection.process_data_events(time_limit=left)
-            if not gen.pending and deadline is not None and self._gen is gen:
+            if gen.pending:
+                continue
+            if self._gen is not gen or gen.tag not in self._consumers or self.is_closed:
+                return                      # cancelled (by cancel() or by the broker)
+            if deadline is not None:
                 yield None, None, None
 
     def get_waiting_message_count(self) -> int:

@@ -2964,3 +2964,26 @@ def consume_cancel_auto_ack_returns_pending(pika: ModuleType, params: Any, ns: s
         pending = ch2.basic_cancel(tag)
         pump(s.conn, settle=0.05)
         return [[body for _m, _p, body in pending], got, s.count(q)]
+
+
+# pika + RabbitMQ: the consume() generator ends when the broker cancels its consumer
+# (the queue was deleted).
+@scenario("consume", expect=[[b"0", b"1", "end"], 0])
+def consume_generator_ends_on_broker_cancel(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        s.ch.basic_publish("", q, b"0")
+        s.ch.basic_publish("", q, b"1")
+        ch2 = s.conn.channel()
+        seen: list[Any] = []
+        for m, _p, body in ch2.consume(q, inactivity_timeout=1.0):
+            if m is None:
+                seen.append(None)
+                break
+            seen.append(body)
+            ch2.basic_ack(m.delivery_tag)
+            if body == b"1":
+                s.ch.queue_delete(q)
+        else:
+            seen.append("end")
+        return [seen, ch2.get_waiting_message_count()]
