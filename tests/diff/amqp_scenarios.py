@@ -2987,3 +2987,34 @@ def consume_generator_ends_on_broker_cancel(pika: ModuleType, params: Any, ns: s
         else:
             seen.append("end")
         return [seen, ch2.get_waiting_message_count()]
+
+
+# pika + RabbitMQ: closing a channel whose consumer has deliveries not dispatched yet:
+# pika rejects them, the broker requeues everything, all flagged redelivered=True.
+@scenario(
+    "consume",
+    expect=[[], [(b"0", True, 2), (b"1", True, 1), (b"2", True, 0)]],
+    inbus_xfail=(
+        "deliberate (same cause as consume_cancel_before_dispatch): deliveries whose "
+        "callback never ran go back with redelivered unchanged on inbus"
+    ),
+)
+def consume_close_before_dispatch(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        for i in range(3):
+            s.ch.basic_publish("", q, str(i).encode())
+        got: list[Any] = []
+        ch2 = s.conn.channel()
+        ch2.basic_consume(q, _collector(got))
+        time.sleep(0.1)
+        ch2.close()
+        return [got, [s.get(q), s.get(q), s.get(q)]]
+
+
+# pika: start_consuming with no consumer returns at once.
+@scenario("consume", expect=["returned"])
+def consume_start_without_consumers(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        s.ch.start_consuming()
+        return ["returned"]
