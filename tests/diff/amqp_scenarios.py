@@ -3018,3 +3018,162 @@ def consume_start_without_consumers(pika: ModuleType, params: Any, ns: str) -> l
     with Session(pika, params, ns) as s:
         s.ch.start_consuming()
         return ["returned"]
+
+
+# ============================================================================ more: mixed features
+
+
+# RabbitMQ: a re-declare (not passive) of an existing queue reports its counts.
+@scenario("queue", expect=[(2, 1)])
+def queue_redeclare_reports_counts(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        ch2 = s.conn.channel()
+        ch2.basic_qos(prefetch_count=1)
+        ch2.basic_consume(q, lambda *a: None)
+        for i in range(3):
+            s.ch.basic_publish("", q, str(i).encode())
+        time.sleep(0.05)
+        m = s.ch.queue_declare(q, exclusive=True).method
+        return [(m.message_count, m.consumer_count)]
+
+
+# RabbitMQ: dead-lettering to the default exchange without x-dead-letter-routing-key
+# uses the message's original routing key (here: the name of another queue).
+@scenario("dlx", expect=[[b"m"]])
+def dlx_default_exchange_original_key(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        target = s.q("target")
+        x = s.x("x", "fanout")
+        q = s.q("q", arguments={"x-dead-letter-exchange": ""})
+        s.ch.queue_bind(q, x)
+        s.ch.basic_publish(x, target, b"m")       # routing key = the target queue's name
+        m, _p, _b = s.ch.basic_get(q, auto_ack=False)
+        s.ch.basic_reject(m.delivery_tag, requeue=False)
+        _m, _p, body = s.get_wait(target)
+        return [[body]]
+
+
+# RabbitMQ: x-message-ttl 0 with a DLX dead-letters at once when no consumer is there.
+@scenario("dlx", expect=[[(b"m", "expired")], 0])
+def dlx_ttl_zero(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        _dlx, dlq, q = _dlx_setup(s, {"x-message-ttl": 0})
+        s.ch.basic_publish("", q, b"m")
+        m, p, body = s.get_wait(dlq)
+        return [[(body, p.headers["x-death"][0]["reason"])] if m else [], s.count(q)]
+
+
+# RabbitMQ: per-message expiration "0" on a queue without a consumer drops the message.
+@scenario("ttl", expect=[None, [b"keep"]])
+def ttl_expiration_zero(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        s.ch.basic_publish("", q, b"gone", pika.BasicProperties(expiration="0"))
+        time.sleep(0.05)
+        out: list[Any] = [s.get(q)]
+        s.ch.basic_publish("", q, b"keep")
+        out.append(s.drain(q))
+        return out
+
+
+# RabbitMQ: messages being consumed do not expire: a consumer that holds a message past
+# the TTL can still ack it; only queued ones expire.
+@scenario("ttl", expect=[[b"0"], 0, OK])
+def ttl_delivered_not_expired(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", arguments={"x-message-ttl": 100})
+        s.ch.basic_qos(prefetch_count=1)
+        got: list[Any] = []
+        s.ch.basic_consume(q, _collector(got))
+        s.ch.basic_publish("", q, b"0")
+        s.ch.basic_publish("", q, b"1")
+        pump(s.conn, until=lambda: len(got) >= 1, settle=0.02)
+        time.sleep(0.25)
+        out: list[Any] = [[g[1] for g in got], s.count(q)]
+        out.append(s.ok(lambda ch: (ch.basic_ack(got[0][3]), ch.queue_declare(q, passive=True))))
+        return out
+
+
+# RabbitMQ: a headers exchange can be the source of an e2e binding (matching on
+# headers), and a topic exchange its destination (matching on the routing key).
+@scenario("e2e", expect=[[b"match"], []])
+def e2e_headers_to_topic(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        h = s.x("h", "headers")
+        t = s.x("t", "topic")
+        q = s.q("q")
+        s.ch.exchange_bind(t, h, arguments={"x-match": "all", "k": "v"})
+        s.ch.queue_bind(q, t, routing_key="a.*")
+        s.ch.basic_publish(h, "a.b", b"match", pika.BasicProperties(headers={"k": "v"}))
+        s.ch.basic_publish(h, "a.b.c", b"key-miss", pika.BasicProperties(headers={"k": "v"}))
+        s.ch.basic_publish(h, "a.b", b"hdr-miss", pika.BasicProperties(headers={"k": "w"}))
+        out = [s.drain(q)]
+        s.ch.exchange_unbind(t, h, arguments={"x-match": "all", "k": "v"})
+        s.ch.basic_publish(h, "a.b", b"unbound", pika.BasicProperties(headers={"k": "v"}))
+        out.append(s.drain(q))
+        return out
+
+
+# RabbitMQ: per-consumer and global prefetch apply together: with qos(2) per consumer and
+# qos(3, global) one consumer holds 2 and the other 1.
+@scenario("qos", expect=[[2, 1], 2])
+def qos_per_consumer_and_global(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        s.ch.basic_qos(prefetch_count=2)
+        s.ch.basic_qos(prefetch_count=3, global_qos=True)
+        g1: list[Any] = []
+        g2: list[Any] = []
+        s.ch.basic_consume(q, _collector(g1))
+        s.ch.basic_consume(q, _collector(g2))
+        for i in range(5):
+            s.ch.basic_publish("", q, str(i).encode())
+        pump(s.conn, until=lambda: len(g1) + len(g2) >= 3, settle=0.15)
+        return [sorted([len(g1), len(g2)], reverse=True), s.count(q)]
+
+
+# RabbitMQ: nack(multiple=True, requeue=True) covers deliveries to several consumers of
+# the channel; all come back redelivered in queue order.
+@scenario("consume", expect=[[(b"0", True), (b"1", True), (b"2", True), (b"3", True)]])
+def consume_nack_multiple_across_consumers(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        ch2 = s.conn.channel()
+        g1: list[Any] = []
+        g2: list[Any] = []
+        t1 = ch2.basic_consume(q, _collector(g1))
+        t2 = ch2.basic_consume(q, _collector(g2))
+        for i in range(4):
+            s.ch.basic_publish("", q, str(i).encode())
+        pump(s.conn, until=lambda: len(g1) + len(g2) >= 4, settle=0.05)
+        ch2.basic_cancel(t1)
+        ch2.basic_cancel(t2)
+        ch2.basic_nack(0, multiple=True, requeue=True)
+        ch2.queue_declare(q, passive=True)
+        return [[(g[0], g[1]) for g in (s.get(q), s.get(q), s.get(q), s.get(q))]]
+
+
+# RabbitMQ: another connection's exclusive queue can't be deleted even with if_unused,
+# nor unbound (405).
+@scenario("queue", expect=[e405("NS.q"), e405("NS.q")])
+def queue_exclusive_other_connection_delete_unbind(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as owner, Session(pika, params, ns) as other:
+        q = owner.q("q")
+        owner.ch.queue_bind(q, "amq.direct", routing_key=q)
+        return [other.ok(lambda ch: ch.queue_delete(q, if_unused=True)),
+                other.ok(lambda ch: ch.queue_unbind(q, "amq.direct", routing_key=q))]
+
+
+# RabbitMQ: a queue with x-max-length hands messages straight to a waiting consumer (they
+# do not count against the limit).
+@scenario("maxlen", expect=[[b"0", b"1", b"2", b"3"]])
+def maxlen_with_consumer(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", arguments={"x-max-length": 1})
+        got: list[Any] = []
+        s.ch.basic_consume(q, _collector(got))
+        for i in range(4):
+            s.ch.basic_publish("", q, str(i).encode())
+        pump(s.conn, until=lambda: len(got) >= 4, settle=0.05)
+        return [[g[1] for g in got]]
