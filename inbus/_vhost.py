@@ -113,7 +113,7 @@ class VHost:
             raise AccessRefused(
                 f"exchange name '{name}' contains reserved prefix 'amq.*'", method=m)
         if type_ not in EXCHANGE_TYPES:
-            raise CommandInvalid(f"invalid exchange type '{type_}'", scope="connection",
+            raise CommandInvalid(f"unknown exchange type '{type_}'", scope="connection",
                                  method=m)
         if x is not None:
             check_equivalent("exchange", name, self.name, "type", type_, x.type, m)
@@ -165,11 +165,11 @@ class VHost:
         args = dict(arguments or {})
         if source == "" or (dest[0] == "exchange" and dest[1] == ""):
             raise self._default_refused(method)
+        x = self.get_exchange(source, method)  # RabbitMQ reports a missing source first
         if dest[0] == "queue":
             self.get_queue(dest[1], method, conn)
         else:
             self.get_exchange(dest[1], method)
-        x = self.get_exchange(source, method)
         if isinstance(x, HeadersExchange) and "x-match" in args:
             mode = HeadersExchange.match_mode(args)
             if mode not in ("all", "any", "all-with-x", "any-with-x"):
