@@ -30,6 +30,7 @@ from ._errors import (
     ConnectionClosed,
     NackError,
     NotAllowed,
+    NotFound,
     NotImplementedByBus,
     PreconditionFailed,
     UnroutableError,
@@ -347,6 +348,8 @@ class Channel:
 
     def _queue_name(self, queue: str) -> str:
         name = check_short(queue, "queue")
+        if not name and not self._last_queue:
+            raise NotFound("no previously declared queue")
         return name or self._last_queue
 
     def queue_declare(self, queue: str = "", passive: bool = False, durable: bool = False,
@@ -600,7 +603,7 @@ class Channel:
             if tag == 0:
                 tags = list(un)
             else:
-                if tag not in un and tag >= self._next_tag:
+                if tag not in un:  # RabbitMQ 3.10: the tag itself must be outstanding
                     raise PreconditionFailed(f"unknown delivery tag {tag}", method=method)
                 tags = [t for t in un if t <= tag]
         else:
