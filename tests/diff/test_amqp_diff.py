@@ -44,6 +44,9 @@ INBUS_GROUPS = {
     "ttl", "maxlen", "dlx", "priority", "ae", "args",
 }
 
+#: Groups whose inbus side is deliberately not run yet (none today).
+_GROUPS_NOT_YET_ON_INBUS: set[str] = set()
+
 _reachable: bool | None = None
 
 
@@ -124,3 +127,10 @@ def test_amqp_scenario(name: str) -> None:
             f"inbus disagrees with RabbitMQ on {name}:\n"
             f"RabbitMQ {pprint.pformat(real)}\ninbus    {pprint.pformat(mine)}"
         )
+
+
+def test_every_scenario_group_is_known() -> None:
+    """A scenario in a group missing from INBUS_GROUPS would silently skip inbus."""
+    groups = {sc.group for sc in SCENARIOS.values()}
+    assert groups <= INBUS_GROUPS | _GROUPS_NOT_YET_ON_INBUS, groups - INBUS_GROUPS
+    assert len(SCENARIOS) >= 80
