@@ -480,3 +480,22 @@ def test_pika_1x_signatures_do_not_warn(conn: pika.BlockingConnection) -> None:
         ch.basic_consume(queue="hello", on_message_callback=lambda *a: None, auto_ack=True)
         ch.basic_consume("hello", lambda *a: None, True)
         ch.basic_get(queue="hello", auto_ack=True)
+
+
+def test_each_delivery_has_its_own_properties(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.exchange_declare("x", "fanout")
+    for q in ("q1", "q2"):
+        ch.queue_declare(q)
+        ch.queue_bind(q, "x")
+    seen: list[Any] = []
+
+    def mutate(c: Any, m: Any, p: Any, body: bytes) -> None:
+        seen.append(dict(p.headers))
+        p.headers["mutated"] = True
+
+    ch.basic_consume("q1", mutate, auto_ack=True)
+    ch.basic_consume("q2", mutate, auto_ack=True)
+    ch.basic_publish("x", "", b"m", pika.BasicProperties(headers={"k": 1}))
+    conn.process_data_events()
+    assert seen == [{"k": 1}, {"k": 1}]

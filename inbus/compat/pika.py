@@ -323,6 +323,8 @@ def _deprecated(old: str, new: str) -> None:
 
 
 def _copy_props(p: BasicProperties | None) -> BasicProperties | None:
+    """A copy, as a trip through the wire makes one: every publish and every delivery
+    has properties (and headers) of its own."""
     if p is None:
         return None
     if not isinstance(p, BasicProperties):
@@ -793,7 +795,7 @@ class BlockingChannel:
             return None, None, None
         method = spec.Basic.GetOk(m.delivery_tag, m.redelivered, m.exchange, m.routing_key,
                                   m.message_count)
-        return method, m.properties, m.body
+        return method, _copy_props(m.properties), m.body
 
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         self._async(lambda: self._native.basic_ack(delivery_tag, multiple))
@@ -876,7 +878,7 @@ class BlockingChannel:
                 return
             method = spec.Basic.Deliver(m.consumer_tag, m.delivery_tag, m.redelivered,
                                         m.exchange, m.routing_key)
-            info.callback(self, method, m.properties, m.body)
+            info.callback(self, method, _copy_props(m.properties), m.body)
 
         try:
             self._sync(lambda: self._native.basic_consume(name, deliver, auto_ack, exclusive,

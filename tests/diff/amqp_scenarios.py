@@ -3177,3 +3177,20 @@ def maxlen_with_consumer(pika: ModuleType, params: Any, ns: str) -> list[Any]:
             s.ch.basic_publish("", q, str(i).encode())
         pump(s.conn, until=lambda: len(got) >= 4, settle=0.05)
         return [[g[1] for g in got]]
+
+
+# RabbitMQ (through the wire): each delivery has properties of its own: changing the
+# headers of one delivery does not change another queue's copy.
+@scenario("body_props", expect=[{"k": [1]}])
+def properties_per_delivery_copies(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        x = s.x("x", "fanout")
+        q1, q2 = s.q("q1"), s.q("q2")
+        s.ch.queue_bind(q1, x)
+        s.ch.queue_bind(q2, x)
+        s.ch.basic_publish(x, "", b"m", pika.BasicProperties(headers={"k": [1]}))
+        _m, p1, _b = s.ch.basic_get(q1, auto_ack=True)
+        p1.headers["k"].append(2)
+        p1.headers["new"] = True
+        _m, p2, _b = s.ch.basic_get(q2, auto_ack=True)
+        return [p2.headers]
