@@ -3194,3 +3194,20 @@ def properties_per_delivery_copies(pika: ModuleType, params: Any, ns: str) -> li
         p1.headers["new"] = True
         _m, p2, _b = s.ch.basic_get(q2, auto_ack=True)
         return [p2.headers]
+
+
+# RabbitMQ: the same consumer tag may be used on two channels; consumers on different
+# channels share a queue round-robin.
+@scenario("consume", expect=[["NS-t", "NS-t"], [b"0", b"2"], [b"1", b"3"]])
+def consume_round_robin_across_channels(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        ch1, ch2 = s.conn.channel(), s.conn.channel()
+        g1: list[Any] = []
+        g2: list[Any] = []
+        tags = [ch1.basic_consume(q, _collector(g1), auto_ack=True, consumer_tag=ns + "-t"),
+                ch2.basic_consume(q, _collector(g2), auto_ack=True, consumer_tag=ns + "-t")]
+        for i in range(4):
+            s.ch.basic_publish("", q, str(i).encode())
+        pump(s.conn, until=lambda: len(g1) + len(g2) >= 4, settle=0.05)
+        return [tags, [g[1] for g in g1], [g[1] for g in g2]]
