@@ -687,10 +687,21 @@ def _str_list(v: Any) -> list[str]:
 def _parse_expiration(exp: Any) -> float:
     if isinstance(exp, bytes):
         exp = exp.decode("utf-8", "replace")
-    if not isinstance(exp, str) or not exp.isdigit():
-        raise PreconditionFailed(
-            f"invalid expiration '{exp}': expiration must be a string holding a "
-            "non-negative integer number of milliseconds", method="basic.publish")
-    return int(exp) / 1000.0
+    if isinstance(exp, str) and exp.isdigit():
+        return int(exp) / 1000.0
+    # RabbitMQ's wording (Erlang's string:to_integer): no_integer, {leftover_string,..},
+    # {value_negative,N}.
+    s = exp if isinstance(exp, str) else str(exp)
+    i = 1 if s[:1] in ("+", "-") else 0
+    j = i
+    while j < len(s) and s[j] in "0123456789":
+        j += 1
+    if j == i:
+        why = "no_integer"
+    elif j < len(s):
+        why = f'{{leftover_string,"{s[j:]}"}}'
+    else:
+        why = f"{{value_negative,{int(s)}}}"
+    raise PreconditionFailed(f"invalid expiration '{s}': {why}", method="basic.publish")
 
 
