@@ -107,10 +107,10 @@ class Worker:
         sink, lock = self.sink, self.lock
         while True:
             with lock:
-                while not sink.items and not self.stopping:
+                while not sink.items and not self.stopping and not sink.closed:
                     sink.wait(None)
-                if not sink.items and self.stopping:
-                    return
+                if not sink.items and (self.stopping or sink.closed):
+                    return  # a closed sink never waits: spinning here held the lock
                 items = sink.take()
             for fn, arg in items:
                 try:
