@@ -135,8 +135,8 @@ class Connection:
         """Run pending callbacks of this connection in this thread (pika's name).
 
         ``time_limit=0`` runs what is pending and returns; a positive limit waits up to
-        that long for work; None waits until at least one callback ran. Returns the
-        number of callbacks run.
+        that long for work and returns once some ran (as pika does); None waits until at
+        least one callback ran. Returns the number of callbacks run.
         """
         deadline = None if time_limit is None else time.monotonic() + time_limit
         ran = 0
@@ -149,7 +149,7 @@ class Connection:
                         self._sink.wait(None)
                     else:
                         left = deadline - time.monotonic()
-                        if left <= 0:
+                        if left <= 0 or ran:
                             return ran
                         self._sink.wait(left)
                 items = self._sink.take()
@@ -160,7 +160,9 @@ class Connection:
 
     def sleep(self, duration: float) -> None:
         """Process events for ``duration`` seconds (pika's BlockingConnection.sleep)."""
-        self.process_data_events(duration)
+        deadline = time.monotonic() + duration
+        while self._open and (left := deadline - time.monotonic()) > 0:
+            self.process_data_events(left)
 
     def add_callback_threadsafe(self, callback: Callable[[], Any]) -> None:
         """Schedule ``callback()`` to run in the thread that pumps this connection."""
