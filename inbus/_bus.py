@@ -264,16 +264,22 @@ class Bus:
             if m.expires_at is not None:
                 wall = self._clock.time() + (m.expires_at - now)
             vh.persist_push(q, m, wall)
+        # As RabbitMQ: a consumer with credit takes the message first (so a TTL 0 or a
+        # max-length 0 queue still delivers to a waiting consumer), then what is over the
+        # limit is dropped, then a TTL 0 message that nobody took expires at once.
+        if q.consumers:
+            self._dispatch_queue_locked(vh, q, now)
         if q.max_length is not None or q.max_length_bytes is not None:
             while q.over_limit():
                 d = q.drop_head_for_overflow()
                 if d is None:
                     break
                 self._dead_letter_locked(vh, q, d, "maxlen")
-        if q.consumers:
-            self._dispatch_queue_locked(vh, q, now)
         if m.expires_at is not None and q.ready_count:
-            self._arm_timer(m.expires_at)
+            if m.expires_at <= now and not m.delivered:
+                self._expire_queue_locked(vh, q)
+            else:
+                self._arm_timer(m.expires_at)
         return True
 
     def _dispatch_queue_locked(self, vh: VHost, q: Queue, now: float | None = None) -> None:

@@ -357,7 +357,9 @@ class Queue:
             m = self.pop()
             if m is None:  # pragma: no cover - ready_count says otherwise
                 break
-            if m.expires_at is not None and m.expires_at <= now:
+            if m.expires_at is not None and m.expires_at < now:
+                # Deliverable up to its deadline: a TTL 0 message reaches a consumer
+                # waiting at publish time (expire() removes messages at the deadline).
                 dead.append(m)
                 continue
             if not c.auto_ack:
