@@ -399,6 +399,14 @@ class Bus:
             q.requeue(m)
             touched[id(q)] = q
         for q in touched.values():
+            if q.overflow == "drop-head" and (q.max_length is not None
+                                              or q.max_length_bytes is not None):
+                # RabbitMQ drops from the head after a requeue too (maybe_drop_head).
+                while q.over_limit():
+                    d = q.drop_head_for_overflow()
+                    if d is None:
+                        break
+                    self._dead_letter_locked(vh, q, d, "maxlen")
             self._dispatch_queue_locked(vh, q)
             if q.has_ttl:
                 self._arm_timer()
