@@ -336,6 +336,10 @@ class Bus:
                 self._dead_letter_locked(vh, q, m, "expired")
                 continue
             break
+        if q.has_ttl and q.ready_count:
+            # As RabbitMQ's fetch: expired messages now at the head go before the count.
+            for d in q.expire(now):
+                self._dead_letter_locked(vh, q, d, "expired")
         tag = ch._next_tag
         ch._next_tag = tag + 1
         msg = Message(m.content, tag, m.redelivered, None, ch, q.ready_count)
