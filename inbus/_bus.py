@@ -31,7 +31,7 @@ from ._errors import (
     NotFound,
     PreconditionFailed,
 )
-from ._message import BasicProperties, Content, Message, ReturnedMessage
+from ._message import BasicProperties, Content, Message, ReturnedMessage, RoutedContent
 from ._names import check_short
 from ._queue import Consumer, QMsg, Queue
 from ._stats import BusStatistics, ExchangeStatistics, QueueStatistics, VHostStatistics
@@ -223,7 +223,10 @@ class Bus:
             keys = [rk] + _str_list(headers.get("CC")) + _str_list(headers.get("BCC"))
             if "BCC" in headers:
                 props = props.copy(headers={k: v for k, v in headers.items() if k != "BCC"})
-        content = Content(body, exchange, rk, props, ttl)
+        if keys is None:
+            content = Content(body, exchange, rk, props, ttl)
+        else:
+            content = RoutedContent(body, exchange, rk, props, ttl, keys)
         self._n_published += 1
         x.published_in += 1
         if keys is None:

@@ -113,6 +113,20 @@ class Content:
         self.ttl = ttl  # per-message expiration in seconds, parsed once
 
 
+class RoutedContent(Content):
+    """Content published with ``CC`` / ``BCC`` headers: ``routing_keys`` keeps every key
+    it was routed with (BCC ones included, though that header is stripped), because
+    RabbitMQ routes a dead-lettered copy with all of them."""
+
+    __slots__ = ("routing_keys",)
+
+    def __init__(self, body: bytes, exchange: str, routing_key: str,
+                 properties: BasicProperties, ttl: float | None,
+                 routing_keys: list[str]) -> None:
+        super().__init__(body, exchange, routing_key, properties, ttl)
+        self.routing_keys = routing_keys
+
+
 class Message:
     """A delivered message, as a consumer callback or ``basic_get`` receives it.
 

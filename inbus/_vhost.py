@@ -32,7 +32,7 @@ from ._args import (
 )
 from ._errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed, ResourceLocked
 from ._exchanges import EXCHANGE_TYPES, Dest, Exchange, HeadersExchange, make_exchange
-from ._message import BasicProperties, Content
+from ._message import BasicProperties, Content, RoutedContent
 from ._queue import QMsg, Queue
 
 __all__ = ["VHost"]
@@ -355,8 +355,15 @@ class VHost:
             headers["x-first-death-reason"] = reason
             headers["x-first-death-queue"] = q.name
             headers["x-first-death-exchange"] = c.exchange
+        if q.dlrk is not None:
+            rks = [q.dlrk]
+            headers.pop("CC", None)  # RabbitMQ removes CC when it sets the key
+        else:
+            # The message's own routing keys: BCC ones too (RabbitMQ keeps them).
+            rks = list(getattr(c, "routing_keys", None) or keys)
         new_props = props.copy(headers=headers, expiration=None)
-        rks = [q.dlrk] if q.dlrk is not None else keys
+        if len(rks) > 1:
+            return x, rks, RoutedContent(c.body, x.name, rks[0], new_props, None, rks)
         return x, rks, Content(c.body, x.name, rks[0], new_props)
 
     @staticmethod
