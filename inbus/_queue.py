@@ -136,6 +136,7 @@ class Queue:
         self.rr = 0
         self.had_consumer = False
         self.exclusive_consumer = False
+        self.active: Consumer | None = None  # x-single-active-consumer's current one
         ttl = args.get("x-message-ttl")
         self.message_ttl: float | None = ttl / 1000.0 if ttl is not None else None
         exp = args.get("x-expires")
@@ -297,6 +298,8 @@ class Queue:
         self.had_consumer = True
         if c.exclusive:
             self.exclusive_consumer = True
+        if self.single_active and self.active is None:
+            self.active = c  # the first one stays active whatever later priorities
 
     def remove_consumer(self, c: Consumer) -> None:
         cs = self.consumers
@@ -308,6 +311,9 @@ class Queue:
             self.rr = 0
         if c.exclusive:
             self.exclusive_consumer = False
+        if c is self.active:
+            # RabbitMQ 3.10: the next active one is the highest priority, then oldest.
+            self.active = cs[0] if cs else None
 
     def next_consumer(self) -> Consumer | None:
         """The consumer that gets the next message, or None if nobody has credit."""
@@ -316,18 +322,26 @@ class Queue:
         if not n:
             return None
         if self.single_active:
-            c = cs[0]
+            c = self.active or cs[0]
             return c if c.has_credit() else None
         top = cs[0].priority
         if cs[-1].priority != top:
-            # Consumer priorities: the highest priority group with credit wins.
+            # Consumer priorities: the highest priority group with credit wins; within
+            # a group, round-robin (the chosen one moves to the end of its group).
             i = 0
             while i < n:
                 p = cs[i].priority
                 j = i
                 while j < n and cs[j].priority == p:
-                    if cs[j].has_credit():
-                        return cs[j]
+                    c = cs[j]
+                    if c.has_credit():
+                        k = j + 1
+                        while k < n and cs[k].priority == p:
+                            k += 1
+                        if k - 1 != j:
+                            del cs[j]
+                            cs.insert(k - 1, c)
+                        return c
                     j += 1
                 i = j
             return None
