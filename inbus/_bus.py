@@ -440,8 +440,8 @@ class Bus:
         q.add_consumer(c)
         self._dispatch_queue_locked(c.channel._vh, q)
 
-    def _remove_consumer_locked(self, c: Consumer, notify: bool, putback: bool = False
-                                ) -> None:
+    def _remove_consumer_locked(self, c: Consumer, notify: bool, putback: bool = False,
+                                dispatch: bool = True) -> None:
         q = c.queue
         ch: Channel = c.channel
         if c in q.consumers:
@@ -471,7 +471,7 @@ class Bus:
             self._arm_timer()
         if q.auto_delete and not q.consumers and q.had_consumer and not q.deleted:
             self._delete_queue_locked(ch._vh, q)
-        elif q.single_active or q.exclusive_owner is None:
+        elif dispatch and (q.single_active or q.exclusive_owner is None):
             self._dispatch_queue_locked(ch._vh, q)
 
     def _delete_queue_locked(self, vh: VHost, q: Queue) -> None:

@@ -281,10 +281,18 @@ class Channel:
             self._open = False
             self._closed_reason = reason
             bus = self._bus
+            # As RabbitMQ's handle_ch_down: drop the consumers and requeue the unacked
+            # messages first, then deliver, so the requeued ones go out first (to a
+            # single active consumer's successor, say).
+            queues = []
             for c in list(self._consumers.values()):
-                bus._remove_consumer_locked(c, notify=False)
+                bus._remove_consumer_locked(c, notify=False, dispatch=False)
+                queues.append(c.queue)
             self._consumers.clear()
             self._recover_locked(requeue=True)
+            for q in queues:
+                if not q.deleted:
+                    bus._dispatch_queue_locked(self._vh, q)
             if self._worker is not None:
                 self._sink.closed = True
                 self._sink.items.clear()
