@@ -560,8 +560,10 @@ class Channel:
             args = dict(arguments or {})
             prio = args.get("x-priority", 0)
             if isinstance(prio, bool) or not isinstance(prio, int):
+                from ._args import amqp_type
                 raise PreconditionFailed(
-                    f"invalid arg 'x-priority' for consumer '{tag}': expected integer",
+                    f"invalid arg 'x-priority' for queue '{name}' in vhost "
+                    f"'{self._vh.name}': \"expected integer, got {amqp_type(prio)}\"",
                     method="basic.consume")
             c = Consumer(tag, q, self, on_message_callback, auto_ack, exclusive, self._qos,
                          prio, args, self._sink)
