@@ -114,8 +114,17 @@ def validate_queue_args(args: dict[str, Any], name: str, vhost: str) -> None:
     _int(args, "x-max-priority", name, vhost, max_value=255)
     _int(args, "x-delivery-limit", name, vhost)
     ov = args.get("x-overflow")
+    if ov is not None and not isinstance(ov, str):
+        raise _bad("x-overflow", name, vhost, f"{{unacceptable_type,{amqp_type(ov)}}}")
     if ov is not None and ov not in ("drop-head", "reject-publish", "reject-publish-dlx"):
         raise _bad("x-overflow", name, vhost, "invalid_overflow")
+    mode = args.get("x-queue-mode")
+    if mode is not None and mode not in ("default", "lazy"):
+        raise _bad("x-queue-mode", name, vhost, f'"unsupported queue mode \'{fmt_value(mode)}\'"')
+    ver = args.get("x-queue-version")
+    if ver is not None and ver not in (1, 2):
+        raise _bad("x-queue-version", name, vhost,
+                   f'"unsupported queue version \'{fmt_value(ver)}\'"')
     for key in ("x-dead-letter-exchange", "x-dead-letter-routing-key"):
         v = args.get(key)
         if v is not None and not isinstance(v, str):
