@@ -403,6 +403,11 @@ class Bus:
                 if m.expires_at <= now:
                     self._dead_letter_locked(vh, q, m, "expired")
                     continue
+            if q.delivery_limit is not None:
+                m.returns = n = getattr(m, "returns", 0) + 1
+                if n > q.delivery_limit:  # a poison message: stop redelivering it
+                    self._dead_letter_locked(vh, q, m, "delivery_limit")
+                    continue
             q.requeue(m)
             touched[id(q)] = q
         for q in touched.values():

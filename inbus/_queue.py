@@ -37,7 +37,8 @@ __all__ = ["ChannelQos", "Consumer", "QMsg", "Queue"]
 class QMsg:
     """A message in one queue: its content and per-queue state."""
 
-    __slots__ = ("seq", "content", "redelivered", "expires_at", "delivered")
+    # "returns" (requeues so far) is set only on x-delivery-limit queues.
+    __slots__ = ("seq", "content", "redelivered", "expires_at", "delivered", "returns")
 
     def __init__(self, seq: int, content: Content, expires_at: float | None,
                  redelivered: bool = False) -> None:
@@ -148,6 +149,9 @@ class Queue:
         self.dlx: str | None = dlx if isinstance(dlx, str) else None
         self.dlrk: str | None = args.get("x-dead-letter-routing-key")
         self.single_active = bool(args.get("x-single-active-consumer"))
+        # x-delivery-limit (RabbitMQ: quorum queues only): a message returned more than
+        # this many times is dead-lettered with reason "delivery_limit".
+        self.delivery_limit: int | None = args.get("x-delivery-limit")
         self.last_used = now
         self.deleted = False
         self.has_ttl = self.message_ttl is not None  # sticky: may hold expiring messages
