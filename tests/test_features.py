@@ -1015,3 +1015,21 @@ def test_basic_get_message_count_excludes_expired_new_head():
         clock.advance(0.2)
         m = ch.basic_get("q", auto_ack=True)
         assert (m.body, m.message_count) == (b"live", 0)
+
+
+def test_single_active_consumer_next_is_highest_priority():
+    # RabbitMQ 3.10: A (0), B (0), C (10), D (5): A is active (first); when A goes, C
+    # (highest priority) takes over; when C goes, D.
+    with Bus(clock=ManualClock()) as bus:
+        ch = bus.channel()
+        ch.queue_declare("q", arguments={"x-single-active-consumer": True})
+        got: list[str] = []
+        for tag, prio in (("A", 0), ("B", 0), ("C", 10), ("D", 5)):
+            ch.basic_consume("q", lambda m, t=tag: got.append(t), auto_ack=True,
+                             consumer_tag=tag, arguments={"x-priority": prio})
+        for cancel in (None, "A", "C"):
+            if cancel:
+                ch.basic_cancel(cancel)
+            ch.basic_publish("", "q", b"x")
+            bus.run_until_idle()
+        assert got == ["A", "C", "D"]
