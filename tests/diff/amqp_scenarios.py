@@ -2222,7 +2222,15 @@ def get_recover_requeue_false(pika: ModuleType, params: Any, ns: str) -> list[An
 # pika + RabbitMQ: cancelling an ackable consumer from its callback makes pika reject
 # (requeue) the deliveries it had received but not dispatched yet; RabbitMQ then flags
 # them redelivered.
-@scenario("consume", expect=[[b"0"], [(b"1", True, 1), (b"2", True, 0)]])
+@scenario(
+    "consume",
+    expect=[[b"0"], [(b"1", True, 1), (b"2", True, 0)]],
+    inbus_xfail=(
+        "deliberate (same cause as consume_cancel_before_dispatch): the deliveries whose "
+        "callback had not run when the consumer was cancelled go back with redelivered "
+        "unchanged on inbus"
+    ),
+)
 def consume_cancel_in_callback_putback(pika: ModuleType, params: Any, ns: str) -> list[Any]:
     with Session(pika, params, ns) as s:
         q = s.q("q")
