@@ -16,8 +16,8 @@ latency and memory of one transaction.
 
 One refinement for publishers that each wait for their confirm: if the last batch held
 k submissions and fewer than k are pending, the writer waits -- only until k are there,
-and at most as long as the last transaction took (clamped to 50 µs .. 2 ms) -- for the
-submitters it just confirmed to submit again. Without it, k waiting publishers split into
+and at most half as long as the last transaction took (none when that was under 100 µs,
+at most 2 ms) -- for the submitters it just confirmed to submit again. Without it, k waiting publishers split into
 two half-size groups that alternate (one commits while the other is being woken), which
 halves the batch. A lone submitter (k = 1) and a streaming one (many pending) never wait.
 
@@ -218,10 +218,14 @@ class GroupCommitter:
     def _gather(self) -> None:
         """Wait (lock released) for the submitters of the last batch to submit again.
 
-        Bounded by the last transaction's duration (clamped to [50 µs, 2 ms]): waiting
-        at most one commit's time can save a commit; a lone submitter never waits.
+        Bounded by half the last transaction's duration (at most 2 ms): waiting a fraction
+        of a commit can save a whole commit. When commits are cheap (under 100 µs, e.g.
+        synchronous=NORMAL) waking threads costs as much as committing, so no wait.
         """
-        deadline = time.monotonic() + min(max(self._last_apply, 50e-6), 2e-3)
+        bound = min(self._last_apply / 2, 2e-3)
+        if bound < 50e-6:
+            return
+        deadline = time.monotonic() + bound
         self._gathering = True
         try:
             while len(self._pending) < self._expect and not self._closing:
