@@ -302,6 +302,7 @@ class Bus:
                     vh.persist_remove(q, m)
             else:
                 ch._unacked[tag] = (q, m, c)
+                msg._callback = c  # lets the pump skip it if c is cancelled before it runs
                 if not m.delivered and m.content.persistent and q.durable:
                     self._mark_delivered(vh, q, m)
             m.delivered = True

@@ -302,6 +302,19 @@ class Channel:
                 self._conn._channels.pop(self.channel_number, None)
             return self._worker
 
+    def _putback(self, msg: Message) -> bool:
+        """``msg`` was delivered to a consumer that is gone before its callback ran: requeue
+        it to its position, flagged redelivered as basic_cancel does, and return True;
+        False if the consumer is still current (then the callback runs)."""
+        with self._lock:
+            c = msg._callback
+            if self._consumers.get(c.tag) is c:
+                return False
+            entry = self._unacked.pop(msg.delivery_tag, None)
+            if entry is not None:
+                self._bus._requeue_locked(self, [entry])
+            return True
+
     def _drop_pending(self) -> None:
         sink = self._sink
         if sink.items:

@@ -77,18 +77,34 @@ class Sink:
 
     def run(self, items: list[Item], lock: Any) -> int:
         """Run items with no lock held. On an exception, put the rest back and re-raise."""
-        n = 0
+        n = i = 0
         try:
             for fn, arg in items:
+                i += 1
+                if _cancelled(arg):
+                    continue
                 n += 1
                 fn(arg)
         except BaseException:
-            rest = items[n:]
+            rest = items[i:]
             if rest:
                 with lock:
                     self.items.extendleft(reversed(rest))
             raise
         return n
+
+
+def _cancelled(arg: Any) -> bool:
+    """True for a delivery whose consumer was cancelled (or whose channel closed) after it
+    was taken from the sink but before its callback ran: the channel puts it back in its
+    queue instead, so no callback runs after ``basic_cancel`` / ``stop_consuming``."""
+    c = getattr(arg, "_callback", None)
+    if c is None:
+        return False
+    ch = arg._channel
+    if ch._consumers.get(c.tag) is c:
+        return False
+    return bool(ch._putback(arg))
 
 
 class Worker:
@@ -114,6 +130,8 @@ class Worker:
                 items = sink.take()
             for fn, arg in items:
                 try:
+                    if _cancelled(arg):
+                        continue
                     fn(arg)
                 except BaseException as exc:  # noqa: BLE001 - reported, never silent
                     try:

@@ -1,0 +1,757 @@
+"""Consumers and dispatch (issue 4): callbacks, ack/nack/reject, prefetch, fair dispatch,
+requeue to the original position, cancel, auto-delete, pumping styles, re-entrancy,
+callback errors and background channels."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import inbus
+from inbus import (AccessRefused, BasicProperties, Bus, ChannelClosed, Message, NotAllowed,
+                   PreconditionFailed)
+
+
+@pytest.fixture
+def bus() -> Iterator[Bus]:
+    b = Bus()
+    yield b
+    b._check()
+    b.close()
+
+
+def publish(ch: inbus.Channel, queue: str, *bodies: str) -> None:
+    for b in bodies:
+        ch.basic_publish("", queue, b)
+
+
+def collector() -> tuple[list[Message], Any]:
+    got: list[Message] = []
+    return got, got.append
+
+
+def bodies(ms: list[Message]) -> list[bytes]:
+    return [m.body for m in ms]
+
+
+def counts(bus: Bus, q: str) -> tuple[int, int]:
+    s = bus.statistics().queue(q)
+    return s.messages_ready, s.messages_unacknowledged
+
+
+def inbus_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("inbus")]
+
+
+# --- the message object ------------------------------------------------------------------
+
+
+def test_callback_gets_message_with_all_attributes(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.exchange_declare("x", "direct")
+    ch.queue_declare("q")
+    ch.queue_bind("q", "x", "rk")
+    got, cb = collector()
+    tag = ch.basic_consume("q", cb, consumer_tag="ctag")
+    props = BasicProperties(correlation_id="c1", headers={"h": 1})
+    ch.basic_publish("x", "rk", b"body", props)
+    assert got == []  # callbacks never run inside basic_publish
+    assert bus.run_until_idle() == 1
+    [m] = got
+    assert (m.body, m.routing_key, m.exchange, m.delivery_tag, m.redelivered,
+            m.consumer_tag) == (b"body", "rk", "x", 1, False, "ctag")
+    assert m.properties == props and m.channel is ch and tag == "ctag"
+    m.ack()
+    assert counts(bus, "q") == (0, 0)
+
+
+def test_generated_consumer_tag(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    t1 = ch.basic_consume("q", lambda m: None)
+    t2 = ch.basic_consume("q", lambda m: None, consumer_tag=None)
+    for t in (t1, t2):
+        assert t.startswith("amq.ctag-") and len(t) == len("amq.ctag-") + 22
+    assert t1 != t2 and set(ch.consumer_tags) == {t1, t2}
+
+
+def test_ack_nack_reject_via_message_and_channel(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    got, cb = collector()
+    ch.basic_consume("q", cb)
+    publish(ch, "q", "a", "b", "c", "d", "e", "f")
+    bus.run_until_idle()
+    a, b, c, d, e, f = got
+    a.ack()
+    ch.basic_ack(b.delivery_tag)
+    c.reject(requeue=False)
+    ch.basic_reject(d.delivery_tag, requeue=False)
+    e.nack(requeue=False)
+    ch.basic_nack(f.delivery_tag, requeue=False)
+    assert counts(bus, "q") == (0, 0)
+    s = bus.statistics().queue("q")
+    assert (s.acked, s.dropped) == (2, 4)
+
+
+def test_ack_multiple_and_tag_zero(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    got, cb = collector()
+    ch.basic_consume("q", cb)
+    publish(ch, "q", *"abcdef")
+    bus.run_until_idle()
+    ch.basic_ack(got[2].delivery_tag, multiple=True)  # a, b, c
+    assert counts(bus, "q") == (0, 3)
+    got[4].nack(multiple=True, requeue=True)  # d, e back; they are redelivered at once
+    bus.run_until_idle()
+    assert bodies(got[6:]) == [b"d", b"e"] and all(m.redelivered for m in got[6:])
+    ch.basic_ack(0, multiple=True)  # everything outstanding
+    assert counts(bus, "q") == (0, 0)
+
+
+@pytest.mark.parametrize("settle", [
+    lambda ch, t: ch.basic_ack(t), lambda ch, t: ch.basic_nack(t),
+    lambda ch, t: ch.basic_reject(t), lambda ch, t: ch.basic_ack(t, multiple=True),
+])
+def test_double_or_unknown_ack_is_406_and_closes_channel(bus: Bus, settle: Any) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    got, cb = collector()
+    ch.basic_consume("q", cb)
+    publish(ch, "q", "a", "b")
+    bus.run_until_idle()
+    got[0].ack()
+    with pytest.raises(PreconditionFailed) as ei:
+        settle(ch, got[0].delivery_tag)
+    assert ei.value.reply_code == 406 and ei.value.scope == "channel"
+    assert ei.value.reply_text == f"PRECONDITION_FAILED - unknown delivery tag {got[0].delivery_tag}"
+    assert ch.is_closed
+    with pytest.raises(ChannelClosed) as ci:
+        got[1].ack()
+    assert ci.value.reply_code == 406
+    assert counts(bus, "q") == (1, 0)  # "b" came back when the channel closed
+
+
+def test_auto_ack(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    got, cb = collector()
+    ch.basic_consume("q", cb, auto_ack=True)
+    publish(ch, "q", *"abc")
+    assert bus.run_until_idle() == 3
+    assert counts(bus, "q") == (0, 0) and bodies(got) == [b"a", b"b", b"c"]
+    with pytest.raises(PreconditionFailed):
+        got[0].ack()
+
+
+# --- prefetch and fair dispatch ----------------------------------------------------------
+
+
+def test_prefetch_per_consumer(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.basic_qos(prefetch_count=2)
+    a, cba = collector()
+    ch.basic_consume("q", cba)
+    ch.basic_qos(prefetch_count=3)  # only for consumers started later
+    b, cbb = collector()
+    ch.basic_consume("q", cbb)
+    publish(ch, "q", *"0123456789")
+    bus.run_until_idle()
+    assert (len(a), len(b)) == (2, 3)
+    assert counts(bus, "q") == (5, 5)
+    a[0].ack()
+    bus.run_until_idle()
+    assert (len(a), len(b)) == (3, 3)
+
+
+def test_prefetch_global_and_per_consumer_together(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.basic_qos(prefetch_count=2)
+    ch.basic_qos(prefetch_count=3, global_qos=True)
+    a, cba = collector()
+    b, cbb = collector()
+    ch.basic_consume("q", cba)
+    ch.basic_consume("q", cbb)
+    publish(ch, "q", *"0123456789")
+    bus.run_until_idle()
+    assert len(a) + len(b) == 3 and len(a) <= 2 and len(b) <= 2
+    for m in a + b:
+        m.ack()
+    bus.run_until_idle()
+    assert len(a) + len(b) == 6
+    # a second channel is not limited by the first one's global prefetch
+    ch2 = bus.channel()
+    c, cbc = collector()
+    ch2.basic_consume("q", cbc)
+    bus.run_until_idle()
+    assert len(c) == 4 and counts(bus, "q") == (0, 7)
+
+
+def test_global_prefetch_raised_later_dispatches(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.basic_qos(prefetch_count=1, global_qos=True)
+    got, cb = collector()
+    ch.basic_consume("q", cb)
+    publish(ch, "q", *"abc")
+    bus.run_until_idle()
+    assert len(got) == 1
+    ch.basic_qos(prefetch_count=0, global_qos=True)
+    bus.run_until_idle()
+    assert len(got) == 3
+
+
+def test_round_robin_without_prefetch(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    a, cba = collector()
+    b, cbb = collector()
+    ch.basic_consume("q", cba, auto_ack=True)
+    ch.basic_consume("q", cbb, auto_ack=True)
+    publish(ch, "q", *"012345")
+    bus.run_until_idle()
+    assert bodies(a) == [b"0", b"2", b"4"] and bodies(b) == [b"1", b"3", b"5"]
+
+
+def test_prefetch_one_whoever_is_free(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.basic_qos(prefetch_count=1)
+    ch.queue_declare("q")
+    slow: list[Message] = []
+    fast: list[Message] = []
+    ch.basic_consume("q", slow.append)  # never acks
+    ch.basic_consume("q", lambda m: (fast.append(m), m.ack()))
+    publish(ch, "q", *"012345")
+    bus.run_until_idle()
+    assert bodies(slow) == [b"0"]
+    assert bodies(fast) == [b"1", b"2", b"3", b"4", b"5"]
+    slow[0].ack()
+    publish(ch, "q", "6", "7")
+    bus.run_until_idle()
+    assert len(slow) + len(fast) == 8
+
+
+# --- requeue: original position, redelivered, new tags ----------------------------------------
+
+
+def test_nack_requeues_to_original_position(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    publish(ch, "q", *"12345")
+    ms = [ch.basic_get("q") for _ in range(4)]
+    ch.basic_nack(ms[3].delivery_tag, requeue=True)
+    ms[1].reject(requeue=True)
+    publish(ch, "q", "6")
+    got = []
+    while (m := ch.basic_get("q", auto_ack=True)) is not None:
+        got.append((m.body, m.redelivered, m.delivery_tag))
+    assert got == [(b"2", True, 5), (b"4", True, 6), (b"5", False, 7), (b"6", False, 8)]
+
+
+@pytest.mark.parametrize("how", ["nack", "reject", "recover", "channel", "connection",
+                                 "cancel+close"])
+def test_requeue_paths_restore_order(bus: Bus, how: str) -> None:
+    pub = bus.channel()
+    pub.queue_declare("q")
+    publish(pub, "q", *"abcde")
+    conn = bus.connection()
+    ch = conn.channel()
+    got, cb = collector()
+    tag = ch.basic_consume("q", cb)
+    bus.run_until_idle()
+    assert bodies(got) == [b"a", b"b", b"c", b"d", b"e"]
+    got[0].ack()
+    got[2].ack()
+    # b and d and e are unacked; put them back
+    if how == "nack":
+        for m in (got[4], got[1], got[3]):  # out of order on purpose
+            m.nack(requeue=True)
+    elif how == "reject":
+        for m in (got[3], got[4], got[1]):
+            m.reject(requeue=True)
+    elif how == "recover":
+        ch.basic_recover(requeue=True)
+    elif how == "cancel+close":
+        ch.basic_cancel(tag)
+        ch.close()
+    elif how == "channel":
+        ch.close()
+    else:
+        conn.close()
+    if how in ("nack", "reject", "recover"):
+        ch.basic_cancel(tag)
+        bus.run_until_idle()
+        old_tags = {m.delivery_tag for m in got}
+        got2 = [ch.basic_get("q") for _ in range(3)]
+        assert [m.delivery_tag for m in got2 if m] == [6 + i for i in range(3)] \
+            or all(m and m.delivery_tag not in old_tags for m in got2)
+    else:
+        check = bus.channel()
+        got2 = [check.basic_get("q") for _ in range(3)]
+    assert [(m.body, m.redelivered) for m in got2 if m] == [
+        (b"b", True), (b"d", True), (b"e", True)]
+    for m in got2:
+        assert m is not None
+        m.ack()
+    assert counts(bus, "q") == (0, 0)
+
+
+def test_requeued_message_goes_before_newer_ones_to_consumer(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.basic_qos(prefetch_count=1)
+    seen: list[tuple[bytes, bool, int]] = []
+    first = [True]
+
+    def cb(m: Message) -> None:
+        seen.append((m.body, m.redelivered, m.delivery_tag))
+        if first[0]:
+            first[0] = False
+            m.nack(requeue=True)
+        else:
+            m.ack()
+
+    ch.basic_consume("q", cb)
+    publish(ch, "q", "1", "2", "3")
+    bus.run_until_idle()
+    assert seen == [(b"1", False, 1), (b"1", True, 2), (b"2", False, 3), (b"3", False, 4)]
+
+
+def test_delivery_tags_increase_per_channel(bus: Bus) -> None:
+    c1, c2 = bus.channel(), bus.channel()
+    c1.queue_declare("q1")
+    c1.queue_declare("q2")
+    g1, cb1 = collector()
+    g2, cb2 = collector()
+    c1.basic_consume("q1", cb1, auto_ack=True)
+    c2.basic_consume("q2", cb2, auto_ack=True)
+    publish(c1, "q1", "a", "b")
+    publish(c1, "q2", "c")
+    assert c1.basic_get("q1") is None
+    bus.run_until_idle()
+    assert [m.delivery_tag for m in g1] == [1, 2] and [m.delivery_tag for m in g2] == [1]
+
+
+# --- cancel ------------------------------------------------------------------------------
+
+
+def test_cancel_with_unacked_stays_ackable_until_close(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    got, cb = collector()
+    tag = ch.basic_consume("q", cb)
+    publish(ch, "q", *"abc")
+    bus.run_until_idle()
+    ch.basic_cancel(tag)
+    assert ch.consumer_tags == [] and counts(bus, "q") == (0, 3)
+    got[0].ack()
+    got[1].nack(requeue=True)
+    assert counts(bus, "q") == (1, 1)
+    publish(ch, "q", "d")
+    bus.run_until_idle()
+    assert len(got) == 3  # no more deliveries to the cancelled consumer
+    ch.close()
+    assert counts(bus, "q") == (3, 0)
+    check = bus.channel()
+    assert [(m.body, m.redelivered) for m in
+            (check.basic_get("q", auto_ack=True) for _ in range(3)) if m] == [
+        (b"b", True), (b"c", True), (b"d", False)]
+
+
+def test_cancel_before_callbacks_ran_puts_pending_back(bus: Bus) -> None:
+    """Deliveries whose callback has not run yet when the consumer is cancelled go back to
+    their position, flagged redelivered (as RabbitMQ + a client rejecting what it had not
+    dispatched, DESIGN §1)."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    got, cb = collector()
+    tag = ch.basic_consume("q", cb)
+    publish(ch, "q", "a", "b")
+    ch.basic_cancel(tag)
+    assert bus.run_until_idle() == 0 and got == []
+    assert counts(bus, "q") == (2, 0)
+    m = ch.basic_get("q")
+    assert m is not None and (m.body, m.redelivered) == (b"a", True)
+
+
+def test_cancel_unknown_tag_is_fine(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.basic_cancel("nope")
+    assert ch.is_open
+
+
+def test_cancel_callback_when_queue_deleted(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    cancelled: list[str] = []
+    ch.add_on_cancel_callback(cancelled.append)
+    tag = ch.basic_consume("q", lambda m: None)
+    bus.channel().queue_delete("q")
+    bus.run_until_idle()
+    assert cancelled == [tag] and ch.consumer_tags == []
+
+
+def test_auto_delete_queue_on_last_cancel_or_channel_close(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("ad", auto_delete=True)
+    publish(ch, "ad", "x")
+    assert "ad" in bus.statistics().vhosts["/"].queues  # no consumer yet: stays
+    t1 = ch.basic_consume("ad", lambda m: None)
+    t2 = bus.channel().basic_consume("ad", lambda m: None)
+    ch.basic_cancel(t1)
+    assert "ad" in bus.statistics().vhosts["/"].queues
+    assert isinstance(t2, str)
+    ch.queue_declare("ad2", auto_delete=True)
+    ch2 = bus.channel()
+    ch2.basic_consume("ad2", lambda m: None)
+    ch2.close()
+    assert "ad2" not in bus.statistics().vhosts["/"].queues
+    for c in list(bus._connections):
+        c.close()
+    assert "ad" not in bus.statistics().vhosts["/"].queues
+
+
+def test_exclusive_consumer_403(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.basic_consume("q", lambda m: None, exclusive=True)
+    other = bus.channel()
+    with pytest.raises(AccessRefused) as ei:
+        other.basic_consume("q", lambda m: None)
+    assert ei.value.reply_code == 403 and ei.value.scope == "channel"
+    assert ei.value.reply_text == "ACCESS_REFUSED - queue 'q' in vhost '/' in exclusive use"
+    assert other.is_closed
+    ch.queue_declare("q2")
+    ch.basic_consume("q2", lambda m: None)
+    other = bus.channel()
+    with pytest.raises(AccessRefused):
+        other.basic_consume("q2", lambda m: None, exclusive=True)
+
+
+def test_duplicate_consumer_tag_is_530_connection_error(bus: Bus) -> None:
+    conn = bus.connection()
+    ch = conn.channel()
+    ch.queue_declare("q")
+    ch.basic_consume("q", lambda m: None, consumer_tag="t")
+    conn.channel().basic_consume("q", lambda m: None, consumer_tag="t")  # other channel: ok
+    with pytest.raises(NotAllowed) as ei:
+        ch.basic_consume("q", lambda m: None, consumer_tag="t")
+    e = ei.value
+    assert (e.reply_code, e.scope, e.reply_text) == (
+        530, "connection", "NOT_ALLOWED - attempt to reuse consumer tag 't'")
+    assert conn.is_closed
+
+
+def test_consume_callback_must_be_callable(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    with pytest.raises(TypeError, match="on_message_callback"):
+        ch.basic_consume("q", None)  # type: ignore[arg-type]
+
+
+# --- pumping -------------------------------------------------------------------------------
+
+
+def test_run_until_idle_is_deterministic_and_counts(bus: Bus) -> None:
+    order: list[str] = []
+    c1, c2 = bus.channel(), bus.channel()
+    c1.queue_declare("q1")
+    c1.queue_declare("q2")
+    c2.basic_consume("q2", lambda m: order.append("q2:" + m.body.decode()), auto_ack=True)
+    c1.basic_consume("q1", lambda m: order.append("q1:" + m.body.decode()), auto_ack=True)
+    for i in range(3):
+        c1.basic_publish("", "q2", str(i))
+        c1.basic_publish("", "q1", str(i))
+    assert bus.run_until_idle() == 6
+    # connections in creation order, each FIFO
+    assert order == ["q1:0", "q1:1", "q1:2", "q2:0", "q2:1", "q2:2"]
+    assert bus.run_until_idle() == 0
+
+
+def test_run_until_idle_max_deliveries(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    got, cb = collector()
+    ch.basic_consume("q", cb, auto_ack=True)
+    publish(ch, "q", *"abcde")
+    assert bus.run_until_idle(max_deliveries=2) == 2
+    assert bodies(got) == [b"a", b"b"]
+    assert bus.run_until_idle() == 3 and bodies(got)[2:] == [b"c", b"d", b"e"]
+
+
+def test_reentrant_callbacks(bus: Bus) -> None:
+    """A callback may publish, ack, declare and consume; run_until_idle delivers what
+    callbacks publish, in the same call."""
+    ch = bus.channel()
+    ch.queue_declare("in")
+    out: list[bytes] = []
+    tags: list[str] = []
+
+    def on_in(m: Message) -> None:
+        n = int(m.body)
+        ch.queue_declare(f"out{n}")
+        if not tags:
+            tags.append(ch.basic_consume("out", lambda o: (out.append(o.body), o.ack())))
+        ch.basic_publish("", "out", m.body + b"!")
+        if n < 3:
+            ch.basic_publish("", "in", str(n + 1))
+        m.ack()
+
+    ch.queue_declare("out")
+    ch.basic_consume("in", on_in)
+    ch.basic_publish("", "in", "0")
+    assert bus.run_until_idle() == 8
+    assert out == [b"0!", b"1!", b"2!", b"3!"]
+    assert counts(bus, "in") == (0, 0) and counts(bus, "out") == (0, 0)
+    assert {"out0", "out3"} <= set(bus.statistics().vhosts["/"].queues)
+
+
+def test_callback_exception_propagates_and_message_stays_unacked(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    seen: list[Message] = []
+
+    def cb(m: Message) -> None:
+        seen.append(m)
+        if m.body == b"bad":
+            raise RuntimeError("boom")
+        m.ack()
+
+    ch.basic_consume("q", cb)
+    publish(ch, "q", "ok", "bad", "after")
+    with pytest.raises(RuntimeError, match="boom"):
+        bus.run_until_idle()
+    assert counts(bus, "q") == (0, 2)  # "bad" unacked, "after" delivered, not yet run
+    assert bus.run_until_idle() == 1  # the rest is not lost
+    assert bodies(seen) == [b"ok", b"bad", b"after"]
+    assert counts(bus, "q") == (0, 1)
+    # no hot redelivery loop: it stays unacked until the channel closes
+    assert bus.run_until_idle() == 0
+    ch.close()
+    check = bus.channel()
+    m = check.basic_get("q")
+    assert m is not None and (m.body, m.redelivered) == (b"bad", True)
+
+
+def test_start_and_stop_consuming_from_callback(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    got: list[bytes] = []
+
+    def cb(m: Message) -> None:
+        got.append(m.body)
+        m.ack()
+        if len(got) == 3:
+            ch.stop_consuming()
+
+    ch.basic_consume("q", cb)
+    publish(ch, "q", *"abcde")
+    t0 = time.monotonic()
+    ch.start_consuming()
+    assert time.monotonic() - t0 < 2
+    assert got == [b"a", b"b", b"c"]
+    assert ch.consumer_tags == []  # stop_consuming cancels
+    assert counts(bus, "q") == (2, 0)  # d and e, taken but not run, went back
+    m = ch.basic_get("q")
+    assert m is not None and m.body == b"d"
+
+
+def test_start_consuming_with_messages_from_another_thread(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    got: list[bytes] = []
+
+    def cb(m: Message) -> None:
+        got.append(m.body)
+        m.ack()
+        if m.body == b"stop":
+            ch.stop_consuming()
+
+    ch.basic_consume("q", cb)
+
+    def producer() -> None:
+        p = bus.channel()
+        for b in ("1", "2", "stop"):
+            time.sleep(0.02)
+            p.basic_publish("", "q", b)
+
+    t = threading.Thread(target=producer)
+    t.start()
+    ch.start_consuming()
+    t.join()
+    assert got == [b"1", b"2", b"stop"]
+
+
+def test_process_data_events_time_limit(bus: Bus) -> None:
+    conn = bus.connection()
+    ch = conn.channel()
+    ch.queue_declare("q")
+    got, cb = collector()
+    ch.basic_consume("q", cb, auto_ack=True)
+    t0 = time.monotonic()
+    assert conn.process_data_events(time_limit=0) == 0
+    assert conn.process_data_events(time_limit=0.1) == 0
+    assert 0.09 <= time.monotonic() - t0 < 1
+    publish(ch, "q", "a", "b")
+    assert conn.process_data_events(time_limit=0) == 2
+    # work arriving from another thread ends the wait early (as in pika)
+    timer = threading.Timer(0.05, lambda: bus.channel().basic_publish("", "q", b"late"))
+    timer.start()
+    t0 = time.monotonic()
+    n = conn.process_data_events(time_limit=5)
+    timer.join()
+    assert n == 1 and time.monotonic() - t0 < 2
+    assert bodies(got) == [b"a", b"b", b"late"]
+
+
+def test_consume_generator(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    publish(ch, "q", "a", "b")
+    out: list[Any] = []
+    t0 = time.monotonic()
+    for m in ch.consume("q", inactivity_timeout=0.2):
+        if m is None:
+            break
+        out.append((m.body, m.consumer_tag is not None))
+        m.ack()
+    elapsed = time.monotonic() - t0
+    assert out == [(b"a", True), (b"b", True)]
+    assert 0.15 <= elapsed < 1.5  # messages are yielded at once, then one timeout
+    assert ch.consumer_tags == []  # leaving the generator cancelled the consumer
+    assert counts(bus, "q") == (0, 0)
+
+
+def test_consume_generator_gets_messages_from_other_threads(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    threading.Timer(0.05, lambda: bus.channel().basic_publish("", "q", b"x")).start()
+    t0 = time.monotonic()
+    gen = ch.consume("q", auto_ack=True, inactivity_timeout=5)
+    m = next(gen)
+    assert m is not None and m.body == b"x" and time.monotonic() - t0 < 2
+    gen.close()
+    assert ch.consumer_tags == []
+
+
+# --- background delivery ---------------------------------------------------------------------
+
+
+def wait_for(cond: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("per", ["bus", "channel"])
+def test_background_callbacks_run_on_worker_in_order(per: str) -> None:
+    bus = Bus(background=(per == "bus"))
+    ch = bus.channel() if per == "bus" else bus.channel(background=True)
+    ch.queue_declare("q")
+    seen: list[tuple[bytes, str]] = []
+    ch.basic_consume("q", lambda m: (seen.append((m.body, threading.current_thread().name)),
+                                     m.ack()))
+    publish(ch, "q", *[str(i) for i in range(200)])
+    wait_for(lambda: len(seen) == 200)
+    assert [b for b, _ in seen] == [str(i).encode() for i in range(200)]
+    names = {n for _, n in seen}
+    assert len(names) == 1 and threading.current_thread().name not in names
+    assert bus.run_until_idle() == 0  # nothing for the caller's thread
+    wait_for(lambda: counts(bus, "q") == (0, 0))
+    assert inbus_threads()
+    bus._check()
+    bus.close()
+    assert inbus_threads() == []
+
+
+@pytest.mark.timeout(30)
+def test_background_errors_go_to_on_error_and_bus_errors() -> None:
+    hooked: list[tuple[BaseException, Any]] = []
+    bus = Bus(background=True, on_error=lambda e, arg: hooked.append((e, arg)))
+    ch = bus.channel()
+    ch.queue_declare("q")
+
+    def cb(m: Message) -> None:
+        if m.body == b"bad":
+            raise ValueError("bad message")
+        m.ack()
+
+    ch.basic_consume("q", cb)
+    publish(ch, "q", "ok", "bad", "ok2")
+    wait_for(lambda: counts(bus, "q") == (0, 1))
+    wait_for(lambda: len(hooked) == 1)
+    [err] = bus.errors
+    assert isinstance(err, ValueError) and hooked[0][0] is err
+    assert isinstance(hooked[0][1], Message) and hooked[0][1].body == b"bad"
+    assert bus.statistics().callback_errors == 1
+    ch.close()  # the unacked poison message comes back, once
+    assert counts(bus, "q") == (1, 0)
+    bus.close()
+    assert inbus_threads() == []
+
+
+@pytest.mark.timeout(30)
+def test_background_channel_reentrancy_and_close_from_callback() -> None:
+    bus = Bus()
+    ch = bus.channel(background=True)
+    ch.queue_declare("q")
+    ch.queue_declare("out")
+    done = threading.Event()
+
+    def cb(m: Message) -> None:
+        ch.queue_declare("made-in-callback")
+        ch.basic_publish("", "out", m.body)
+        m.ack()
+        if m.body == b"last":
+            ch.close()  # closing from its own worker thread must not deadlock
+            done.set()
+
+    ch.basic_consume("q", cb)
+    publish(bus.channel(), "q", "a", "last")
+    assert done.wait(5)
+    assert counts(bus, "out") == (2, 0)
+    bus.close()
+    assert inbus_threads() == []
+
+
+@pytest.mark.timeout(30)
+def test_close_joins_background_threads_while_busy() -> None:
+    bus = Bus(background=True)
+    chans = [bus.channel() for _ in range(3)]
+    for i, ch in enumerate(chans):
+        ch.queue_declare(f"q{i}")
+        ch.basic_consume(f"q{i}", lambda m: (time.sleep(0.001), m.ack()))
+        publish(ch, f"q{i}", *["x"] * 100)
+    assert len(inbus_threads()) >= 3
+    bus.close()
+    assert inbus_threads() == []
+
+
+def test_callbacks_after_a_callback_closed_the_channel_do_not_run(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    seen: list[bytes] = []
+
+    def cb(m: Message) -> None:
+        seen.append(m.body)
+        if m.body == b"a":
+            ch.close()
+        else:
+            m.ack()  # would raise ChannelClosed if it ran
+
+    ch.basic_consume("q", cb)
+    publish(ch, "q", "a", "b", "c")
+    assert bus.run_until_idle() == 1
+    assert seen == [b"a"] and counts(bus, "q") == (3, 0)
+    check = bus.channel()
+    assert [m.body for m in (check.basic_get("q", auto_ack=True) for _ in range(3)) if m] \
+        == [b"a", b"b", b"c"]
