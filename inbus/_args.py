@@ -67,6 +67,9 @@ def check_equivalent_args(kind: str, name: str, vhost: str, received: dict[str, 
     """Raise 406 for the first known argument whose value differs."""
     for key in known:
         a, b = received.get(key), current.get(key)
+        if key == "x-queue-type":  # RabbitMQ: no type means the default, "classic"
+            a = None if a == "classic" else a
+            b = None if b == "classic" else b
         if a is None and b is None:
             continue
         if a is not None and b is not None:

@@ -2225,11 +2225,6 @@ def get_recover_requeue_false(pika: ModuleType, params: Any, ns: str) -> list[An
 @scenario(
     "consume",
     expect=[[b"0"], [(b"1", True, 1), (b"2", True, 0)]],
-    inbus_xfail=(
-        "deliberate (same cause as consume_cancel_before_dispatch): the deliveries whose "
-        "callback had not run when the consumer was cancelled go back with redelivered "
-        "unchanged on inbus"
-    ),
 )
 def consume_cancel_in_callback_putback(pika: ModuleType, params: Any, ns: str) -> list[Any]:
     with Session(pika, params, ns) as s:
@@ -2564,12 +2559,6 @@ def args_invalid_more(pika: ModuleType, params: Any, ns: str) -> list[Any]:
 @scenario(
     "consume",
     expect=[[], [(b"0", True, 2), (b"1", True, 1), (b"2", True, 0)]],
-    inbus_xfail=(
-        "deliberate: inbus puts deliveries whose callback never ran back in the queue "
-        "with their redelivered flag unchanged (no application saw them: see "
-        "Channel.basic_cancel); through pika + RabbitMQ they were delivered to the client "
-        "and rejected, so they come back redelivered=True"
-    ),
 )
 def consume_cancel_before_dispatch(pika: ModuleType, params: Any, ns: str) -> list[Any]:
     with Session(pika, params, ns) as s:
@@ -3002,10 +2991,6 @@ def consume_generator_ends_on_broker_cancel(pika: ModuleType, params: Any, ns: s
 @scenario(
     "consume",
     expect=[[], [(b"0", True, 2), (b"1", True, 1), (b"2", True, 0)]],
-    inbus_xfail=(
-        "deliberate (same cause as consume_cancel_before_dispatch): deliveries whose "
-        "callback never ran go back with redelivered unchanged on inbus"
-    ),
 )
 def consume_close_before_dispatch(pika: ModuleType, params: Any, ns: str) -> list[Any]:
     with Session(pika, params, ns) as s:
