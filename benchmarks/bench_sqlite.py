@@ -45,6 +45,7 @@ STREAM = "streaming put+delete, 100 B"
 CONFIRM = "confirmed puts, 8 threads"
 FLOOR_BATCH = "sqlite3 floor: batches of 100"
 RABBIT = "RabbitMQ: persistent + confirms (pika, 1 at a time)"
+ISSUE_RABBIT_S = 1.1e-3  # the issue's figure for one RabbitMQ confirmed publish "here"
 
 
 class Workdir:
@@ -272,10 +273,15 @@ def summary(suite: Suite) -> str:
     for sync in ("FULL", "NORMAL"):
         r = suite.ratio(f"inbus: 8 threads, each waits for its confirm, synchronous={sync}",
                         RABBIT, CONFIRM)
-        if r == r:
+        row = suite._find(CONFIRM, f"inbus: 8 threads, each waits for its confirm, "
+                                   f"synchronous={sync}")
+        if r == r and row is not None:
+            vs_issue = ISSUE_RABBIT_S / row.median
             lines.append(f"- Confirmed puts from 8 threads, synchronous={sync}: {1 / r:.1f}x "
-                         "RabbitMQ's one-at-a-time confirmed rate (target: at least 20x) -> "
-                         f"{'met' if 1 / r >= 20 else 'NOT met'}.")
+                         "RabbitMQ's one-at-a-time confirmed rate measured in this run "
+                         f"(target: at least 20x) -> {'met' if 1 / r >= 20 else 'NOT met'}; "
+                         f"{vs_issue:.1f}x the issue's quoted RabbitMQ figure (1.1 ms) -> "
+                         f"{'met' if vs_issue >= 20 else 'NOT met'}.")
         else:
             lines.append("- Confirmed puts from 8 threads: RabbitMQ not reachable, no ratio.")
     full = suite._find(CONFIRM, "sqlite3 floor: a transaction per message, synchronous=FULL")
