@@ -31,7 +31,8 @@ from ._errors import (
     NotFound,
     PreconditionFailed,
 )
-from ._message import BasicProperties, Content, Message, ReturnedMessage, RoutedContent
+from ._message import (BasicProperties, Content, Message, ReturnedMessage, RoutedContent,
+                       _NoProperties)
 from ._names import check_short
 from ._queue import Consumer, QMsg, Queue
 from ._stats import BusStatistics, ExchangeStatistics, QueueStatistics, VHostStatistics
@@ -85,6 +86,7 @@ class Bus:
         self._hub: Any = None
         self._n_published = self._n_returned = self._n_unroutable = 0
         self._n_callback_errors = 0
+        self._no_props = _NoProperties()  # shared by publishes without properties
         self._committer: Any = None
         self._n_submits = 0
         self.path = path

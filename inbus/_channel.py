@@ -460,7 +460,7 @@ class Channel:
             exchange = check_short(exchange, "exchange")
         if type(routing_key) is not str or len(routing_key) > 63:
             routing_key = check_short(routing_key, "routing_key")
-        props = properties if properties is not None else BasicProperties()
+        props = properties if properties is not None else self._bus._no_props
         bus = self._bus
         with self._lock:
             if not self._open:

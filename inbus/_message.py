@@ -94,6 +94,25 @@ class BasicProperties:
         return f"BasicProperties({inner})"
 
 
+class _NoProperties(BasicProperties):
+    """The read-only, all-None properties shared by every message its bus publishes
+    without properties (a BasicProperties costs ~150 bytes and 14 stores per publish).
+    Assigning to it raises; ``copy(...)`` gives a mutable one."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        for k in PROPERTY_NAMES:
+            object.__setattr__(self, k, None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("these are the shared read-only properties of messages "
+                             "published without properties; use .copy(...) to change them")
+
+    def __repr__(self) -> str:
+        return "BasicProperties()"
+
+
 class Content:
     """One published message as stored: shared by every queue it was routed to."""
 

@@ -281,6 +281,11 @@ class VHost:
         dests = x.route(routing_key, headers)
         if not dests and x.alternate is None:
             return []
+        if len(dests) == 1:  # fast path: one binding, to a queue
+            for kind, name in dests:
+                if kind == "queue":
+                    q = self.queues.get(name)
+                    return [q] if q is not None else []
         queues: dict[str, Queue] = {}
         seen = {x.name}
         work: list[tuple[Exchange, Any]] = [(x, dests)]
