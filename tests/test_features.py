@@ -1033,3 +1033,21 @@ def test_single_active_consumer_next_is_highest_priority():
             ch.basic_publish("", "q", b"x")
             bus.run_until_idle()
         assert got == ["A", "C", "D"]
+
+
+def test_message_published_without_properties_has_read_only_empty_properties():
+    with Bus(clock=ManualClock()) as bus:
+        ch = bus.channel()
+        ch.queue_declare("q")
+        ch.basic_publish("", "q", b"x")
+        m = get(ch, "q")
+        p = m.properties
+        assert isinstance(p, BasicProperties) and p == BasicProperties()
+        assert p.headers is None and p.to_dict() == {}
+        with pytest.raises(AttributeError):
+            p.headers = {"a": 1}
+        q = p.copy(headers={"a": 1})
+        q.priority = 3
+        assert (q.headers, q.priority) == ({"a": 1}, 3)
+        ch.basic_publish("", "q", b"y")
+        assert get(ch, "q").properties.headers is None
