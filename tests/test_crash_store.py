@@ -9,6 +9,9 @@ checks: every confirmed put is there unless an ack of it was submitted; no confi
 back; messages are in seq order with intact bodies; the file opens (and passes SQLite's
 integrity check); the unclean close is reported and every message is redelivered=True.
 Trials share one file, so each also recovers what earlier crashes left.
+
+Also here: a process holding the file keeps others out until it is SIGKILLed, and then its
+lock is gone (the kernel drops it), so the next open recovers.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from inbus._errors import PersistenceError
 from inbus._sqlite import SqliteStore
 
 REPO = str(Path(__file__).resolve().parent.parent)
@@ -163,3 +167,38 @@ def test_sigkill_at_random_moments_never_loses_a_confirmed_write(tmp_path: Path)
     assert len(confirmed) > 100 and len(acked) > 20, (len(confirmed), len(acked))
     print(f"{trials} trials: {len(confirmed)} confirmed puts, {len(acked)} confirmed acks, "
           f"{total_present} messages stored at the end")
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from inbus._sqlite import SqliteStore
+    from inbus._store import PutVhost
+    s = SqliteStore({path!r})
+    s.apply([PutVhost("held")])
+    print("ready", flush=True)
+    time.sleep(60)
+""")
+
+
+@pytest.mark.timeout(30)
+def test_another_process_holds_the_lock_until_it_is_killed(tmp_path: Path) -> None:
+    path = str(tmp_path / "held.db")
+    child = subprocess.Popen([sys.executable, "-c", HOLDER.format(repo=REPO, path=path)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        with pytest.raises(PersistenceError, match="locked: another Bus or process") as e:
+            SqliteStore(path, timeout=0.1)
+        assert path in str(e.value)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdout:
+            child.stdout.close()
+    with SqliteStore(path, timeout=0) as s:  # a dead owner's lock does not block
+        snap = s.load()
+    assert snap.vhosts == ["held"] and not snap.clean
