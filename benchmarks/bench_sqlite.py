@@ -238,6 +238,10 @@ def main(quick: bool = False) -> Suite:
         setup, run = confirmed(work, sync)
         suite.add(f"inbus: 8 threads, each waits for its confirm, synchronous={sync}", run,
                   n_confirm, group=CONFIRM, setup=setup, ref=None if why else RABBIT)
+    # TODO(Bus integration): add Bus-level rows here, in their own group, measured in the
+    # same run: persistent basic_publish -> consume -> ack on a durable queue through
+    # Bus("file.db"), N = 100k, 100 B, with and without confirm_delivery, and confirmed
+    # publishes from 8 publisher threads; ref=FLOOR_BATCH (streaming) and RABBIT (confirms).
     try:
         suite.run()
     finally:
