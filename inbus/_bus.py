@@ -253,6 +253,15 @@ class Bus:
 
     def _enqueue_locked(self, vh: VHost, q: Queue, content: Content) -> bool:
         """Put ``content`` in ``q`` (overflow, persistence, dispatch). False = refused."""
+        if (q.consumers and q.plain and not q.ready_count and content.ttl is None
+                and not q.has_ttl and not (content.persistent and q.durable)):
+            # Fast path: nothing waits and no feature applies; if a consumer has credit
+            # the message goes straight to it (the same effect as push + dispatch).
+            taken = q.deliver_now(content)
+            if taken is not None:
+                q.n_published += 1
+                self._deliver_locked(vh, q, taken[0], taken[1])
+                return True
         now = self._now() if (q.has_ttl or content.ttl is not None or q.expires) else 0.0
         if q.max_length is not None or q.max_length_bytes is not None:
             if q.overflow != "drop-head" and q.would_overflow(content.size):
@@ -293,29 +302,35 @@ class Bus:
         if now is None or (now == 0.0 and q.has_ttl):
             now = self._now() if q.has_ttl else 0.0
         dead: list[QMsg] = []
+        deliver = self._deliver_locked
         for c, m in q.dispatch(now, dead):
-            ch: Channel = c.channel
-            tag = ch._next_tag
-            ch._next_tag = tag + 1
-            msg = Message(m.content, tag, m.redelivered, c.tag, ch)
-            if c.auto_ack:
-                q.n_acked += 1
-                if m.content.persistent and q.durable:
-                    vh.persist_remove(q, m)
-            else:
-                ch._unacked[tag] = (q, m, c)
-                msg._callback = c  # lets the pump skip it if c is cancelled before it runs
-                if not m.delivered and m.content.persistent and q.durable:
-                    self._mark_delivered(vh, q, m)
-            m.delivered = True
-            q.n_delivered += 1
-            if m.redelivered:
-                q.n_redelivered += 1
-            c.sink.push((c.callback, msg))
+            deliver(vh, q, c, m)
         for m in dead:
             self._dead_letter_locked(vh, q, m, "expired")
         if vh.ops:
             self._flush_ops_locked(vh)
+
+    def _deliver_locked(self, vh: VHost, q: Queue, c: Consumer, m: QMsg) -> None:
+        """Hand ``m`` (taken from ``q``, credit already counted) to consumer ``c``: a
+        delivery tag, the unacked entry, and a sink item for the callback."""
+        ch: Channel = c.channel
+        tag = ch._next_tag
+        ch._next_tag = tag + 1
+        msg = Message(m.content, tag, m.redelivered, c.tag, ch)
+        if c.auto_ack:
+            q.n_acked += 1
+            if m.content.persistent and q.durable:
+                vh.persist_remove(q, m)
+        else:
+            ch._unacked[tag] = (q, m, c)
+            msg._callback = c  # lets the pump skip it if c is cancelled before it runs
+            if not m.delivered and m.content.persistent and q.durable:
+                self._mark_delivered(vh, q, m)
+        m.delivered = True
+        q.n_delivered += 1
+        if m.redelivered:
+            q.n_redelivered += 1
+        c.sink.push((c.callback, msg))
 
     def _mark_delivered(self, vh: VHost, q: Queue, m: QMsg) -> None:
         if q.exclusive_owner is None:

@@ -156,6 +156,10 @@ class Queue:
         self.deleted = False
         self.has_ttl = self.message_ttl is not None  # sticky: may hold expiring messages
         self.simple = self.max_priority == 0
+        # No priority, queue TTL or length limit: a message may skip the lanes (see
+        # deliver_now) when nothing is ready.
+        self.plain = (self.simple and self.message_ttl is None and self.max_length is None
+                      and self.max_length_bytes is None)
         # counters for statistics()
         self.n_published = self.n_delivered = self.n_acked = self.n_redelivered = 0
         self.n_dropped = self.n_dead_lettered = 0
@@ -357,6 +361,22 @@ class Queue:
                 self.rr = (i + 1) % n
                 return c
         return None
+
+    def deliver_now(self, content: Content) -> tuple[Consumer, QMsg] | None:
+        """Fast path for a message reaching a queue with nothing ready: if a consumer has
+        credit, give it the message without queueing it (the caller checked that no TTL,
+        priority or length limit applies). Same effect as ``push`` then ``dispatch``."""
+        c = self.next_consumer()
+        if c is None:
+            return None
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        m = QMsg(seq, content, None)
+        if not c.auto_ack:
+            c.unacked += 1
+            c.qos.unacked += 1
+            self.unacked += 1
+        return c, m
 
     def dispatch(self, now: float, dead: list[QMsg]) -> list[tuple[Consumer, QMsg]]:
         """Hand ready messages to consumers with credit; the caller assigns tags.
