@@ -156,6 +156,76 @@ def confirmed(work: Workdir, sync: str,
     return lambda: _open(work, state, sync), run
 
 
+# --- inbus: the Bus over SQLite ---------------------------------------------------------------
+
+
+def _open_bus(work: Workdir, state: dict[str, Any], sync: str) -> None:
+    from inbus import Bus
+    if "bus" in state:
+        state["bus"].close()
+    state["bus"] = Bus(work.new(), synchronous=sync)
+    state["bus"].channel().queue_declare("q", durable=True)
+
+
+def bus_stream(work: Workdir, confirms: bool
+               ) -> tuple[Callable[[], None], Callable[[int], None]]:
+    """Persistent basic_publish -> consumer callback -> ack on a durable queue, pumped
+    with run_until_idle every 100 publishes; then wait until everything is committed."""
+    from inbus import BasicProperties
+    state: dict[str, Any] = {}
+    props = BasicProperties(delivery_mode=2)
+
+    def run(n: int) -> None:
+        bus = state["bus"]
+        ch = bus.channel()
+        confirmed = [0]
+        if confirms:
+            def on_confirm(seq: int, ok: bool) -> None:
+                confirmed[0] += 1
+            ch.confirm_delivery(on_confirm)
+        ch.basic_consume("q", lambda m: m.ack())
+        publish = ch.basic_publish
+        for i in range(n):
+            publish("", "q", BODY, props)
+            if i % 100 == 99:
+                bus.run_until_idle()
+        bus.run_until_idle()
+        bus.flush()
+        if confirms:
+            assert confirmed[0] == n, (confirmed[0], n)
+        ch.close()
+
+    return lambda: _open_bus(work, state, "FULL"), run
+
+
+def bus_confirmed(work: Workdir, sync: str, threads: int = 8
+                  ) -> tuple[Callable[[], None], Callable[[int], None]]:
+    """8 publisher threads, each on its own channel in confirm mode: every basic_publish
+    returns only once its message is committed."""
+    from inbus import BasicProperties
+    state: dict[str, Any] = {}
+    props = BasicProperties(delivery_mode=2)
+
+    def run(n: int) -> None:
+        bus = state["bus"]
+        per = n // threads
+
+        def producer() -> None:
+            ch = bus.channel()
+            ch.confirm_delivery()
+            for _ in range(per):
+                ch.basic_publish("", "q", BODY, props)
+            ch.close()
+
+        ts = [threading.Thread(target=producer) for _ in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    return lambda: _open_bus(work, state, sync), run
+
+
 # --- RabbitMQ ------------------------------------------------------------------------------
 
 
@@ -238,10 +308,16 @@ def main(quick: bool = False) -> Suite:
         setup, run = confirmed(work, sync)
         suite.add(f"inbus: 8 threads, each waits for its confirm, synchronous={sync}", run,
                   n_confirm, group=CONFIRM, setup=setup, ref=None if why else RABBIT)
-    # TODO(Bus integration): add Bus-level rows here, in their own group, measured in the
-    # same run: persistent basic_publish -> consume -> ack on a durable queue through
-    # Bus("file.db"), N = 100k, 100 B, with and without confirm_delivery, and confirmed
-    # publishes from 8 publisher threads; ref=FLOOR_BATCH (streaming) and RABBIT (confirms).
+    # Bus level: the same work through the public API, in the same groups.
+    for confirms in (False, True):
+        setup, run = bus_stream(work, confirms)
+        label = "async confirms" if confirms else "no confirms"
+        suite.add(f"inbus Bus: persistent publish -> consume -> ack, {label}", run, n,
+                  group=STREAM, setup=setup, ref=FLOOR_BATCH, note="synchronous=FULL")
+    for sync in ("FULL", "NORMAL"):
+        setup, run = bus_confirmed(work, sync)
+        suite.add(f"inbus Bus: 8 threads, confirmed basic_publish, synchronous={sync}", run,
+                  n_confirm, group=CONFIRM, setup=setup, ref=None if why else RABBIT)
     try:
         suite.run()
     finally:

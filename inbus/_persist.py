@@ -38,8 +38,8 @@ def open_store(bus: Bus, path: str | None, store: Any, options: dict[str, Any]) 
     elif options:
         raise TypeError(f"unexpected options {sorted(options)} with an explicit store")
     bus.path = store.path
-    snap = store.load()
     try:
+        snap = store.load()
         rebuild(bus, snap)
         bus._committer = GroupCommitter(store)
         if "/" not in snap.vhosts:
