@@ -8,8 +8,9 @@
   background thread), ``manual_clock`` and ``clock_bus`` (a Bus on a ManualClock),
   ``inbus_pika`` / ``inbus_redis`` (the ``pika`` / ``redis`` modules replaced by inbus's
   look-alikes for the duration of the test, so code under test talks to the bus).
-- Helpers: :func:`queue_counts` (exact ready / unacked counts) and :func:`explain`
-  (which bindings of an exchange match a routing key, and why).
+- Helpers: :func:`capture` (the messages published to an exchange), :func:`queue_counts`
+  (exact ready / unacked counts) and :func:`explain` (which bindings of an exchange
+  match a routing key, and why).
 
 >>> clock = ManualClock()
 >>> clock.advance(1.5)
@@ -21,9 +22,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["ManualClock", "explain", "queue_counts"]
+__all__ = ["ManualClock", "capture", "explain", "queue_counts"]
 
 
 class ManualClock:
@@ -68,6 +70,31 @@ def queue_counts(bus: Any, queue: str, vhost: str = "/") -> tuple[int, int]:
     """
     q = bus.statistics().queue(queue, vhost)
     return q.messages_ready, q.messages_unacknowledged
+
+
+@contextmanager
+def capture(bus: Any, exchange: str, vhost: str = "/") -> Iterator[list[Any]]:
+    """Record every message published to ``exchange`` while the block runs (routed or
+    not), as objects with ``.exchange .routing_key .body .properties``.
+
+    >>> from inbus import Bus
+    >>> b = Bus(); ch = b.channel()
+    >>> with capture(b, "amq.topic") as published:
+    ...     ch.basic_publish("amq.topic", "audit.irs", b"nobody listens")
+    >>> [(m.routing_key, m.body) for m in published]
+    [('audit.irs', b'nobody listens')]
+    """
+    key = (vhost, exchange)
+    got: list[Any] = []
+    with bus._lock:
+        if key in bus._taps:
+            raise RuntimeError(f"exchange {exchange!r} in vhost {vhost!r} is already captured")
+        bus._taps[key] = got
+    try:
+        yield got
+    finally:
+        with bus._lock:
+            bus._taps.pop(key, None)
 
 
 def explain(bus: Any, exchange: str, routing_key: str,
