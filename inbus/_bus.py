@@ -257,10 +257,18 @@ class Bus:
                 and not q.has_ttl and not (content.persistent and q.durable)):
             # Fast path: nothing waits and no feature applies; if a consumer has credit
             # the message goes straight to it (the same effect as push + dispatch).
-            taken = q.deliver_now(content)
-            if taken is not None:
+            c = q.next_consumer()
+            if c is not None:
                 q.n_published += 1
-                self._deliver_locked(vh, q, taken[0], taken[1])
+                if c.auto_ack:  # settled on delivery: the queue keeps nothing
+                    ch: Channel = c.channel
+                    tag = ch._next_tag
+                    ch._next_tag = tag + 1
+                    q.n_delivered += 1
+                    q.n_acked += 1
+                    c.sink.push((c.callback, Message(content, tag, False, c.tag, ch)))
+                else:
+                    self._deliver_locked(vh, q, c, q.take_fresh(c, content))
                 return True
         now = self._now() if (q.has_ttl or content.ttl is not None or q.expires) else 0.0
         if q.max_length is not None or q.max_length_bytes is not None:

@@ -327,6 +327,9 @@ class Queue:
         """The consumer that gets the next message, or None if nobody has credit."""
         cs = self.consumers
         n = len(cs)
+        if n == 1:
+            c = cs[0]
+            return c if c.auto_ack or c.has_credit() else None
         if not n:
             return None
         if self.single_active:
@@ -362,13 +365,11 @@ class Queue:
                 return c
         return None
 
-    def deliver_now(self, content: Content) -> tuple[Consumer, QMsg] | None:
-        """Fast path for a message reaching a queue with nothing ready: if a consumer has
-        credit, give it the message without queueing it (the caller checked that no TTL,
-        priority or length limit applies). Same effect as ``push`` then ``dispatch``."""
-        c = self.next_consumer()
-        if c is None:
-            return None
+    def take_fresh(self, c: Consumer, content: Content) -> QMsg:
+        """Fast path for a message reaching a queue with nothing ready, when consumer
+        ``c`` (from ``next_consumer``) has credit: give it the message without queueing it
+        (the caller checked that no TTL, priority or length limit applies). Same effect as
+        ``push`` then ``dispatch``."""
         seq = self.next_seq
         self.next_seq = seq + 1
         m = QMsg(seq, content, None)
@@ -376,7 +377,7 @@ class Queue:
             c.unacked += 1
             c.qos.unacked += 1
             self.unacked += 1
-        return c, m
+        return m
 
     def dispatch(self, now: float, dead: list[QMsg]) -> list[tuple[Consumer, QMsg]]:
         """Hand ready messages to consumers with credit; the caller assigns tags.
