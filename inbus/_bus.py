@@ -398,19 +398,28 @@ class Bus:
         q, m, c = entry
         self._release_credit(ch, q, c)
         vh = ch._vh
+        if c is not None and ch._qos.global_prefetch and ch._consumers:
+            # Channel-wide credit came back: any of the channel's consumers may use it,
+            # whatever queue (even a deleted one) this message came from.
+            if not q.deleted:
+                self._settle_in_queue_locked(vh, q, m, how)
+            self._dispatch_channel_locked(ch)
+            return
         if q.deleted:
             return
+        self._settle_in_queue_locked(vh, q, m, how)
+        if q.ready_count and q.consumers:
+            self._dispatch_queue_locked(vh, q)
+        if vh.ops:
+            self._flush_ops_locked(vh)
+
+    def _settle_in_queue_locked(self, vh: VHost, q: Queue, m: QMsg, how: str) -> None:
         if how == "ack":
             q.n_acked += 1
             if m.content.persistent and q.durable:
                 vh.persist_remove(q, m)
         else:
             self._dead_letter_locked(vh, q, m, "rejected")
-        if q.ready_count and q.consumers:
-            if ch._qos.global_prefetch:
-                self._dispatch_channel_locked(ch)
-            else:
-                self._dispatch_queue_locked(vh, q)
         if vh.ops:
             self._flush_ops_locked(vh)
 
@@ -448,6 +457,9 @@ class Bus:
             self._dispatch_queue_locked(vh, q)
             if q.has_ttl:
                 self._arm_timer()
+        if ch._qos.global_prefetch and ch._consumers:
+            # Credit freed on the channel wakes its consumers of other queues too.
+            self._dispatch_channel_locked(ch)
         if vh.ops:
             self._flush_ops_locked(vh)
 
@@ -677,8 +689,8 @@ class Bus:
                         assert held == ch._qos.unacked, "channel qos count drifted"
                         tags = list(ch._unacked)
                         assert tags == sorted(tags) and all(t < ch._next_tag for t in tags)
-                        if ch._qos.global_prefetch:
-                            assert held <= ch._qos.global_prefetch
+                        # (no held <= global_prefetch: lowering basic_qos later does not
+                        # take back what was delivered, in RabbitMQ as here)
                 for q in vh.queues.values():
                     assert q.unacked == unacked.get(id(q), 0), \
                         f"queue {q.name!r}: unacked {q.unacked} != {unacked.get(id(q), 0)}"
