@@ -31,8 +31,14 @@ from ._errors import (
     NotFound,
     PreconditionFailed,
 )
-from ._message import (BasicProperties, Content, Message, ReturnedMessage, RoutedContent,
-                       _NoProperties)
+from ._message import (
+    BasicProperties,
+    Content,
+    Message,
+    ReturnedMessage,
+    RoutedContent,
+    _NoProperties,
+)
 from ._names import check_short
 from ._queue import Consumer, QMsg, Queue
 from ._stats import BusStatistics, ExchangeStatistics, QueueStatistics, VHostStatistics

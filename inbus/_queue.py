@@ -39,6 +39,7 @@ class QMsg:
 
     # "returns" (requeues so far) is set only on x-delivery-limit queues.
     __slots__ = ("seq", "content", "redelivered", "expires_at", "delivered", "returns")
+    returns: int
 
     def __init__(self, seq: int, content: Content, expires_at: float | None,
                  redelivered: bool = False) -> None:

@@ -281,7 +281,8 @@ class VHost:
         dests = x.route(routing_key, headers)
         if not dests and x.alternate is None:
             return []
-        if len(dests) == 1:  # fast path: one binding, to a queue
+        # Every exchange type routes to a sized collection (dict, tuple, frozenset).
+        if len(dests) == 1:  # type: ignore[arg-type]  # fast path: one queue binding
             for kind, name in dests:
                 if kind == "queue":
                     q = self.queues.get(name)
