@@ -16,8 +16,14 @@ import time
 
 import pytest
 
-from inbus import (BasicProperties, Bus, ChannelClosed, NackError, PreconditionFailed,
-                   UnroutableError)
+from inbus import (
+    BasicProperties,
+    Bus,
+    ChannelClosed,
+    NackError,
+    PreconditionFailed,
+    UnroutableError,
+)
 from inbus.testing import ManualClock, queue_counts
 
 P = BasicProperties
@@ -556,7 +562,7 @@ class TestDeadLettering:
     def test_cycle_through_a_rejection_of_the_same_queue_is_kept(self, bus, ch):
         ch.queue_declare("self", arguments={"x-dead-letter-exchange": ""})
         ch.basic_publish("", "self", b"x")
-        for n in (1, 2, 3):
+        for _ in range(3):
             m = ch.basic_get("self")
             assert m is not None
             m.reject(requeue=False)
