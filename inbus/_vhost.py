@@ -207,6 +207,7 @@ class VHost:
                 raise self._nf("queue", name, m)
             if q.exclusive_owner is not None and q.exclusive_owner is not conn:
                 raise self.locked(name, m)
+            q.last_used = now  # a passive declare counts as use for x-expires (RabbitMQ)
             return q
         if q is None and name.startswith("amq.") and not server_named:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'",
