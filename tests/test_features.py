@@ -269,7 +269,23 @@ class TestQueueExpiry:
         clock.advance(0.5)
         assert not exists(bus, "q")
 
-    def test_consumers_are_cancelled_channel_stays_usable(self, bus, ch, clock):
+    def test_passive_redeclare_counts_as_use(self, bus, ch, clock):
+        ch.queue_declare("q", arguments={"x-expires": 500})
+        for _ in range(5):
+            clock.advance(0.3)
+            ch.queue_declare("q", passive=True)
+        assert exists(bus, "q")
+        clock.advance(0.5)
+        assert not exists(bus, "q")
+
+    def test_purge_does_not_count_as_use(self, bus, ch, clock):
+        ch.queue_declare("q", arguments={"x-expires": 500})
+        clock.advance(0.3)
+        ch.queue_purge("q")
+        clock.advance(0.2)
+        assert not exists(bus, "q")
+
+    def test_expiry_is_quiet_and_the_channel_stays_usable(self, bus, ch, clock):
         ch.queue_declare("q", arguments={"x-expires": 100})
         clock.advance(0.1)
         assert not exists(bus, "q")
