@@ -12,8 +12,15 @@ from typing import Any
 import pytest
 
 import inbus
-from inbus import (AccessRefused, BasicProperties, Bus, ChannelClosed, Message, NotAllowed,
-                   PreconditionFailed)
+from inbus import (
+    AccessRefused,
+    BasicProperties,
+    Bus,
+    ChannelClosed,
+    Message,
+    NotAllowed,
+    PreconditionFailed,
+)
 
 
 @pytest.fixture

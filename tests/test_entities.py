@@ -16,9 +16,20 @@ from typing import Any
 import pytest
 
 import inbus
-from inbus import (AccessRefused, BasicProperties, Bus, ChannelClosed, CommandInvalid,
-                   ConnectionClosed, NotAllowed, NotFound, NotImplementedByBus,
-                   PreconditionFailed, ResourceLocked, UnroutableError)
+from inbus import (
+    AccessRefused,
+    BasicProperties,
+    Bus,
+    ChannelClosed,
+    CommandInvalid,
+    ConnectionClosed,
+    NotAllowed,
+    NotFound,
+    NotImplementedByBus,
+    PreconditionFailed,
+    ResourceLocked,
+    UnroutableError,
+)
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ class BrokerMachine(RuleBasedStateMachine):
         for q in QUEUES:
             ch.queue_declare(q, auto_delete=(q == "qa"))
             self.model.declare_queue(q, q == "qa")
-        for x, t in zip(EXCHANGES, TYPES):
+        for x, t in zip(EXCHANGES, TYPES, strict=True):
             ch.exchange_declare(x, t)
             self.model.declare_exchange(x, t)
         for src, kind, dest, key in [("xd", "queue", "q0", "a"), ("xt", "queue", "q1", "a.#"),
@@ -198,7 +198,8 @@ class BrokerMachine(RuleBasedStateMachine):
             self.n += 1
             body = b"m%d" % self.n
             expect = self.model.publish(exchange, key, body)
-            self._call(cid, expect, lambda ch: ch.basic_publish(exchange, key, body))
+            self._call(cid, expect,
+                       lambda ch, body=body: ch.basic_publish(exchange, key, body))
             if expect is not None:
                 break
 
