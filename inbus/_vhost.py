@@ -31,7 +31,7 @@ from ._args import (
     validate_queue_args,
 )
 from ._errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed, ResourceLocked
-from ._exchanges import EXCHANGE_TYPES, Dest, Exchange, HeadersExchange, make_exchange
+from ._exchanges import EXCHANGE_TYPES, Dest, Exchange, HeadersExchange, freeze, make_exchange
 from ._message import BasicProperties, Content, RoutedContent
 from ._queue import QMsg, Queue
 
@@ -184,11 +184,11 @@ class VHost:
         args = dict(arguments or {})
         if source == "" or (dest[0] == "exchange" and dest[1] == ""):
             raise self._default_refused(method)
+        x = self.exchanges.get(source)
+        if x is None or (dest, routing_key, freeze(args)) not in x.bindings:
+            return  # RabbitMQ 3.10: unbinding what does not exist succeeds
         if dest[0] == "queue" and dest[1] in self.queues:
             self.get_queue(dest[1], method, conn)  # 405 for another's exclusive queue
-        x = self.exchanges.get(source)
-        if x is None:
-            return  # RabbitMQ 3.10: unbinding what does not exist succeeds
         if x.unbind(dest, routing_key, args):
             self._binding_op(False, x, dest, routing_key, args)
             self._maybe_autodelete(x)
