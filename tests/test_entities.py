@@ -672,6 +672,16 @@ def test_exclusive_queue_locked_for_other_connections(bus: Bus, call: Any) -> No
     same.basic_get("ex")
 
 
+def test_unbinding_a_missing_binding_of_another_connections_exclusive_queue(
+        bus: Bus) -> None:
+    """RabbitMQ 3.10: 405 only when the binding exists; a no-op unbind succeeds."""
+    owner = bus.connection().channel()
+    owner.queue_declare("ex", exclusive=True)
+    other = bus.connection().channel()
+    other.queue_unbind("ex", "amq.direct", "never-bound")
+    assert other.is_open
+
+
 def test_exclusive_queue_publish_from_other_connection(bus: Bus) -> None:
     owner = bus.connection().channel()
     owner.queue_declare("ex", exclusive=True)
