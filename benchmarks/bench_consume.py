@@ -396,8 +396,9 @@ def main(quick: bool = False, json_path: str | None = None) -> Suite:
     suite.report()
     mem = measure_memory(100_000 if quick else 1_000_000)
     print(f"memory: {mem['messages']} queued 100-byte messages: RSS "
-          f"{mem['rss_after'] / 2**20:.0f} MB (process total; {mem['rss_before'] / 2**20:.0f}"
-          f" MB before), {mem['per_message_bytes']:.0f} bytes per message")
+          f"{mem['rss_after'] / 1e6:.0f} MB = {mem['rss_after'] / 2**20:.0f} MiB (process "
+          f"total; {mem['rss_before'] / 1e6:.0f} MB before), "
+          f"{mem['per_message_bytes']:.0f} bytes per message")
     _ratios(suite)
     if json_path:
         suite.write_json(json_path)
