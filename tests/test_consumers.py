@@ -762,3 +762,42 @@ def test_callbacks_after_a_callback_closed_the_channel_do_not_run(bus: Bus) -> N
     check = bus.channel()
     assert [m.body for m in (check.basic_get("q", auto_ack=True) for _ in range(3)) if m] \
         == [b"a", b"b", b"c"]
+
+
+@pytest.mark.parametrize("free", ["ack", "reject", "nack-requeue", "recover",
+                                  "ack-after-cancel", "ack-after-queue-delete"])
+def test_global_prefetch_credit_wakes_consumers_of_other_queues(bus: Bus, free: str) -> None:
+    """With global_qos, credit freed by a message of queue A lets the channel's consumer of
+    queue B take its waiting message (found by the stateful test)."""
+    ch = bus.channel()
+    ch.queue_declare("a")
+    ch.queue_declare("b")
+    ch.basic_qos(prefetch_count=1, global_qos=True)
+    ga, cba = collector()
+    gb, cbb = collector()
+    ta = ch.basic_consume("a", cba)
+    publish(ch, "a", "a1")
+    bus.run_until_idle()
+    ch.basic_consume("b", cbb)
+    publish(ch, "b", "b1")
+    bus.run_until_idle()
+    assert (bodies(ga), bodies(gb)) == ([b"a1"], [])  # the channel's one credit is used
+    m = ga[0]
+    if free == "ack":
+        m.ack()
+    elif free == "reject":
+        m.reject(requeue=False)
+    elif free == "nack-requeue":
+        ch.basic_cancel(ta)  # so that a1 does not simply come back to the same consumer
+        m.nack(requeue=True)
+    elif free == "recover":
+        ch.basic_cancel(ta)
+        ch.basic_recover()
+    elif free == "ack-after-cancel":
+        ch.basic_cancel(ta)
+        m.ack()
+    else:
+        bus.channel().queue_delete("a")
+        m.ack()
+    bus.run_until_idle()
+    assert bodies(gb) == [b"b1"]
