@@ -1073,3 +1073,31 @@ def test_message_published_without_properties_has_read_only_empty_properties():
         assert (q.headers, q.priority) == ({"a": 1}, 3)
         ch.basic_publish("", "q", b"y")
         assert get(ch, "q").properties.headers is None
+
+
+def test_real_clock_expires_behind_a_consumer_without_credit():
+    # The message waits because the only consumer is at its prefetch limit; the timer
+    # must still expire (dead-letter) it on time.
+    with Bus() as bus:
+        ch = bus.channel()
+        ch.exchange_declare("dlx", "fanout")
+        ch.queue_declare("dead")
+        ch.queue_bind("dead", "dlx")
+        ch.queue_declare("w", arguments={"x-message-ttl": 50,
+                                         "x-dead-letter-exchange": "dlx"})
+        ch.basic_qos(prefetch_count=1)
+        held = []
+        ch.basic_consume("w", held.append)
+        ch.basic_publish("", "w", b"first")
+        bus.run_until_idle()
+        assert [m.body for m in held] == [b"first"]
+        ch.basic_publish("", "w", b"second")
+        deadline = time.monotonic() + 5
+        while True:  # read the queue without statistics(), which would expire lazily
+            with bus._lock:
+                if bus._vhosts["/"].queues["dead"].ready_count:
+                    break
+            assert time.monotonic() < deadline, "the waiting message never expired"
+            time.sleep(0.01)
+        assert queue_counts(bus, "w") == (0, 1)
+        held[0].ack()
