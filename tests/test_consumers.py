@@ -801,3 +801,19 @@ def test_global_prefetch_credit_wakes_consumers_of_other_queues(bus: Bus, free: 
         m.ack()
     bus.run_until_idle()
     assert bodies(gb) == [b"b1"]
+
+
+@pytest.mark.timeout(30)
+def test_background_error_is_logged_to_the_inbus_logger(
+        caplog: pytest.LogCaptureFixture) -> None:
+    bus = Bus()
+    ch = bus.channel(background=True)
+    ch.queue_declare("q")
+    ch.basic_consume("q", lambda m: 1 / 0)
+    with caplog.at_level("ERROR", logger="inbus"):
+        ch.basic_publish("", "q", b"x")
+        wait_for(lambda: bus.errors)
+        bus.close()
+    recs = [r for r in caplog.records if r.name == "inbus"]
+    assert recs and recs[0].exc_info and recs[0].exc_info[0] is ZeroDivisionError
+    assert isinstance(bus.errors[0], ZeroDivisionError)
