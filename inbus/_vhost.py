@@ -213,13 +213,14 @@ class VHost:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'",
                                 method=m)
         if q is not None:
+            # RabbitMQ checks exclusive access (owner and flag, "strict") before the rest
             if q.exclusive_owner is not None and q.exclusive_owner is not conn:
+                raise self.locked(name, m)
+            if exclusive != (q.exclusive_owner is not None):
                 raise self.locked(name, m)
             check_equivalent("queue", name, self.name, "durable", durable, q.durable, m)
             check_equivalent("queue", name, self.name, "auto_delete", auto_delete,
                              q.auto_delete, m)
-            if exclusive != (q.exclusive_owner is not None):
-                raise self.locked(name, m)
             check_equivalent_args("queue", name, self.name, args, q.arguments, QUEUE_ARGS, m)
             q.last_used = now
             return q
