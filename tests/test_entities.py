@@ -700,6 +700,19 @@ def test_exclusive_flag_mismatch_same_connection(bus: Bus) -> None:
         ch.queue_declare("ne", exclusive=True)
 
 
+def test_exclusive_mismatch_is_checked_before_other_flags(bus: Bus) -> None:
+    """RabbitMQ 3.10 checks exclusive access first: 405 even when durable or auto_delete
+    differ too."""
+    ch = bus.channel()
+    ch.queue_declare("x", exclusive=True)
+    with fail(ResourceLocked, 405, LOCKED.format("x")):
+        ch.queue_declare("x", exclusive=False, auto_delete=True)
+    ch = bus.channel()
+    ch.queue_declare("y")
+    with fail(ResourceLocked, 405, LOCKED.format("y")):
+        ch.queue_declare("y", exclusive=True, durable=True)
+
+
 def test_exclusive_queue_dies_with_connection(bus: Bus) -> None:
     conn = bus.connection()
     ch = conn.channel()
