@@ -94,9 +94,10 @@ class ModelMsg:
 
 
 class ModelQueue:
-    def __init__(self, name: str, auto_delete: bool) -> None:
+    def __init__(self, name: str, auto_delete: bool, owner: int | None = None) -> None:
         self.name = name
         self.auto_delete = auto_delete
+        self.owner = owner  # the connection of an exclusive queue
         self.ready: list[ModelMsg] = []  # always sorted by seq: requeue restores position
         self.next_seq = 1
         self.consumers: list[ModelConsumer] = []
@@ -165,13 +166,24 @@ class BrokerModel:
 
     # --- entities ------------------------------------------------------------------------
 
-    def declare_queue(self, name: str, auto_delete: bool) -> str | None:
-        """None on success, else the error name (406)."""
+    def declare_queue(self, name: str, auto_delete: bool, exclusive: bool = False,
+                      conn: int = 0) -> str | None:
+        """None on success, else the error code: 405 (another connection's exclusive
+        queue, or the exclusive flag differs: checked first), 406 (auto_delete differs)."""
         q = self.queues.get(name)
         if q is None:
-            self.queues[name] = ModelQueue(name, auto_delete)
+            self.queues[name] = ModelQueue(name, auto_delete, conn if exclusive else None)
             return None
+        if (q.owner is not None and q.owner != conn) or exclusive != (q.owner is not None):
+            return "405"
         return None if q.auto_delete == auto_delete else "406"
+
+    def access(self, name: str, conn: int) -> str | None:
+        """Using a queue: 404 when missing, 405 when another connection's exclusive one."""
+        q = self.queues.get(name)
+        if q is None:
+            return "404"
+        return "405" if q.owner is not None and q.owner != conn else None
 
     def delete_queue(self, name: str) -> int:
         q = self.queues.pop(name, None)
@@ -195,17 +207,27 @@ class BrokerModel:
             self.bindings = {b for b in self.bindings
                              if b[0] != name and (b[1], b[2]) != ("exchange", name)}
 
-    def bind(self, source: str, kind: str, dest: str, key: str) -> str | None:
+    def bind(self, source: str, kind: str, dest: str, key: str, conn: int = 0) -> str | None:
         if source not in self.exchanges:
-            return "404"
-        if (kind == "queue" and dest not in self.queues) or \
-                (kind == "exchange" and dest not in self.exchanges):
+            return "404"  # a missing source is reported first
+        if kind == "queue":
+            err = self.access(dest, conn)
+            if err is not None:
+                return err
+        elif dest not in self.exchanges:
             return "404"
         self.bindings.add((source, kind, dest, key))
         return None
 
-    def unbind(self, source: str, kind: str, dest: str, key: str) -> None:
-        self.bindings.discard((source, kind, dest, key))
+    def unbind(self, source: str, kind: str, dest: str, key: str, conn: int = 0
+               ) -> str | None:
+        b = (source, kind, dest, key)
+        if b not in self.bindings:
+            return None  # unbinding what does not exist succeeds
+        if kind == "queue" and self.access(dest, conn) == "405":
+            return "405"
+        self.bindings.discard(b)
+        return None
 
     # --- routing and publishing ------------------------------------------------------------
 
@@ -326,9 +348,13 @@ class BrokerModel:
         self.recover(cid)
 
     def close_connection(self, conn: int) -> None:
+        """Its channels close (requeueing), then its exclusive queues are deleted."""
         for ch in list(self.channels.values()):
             if ch.conn == conn:
                 self.close_channel(ch.id)
+        for q in list(self.queues.values()):
+            if q.owner == conn:
+                self.delete_queue(q.name)
 
     # --- checking what the broker delivered ------------------------------------------------
 

@@ -19,14 +19,14 @@ import inbus
 from inbus import Bus
 from tests.reference import BrokerModel
 
-QUEUES = ["q0", "q1", "qa"]
+QUEUES = ["q0", "q1", "qa", "qx"]  # qx starts exclusive to the first connection
 EXCHANGES = ["xd", "xf", "xt"]
 SOURCES = EXCHANGES + ["amq.topic", "amq.fanout"]
 KEYS = ["", "a", "a.b", "a.b.c", "b", "q0", "q1", "qa"]
 PATTERNS = ["", "a", "a.*", "a.#", "#", "*", "b", "q0"]
 TYPES = ["direct", "fanout", "topic"]
 
-CODES = {"404": inbus.NotFound, "406": inbus.PreconditionFailed}
+CODES = {"404": inbus.NotFound, "405": inbus.ResourceLocked, "406": inbus.PreconditionFailed}
 
 
 class BrokerMachine(RuleBasedStateMachine):
@@ -46,8 +46,8 @@ class BrokerMachine(RuleBasedStateMachine):
         # a starting topology, so that most steps find something to work on
         ch = self.chans[0]
         for q in QUEUES:
-            ch.queue_declare(q, auto_delete=(q == "qa"))
-            self.model.declare_queue(q, q == "qa")
+            ch.queue_declare(q, auto_delete=(q == "qa"), exclusive=(q == "qx"))
+            self.model.declare_queue(q, q == "qa", q == "qx", 0)
         for x, t in zip(EXCHANGES, TYPES, strict=True):
             ch.exchange_declare(x, t)
             self.model.declare_exchange(x, t)
@@ -131,11 +131,13 @@ class BrokerMachine(RuleBasedStateMachine):
     # --- entities -------------------------------------------------------------------------
 
     @precondition(has_open)
-    @rule(k=st.integers(0, 9), name=st.sampled_from(QUEUES), auto_delete=st.booleans())
-    def declare_queue(self, k: int, name: str, auto_delete: bool) -> None:
+    @rule(k=st.integers(0, 9), name=st.sampled_from(QUEUES), auto_delete=st.booleans(),
+          exclusive=st.sampled_from([False, False, True]))
+    def declare_queue(self, k: int, name: str, auto_delete: bool, exclusive: bool) -> None:
         cid = self._pick(k)
-        expect = self.model.declare_queue(name, auto_delete)
-        r = self._call(cid, expect, lambda ch: ch.queue_declare(name, auto_delete=auto_delete))
+        expect = self.model.declare_queue(name, auto_delete, exclusive, self.chan_conn[cid])
+        r = self._call(cid, expect, lambda ch: ch.queue_declare(
+            name, auto_delete=auto_delete, exclusive=exclusive))
         if r is not None:
             q = self.model.queues[name]
             assert (r.queue, r.message_count, r.consumer_count) == (
@@ -145,6 +147,9 @@ class BrokerMachine(RuleBasedStateMachine):
     @rule(k=st.integers(0, 9), name=st.sampled_from(QUEUES))
     def delete_queue(self, k: int, name: str) -> None:
         cid = self._pick(k)
+        if self.model.access(name, self.chan_conn[cid]) == "405":
+            self._call(cid, "405", lambda ch: ch.queue_delete(name))
+            return
         n = self.chans[cid].queue_delete(name)
         assert n == self.model.delete_queue(name)
 
@@ -167,11 +172,12 @@ class BrokerMachine(RuleBasedStateMachine):
           key=st.sampled_from(PATTERNS), unbind=st.booleans())
     def queue_bind(self, k: int, queue: str, source: str, key: str, unbind: bool) -> None:
         cid = self._pick(k)
+        conn = self.chan_conn[cid]
         if unbind:
-            self.chans[cid].queue_unbind(queue, source, key)
-            self.model.unbind(source, "queue", queue, key)
+            expect = self.model.unbind(source, "queue", queue, key, conn)
+            self._call(cid, expect, lambda ch: ch.queue_unbind(queue, source, key))
         else:
-            expect = self.model.bind(source, "queue", queue, key)
+            expect = self.model.bind(source, "queue", queue, key, conn)
             self._call(cid, expect, lambda ch: ch.queue_bind(queue, source, key))
 
     @precondition(has_open)
@@ -207,8 +213,9 @@ class BrokerMachine(RuleBasedStateMachine):
     @rule(k=st.integers(0, 9), queue=st.sampled_from(QUEUES), auto_ack=st.booleans())
     def get(self, k: int, queue: str, auto_ack: bool) -> None:
         cid = self._pick(k)
-        if queue not in self.model.queues:
-            self._call(cid, "404", lambda ch: ch.basic_get(queue, auto_ack=auto_ack))
+        err = self.model.access(queue, self.chan_conn[cid])
+        if err is not None:
+            self._call(cid, err, lambda ch: ch.basic_get(queue, auto_ack=auto_ack))
             return
         m = self.chans[cid].basic_get(queue, auto_ack=auto_ack)
         head = self.model.queues[queue].ready[:1]
@@ -278,8 +285,9 @@ class BrokerMachine(RuleBasedStateMachine):
     @rule(k=st.integers(0, 9), queue=st.sampled_from(QUEUES), auto_ack=st.booleans())
     def consume(self, k: int, queue: str, auto_ack: bool) -> None:
         cid = self._pick(k)
-        if queue not in self.model.queues:
-            self._call(cid, "404", lambda ch: ch.basic_consume(queue, self._cb(cid)))
+        err = self.model.access(queue, self.chan_conn[cid])
+        if err is not None:
+            self._call(cid, err, lambda ch: ch.basic_consume(queue, self._cb(cid)))
             return
         tag = self.chans[cid].basic_consume(queue, self._cb(cid), auto_ack=auto_ack)
         self.model.consume(cid, queue, tag, auto_ack)
@@ -314,6 +322,7 @@ class BrokerMachine(RuleBasedStateMachine):
             real = [(m.content.body, m.redelivered) for m in vh.queues[name].ready_messages()]
             assert real == [(m.body, m.redelivered) for m in mq.ready], name
             assert s.auto_delete == mq.auto_delete
+            assert s.exclusive == (mq.owner is not None)
             for c in vh.queues[name].consumers:
                 if c.prefetch and not c.auto_ack:
                     assert c.unacked <= c.prefetch
