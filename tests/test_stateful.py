@@ -154,6 +154,18 @@ class BrokerMachine(RuleBasedStateMachine):
         assert n == self.model.delete_queue(name)
 
     @precondition(has_open)
+    @rule(k=st.integers(0, 9), name=st.sampled_from(QUEUES))
+    def purge_queue(self, k: int, name: str) -> None:
+        cid = self._pick(k)
+        err = self.model.access(name, self.chan_conn[cid])
+        if err is not None:
+            self._call(cid, err, lambda ch: ch.queue_purge(name))
+            return
+        q = self.model.queues[name]
+        n, q.ready = len(q.ready), []  # unacked messages stay
+        assert self.chans[cid].queue_purge(name) == n
+
+    @precondition(has_open)
     @rule(k=st.integers(0, 9), name=st.sampled_from(EXCHANGES), type_=st.sampled_from(TYPES))
     def declare_exchange(self, k: int, name: str, type_: str) -> None:
         cid = self._pick(k)
