@@ -218,7 +218,7 @@ def end_to_end(suite: Suite, k: int, bindings: list[tuple[str, str]], keys: list
             ch.queue_bind(queues[i % len(queues)], "bx", p)
         x = bus._vhosts["/"].exchanges["bx"]
         if not cached:
-            x.router._cache_size = 0  # type: ignore[attr-defined]
+            x.cache_size = 0  # type: ignore[attr-defined]
         seq = (keys * (n // len(keys) + 1))[:n]
         publish = ch.basic_publish
 
