@@ -1,12 +1,12 @@
 """A durable queue and persistent messages (delivery_mode=2).
 
-    python examples/durable.py          # in memory: the flags are kept, nothing is written
-    python examples/durable.py app.db   # in SQLite: the message survives a restart
+    python examples/durable.py              # in memory: the flags are kept, nothing written
+    python examples/durable.py --db app.db  # in SQLite: the message survives a restart
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 from inbus import BasicProperties, Bus
 
@@ -34,4 +34,6 @@ def main(path: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    parser = argparse.ArgumentParser(description="durable queue + persistent messages")
+    parser.add_argument("--db", help="keep durable state in this SQLite file")
+    main(parser.parse_known_args()[0].db)  # known args: `python -m inbus demo` runs it too

@@ -64,7 +64,7 @@ def test_durable_in_memory() -> None:
 
 
 def test_durable_in_sqlite(tmp_path: Path) -> None:
-    out = run("durable", str(tmp_path / "app.db"))
+    out = run("durable", "--db", str(tmp_path / "app.db"))
     assert " [x] After the restart: 'order #1', delivery_mode=2" in out
 
 
@@ -98,3 +98,15 @@ def test_rpc() -> None:
     for n, r in ((10, 55), (20, 6765), (15, 610)):
         assert f" [server] computing fib({n})" in out
         assert f" [client] got {r} (correlation_id matches)" in out
+
+
+def test_python_m_inbus_demo_runs_every_example_and_writes_nothing(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run([sys.executable, "-m", "inbus", "demo"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for name in MINE:
+        assert f"=== examples/{name}.py " in r.stdout
+    assert "example flows ran" in r.stdout
+    assert list(tmp_path.iterdir()) == []  # durable.py stays in memory under the demo
