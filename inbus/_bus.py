@@ -95,6 +95,7 @@ class Bus:
         self._no_props = _NoProperties()  # shared by publishes without properties
         self._committer: Any = None
         self._n_submits = 0
+        self._taps: dict[tuple[str, str], list[ReturnedMessage]] = {}  # testing.capture
         self.path = path
         if self._manual_clock:
             clock._subscribe(self._on_clock_advance)
@@ -236,6 +237,10 @@ class Bus:
         else:
             content = RoutedContent(body, exchange, rk, props, ttl, keys)
         self._n_published += 1
+        if self._taps:
+            tap = self._taps.get((vh.name, exchange))
+            if tap is not None:
+                tap.append(ReturnedMessage(0, "published", content))
         x.published_in += 1
         if keys is None:
             queues = vh.route(x, rk, headers)
@@ -338,8 +343,6 @@ class Bus:
         else:
             ch._unacked[tag] = (q, m, c)
             msg._callback = c  # lets the pump skip it if c is cancelled before it runs
-            if not m.delivered and m.content.persistent and q.durable:
-                self._mark_delivered(vh, q, m)
         m.delivered = True
         q.n_delivered += 1
         if m.redelivered:
@@ -387,8 +390,6 @@ class Bus:
         else:
             ch._unacked[tag] = (q, m, None)
             q.unacked += 1
-            if not m.delivered and m.content.persistent and q.durable:
-                self._mark_delivered(vh, q, m)
         m.delivered = True
         self._flush_ops_locked(vh)
         return msg
@@ -450,6 +451,10 @@ class Bus:
                     self._dead_letter_locked(vh, q, m, "delivery_limit")
                     continue
             q.requeue(m)
+            if m.content.persistent and q.durable:
+                # Stored as delivered once it is back in the queue (a clean restart then
+                # reports it redelivered; after a crash every message is).
+                self._mark_delivered(vh, q, m)
             touched[id(q)] = q
         for q in touched.values():
             if q.overflow == "drop-head" and (q.max_length is not None
@@ -504,14 +509,14 @@ class Bus:
                 rest = [it for it in c.sink.items if id(it) not in ids]
                 c.sink.items.clear()
                 c.sink.items.extend(rest)
+                # As RabbitMQ + a client that rejects what it had not dispatched: they
+                # go back to their positions flagged redelivered (DESIGN §1).
                 back = []
                 for _fn, msg in mine:
                     entry = ch._unacked.pop(msg.delivery_tag, None)
                     if entry is not None:
-                        back.append((entry, entry[1].redelivered))
-                self._requeue_locked(ch, [e for e, _ in back])
-                for (_q, m, _c), flag in back:
-                    m.redelivered = flag
+                        back.append(entry)
+                self._requeue_locked(ch, back)
         if notify:
             for cb in ch._cancel_callbacks:
                 ch._sink.push((cb, c.tag))

@@ -644,10 +644,10 @@ class Channel:
 
     def basic_recover(self, requeue: bool = True) -> None:
         """Put every unacked message of this channel back in its queue, redelivered."""
-        if not requeue:
-            raise NotImplementedByBus("requeue=false", scope="connection",
-                                      method="basic.recover")
         with self._op():
+            if not requeue:
+                raise NotImplementedByBus("requeue=false", scope="connection",
+                                          method="basic.recover")
             self._recover_locked(requeue=True)
 
     def _recover_locked(self, requeue: bool) -> None:
