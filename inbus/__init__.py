@@ -12,7 +12,8 @@ b'Hello World!'
 """
 
 from ._bus import Bus
-from ._channel import Channel, Connection, DeclareResult
+from ._channel import Channel, DeclareResult
+from ._connection import Connection
 from ._errors import (
     AccessRefused,
     AMQPError,

@@ -4,10 +4,9 @@ Theory of operation
 -------------------
 One ``Bus`` owns one lock (an RLock) guarding every vhost, queue, channel and consumer.
 Channel methods take it, ask the pure core (:mod:`inbus._vhost`, :mod:`inbus._queue`)
-for decisions and apply them with the ``*_locked`` methods below: enqueue (with
-overflow and dead-lettering), deliver (delivery tags, unacked bookkeeping, a sink item
-per delivery), settle (ack / reject), requeue (original position, redelivered=True),
-expire. Callbacks run outside the lock, from sinks (:mod:`inbus._dispatch`).
+for decisions and apply them with the ``*_locked`` methods of :class:`inbus._broker.Broker`
+(the Bus's mixin): enqueue, deliver, settle, requeue, dead-letter, expire. Callbacks run
+outside the lock, from sinks (:mod:`inbus._dispatch`).
 
 Durable changes collected by the vhosts are handed to a group committer (SQLite) after
 each operation; with the default in-memory store they are discarded.
@@ -22,25 +21,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._channel import Channel, Connection
+from ._broker import Broker
+from ._channel import Channel
+from ._connection import Connection
 from ._dispatch import Timer, new_lock
 from ._errors import (
-    AccessRefused,
     ConnectionClosed,
     NotAllowed,
     NotFound,
-    PreconditionFailed,
 )
 from ._message import (
-    BasicProperties,
-    Content,
-    Message,
     ReturnedMessage,
-    RoutedContent,
     _NoProperties,
 )
 from ._names import check_short
-from ._queue import Consumer, QMsg, Queue
 from ._stats import BusStatistics, ExchangeStatistics, QueueStatistics, VHostStatistics
 from ._vhost import VHost
 
@@ -56,7 +50,7 @@ class RealClock:
     time = staticmethod(time.time)
 
 
-class Bus:
+class Bus(Broker):
     """An in-process message bus with RabbitMQ's model and Redis-style pub/sub.
 
     >>> from inbus import Bus
@@ -105,9 +99,6 @@ class Bus:
             open_store(self, path, store, store_options)
 
     # --- clock -------------------------------------------------------------------------
-
-    def _now(self) -> float:
-        return float(self._clock.monotonic())
 
     def _on_clock_advance(self) -> None:
         with self._lock:
@@ -208,389 +199,6 @@ class Bus:
                   exc_info=exc)
         if self._on_error is not None:
             self._on_error(exc, arg)
-
-    # --- publishing and delivery (lock held) -----------------------------------------------
-
-    def _publish_locked(self, ch: Channel, exchange: str, rk: str, body: bytes,
-                        props: BasicProperties, mandatory: bool
-                        ) -> tuple[ReturnedMessage | None, bool, bool]:
-        """Route and enqueue one message: (returned, nacked, wrote-to-storage)."""
-        vh = ch._vh
-        x = vh.exchanges.get(exchange)
-        if x is None:
-            raise NotFound(f"no exchange '{exchange}' in vhost '{vh.name}'",
-                           method="basic.publish")
-        if x.internal:
-            raise AccessRefused(f"cannot publish to internal exchange '{exchange}' in "
-                                f"vhost '{vh.name}'", method="basic.publish")
-        ttl = None
-        if props.expiration is not None:
-            ttl = _parse_expiration(props.expiration)
-        headers = props.headers
-        keys = None
-        if headers and ("CC" in headers or "BCC" in headers):
-            keys = [rk] + _str_list(headers.get("CC")) + _str_list(headers.get("BCC"))
-            if "BCC" in headers:
-                props = props.copy(headers={k: v for k, v in headers.items() if k != "BCC"})
-        if keys is None:
-            content = Content(body, exchange, rk, props, ttl)
-        else:
-            content = RoutedContent(body, exchange, rk, props, ttl, keys)
-        self._n_published += 1
-        if self._taps:
-            tap = self._taps.get((vh.name, exchange))
-            if tap is not None:
-                tap.append(ReturnedMessage(0, "published", content))
-        x.published_in += 1
-        if keys is None:
-            queues = vh.route(x, rk, headers)
-        else:
-            queues = vh.route_keys(x, keys, headers)
-        if not queues:
-            self._n_unroutable += 1
-            if mandatory:
-                self._n_returned += 1
-                return ReturnedMessage(312, "NO_ROUTE", content), False, False
-            return None, False, False
-        x.routed_out += 1
-        nacked = False
-        before = self._n_submits
-        for q in queues:
-            if not self._enqueue_locked(vh, q, content):
-                nacked = True
-        if vh.ops:
-            self._flush_ops_locked(vh)
-        return None, nacked, self._n_submits != before
-
-    def _enqueue_locked(self, vh: VHost, q: Queue, content: Content) -> bool:
-        """Put ``content`` in ``q`` (overflow, persistence, dispatch). False = refused."""
-        if (q.consumers and q.plain and not q.ready_count and content.ttl is None
-                and not q.has_ttl and not (content.persistent and q.durable)):
-            # Fast path: nothing waits and no feature applies; if a consumer has credit
-            # the message goes straight to it (the same effect as push + dispatch).
-            c = q.next_consumer()
-            if c is not None:
-                q.n_published += 1
-                if c.auto_ack:  # settled on delivery: the queue keeps nothing
-                    ch: Channel = c.channel
-                    tag = ch._next_tag
-                    ch._next_tag = tag + 1
-                    q.n_delivered += 1
-                    q.n_acked += 1
-                    c.sink.push((c.callback, Message(content, tag, False, c.tag, ch)))
-                else:
-                    self._deliver_locked(vh, q, c, q.take_fresh(c, content))
-                return True
-        now = self._now() if (q.has_ttl or content.ttl is not None or q.expires) else 0.0
-        if q.max_length is not None or q.max_length_bytes is not None:
-            if q.overflow != "drop-head" and q.would_overflow(content.size):
-                if q.overflow == "reject-publish-dlx":
-                    self._dead_letter_locked(vh, q, QMsg(0, content, None), "maxlen",
-                                             persisted=False)
-                else:
-                    q.n_dropped += 1
-                return False
-        m = q.push(content, now)
-        q.n_published += 1
-        if content.persistent and q.durable:
-            wall = None
-            if m.expires_at is not None:
-                wall = self._clock.time() + (m.expires_at - now)
-            vh.persist_push(q, m, wall)
-        # As RabbitMQ: a consumer with credit takes the message first (so a TTL 0 or a
-        # max-length 0 queue still delivers to a waiting consumer), then what is over the
-        # limit is dropped, then a TTL 0 message that nobody took expires at once.
-        if q.consumers:
-            self._dispatch_queue_locked(vh, q, now)
-        if q.max_length is not None or q.max_length_bytes is not None:
-            while q.over_limit():
-                d = q.drop_head_for_overflow()
-                if d is None:
-                    break
-                self._dead_letter_locked(vh, q, d, "maxlen")
-        if m.expires_at is not None and q.ready_count:
-            if m.expires_at <= now and not m.delivered:
-                self._expire_queue_locked(vh, q)
-            else:
-                self._arm_timer(m.expires_at)
-        return True
-
-    def _dispatch_queue_locked(self, vh: VHost, q: Queue, now: float | None = None) -> None:
-        if not q.ready_count or not q.consumers:
-            return
-        if now is None or (now == 0.0 and q.has_ttl):
-            now = self._now() if q.has_ttl else 0.0
-        dead: list[QMsg] = []
-        deliver = self._deliver_locked
-        for c, m in q.dispatch(now, dead):
-            deliver(vh, q, c, m)
-        for m in dead:
-            self._dead_letter_locked(vh, q, m, "expired")
-        if vh.ops:
-            self._flush_ops_locked(vh)
-
-    def _deliver_locked(self, vh: VHost, q: Queue, c: Consumer, m: QMsg) -> None:
-        """Hand ``m`` (taken from ``q``, credit already counted) to consumer ``c``: a
-        delivery tag, the unacked entry, and a sink item for the callback."""
-        ch: Channel = c.channel
-        tag = ch._next_tag
-        ch._next_tag = tag + 1
-        msg = Message(m.content, tag, m.redelivered, c.tag, ch)
-        if c.auto_ack:
-            q.n_acked += 1
-            if m.content.persistent and q.durable:
-                vh.persist_remove(q, m)
-        else:
-            ch._unacked[tag] = (q, m, c)
-            msg._callback = c  # lets the pump skip it if c is cancelled before it runs
-        m.delivered = True
-        q.n_delivered += 1
-        if m.redelivered:
-            q.n_redelivered += 1
-        c.sink.push((c.callback, msg))
-
-    def _mark_delivered(self, vh: VHost, q: Queue, m: QMsg) -> None:
-        if q.exclusive_owner is None:
-            from ._store import MarkDelivered
-            vh.ops.append(MarkDelivered(vh.name, q.name, m.seq))
-
-    def _dispatch_channel_locked(self, ch: Channel) -> None:
-        seen: set[int] = set()
-        for c in list(ch._consumers.values()):
-            if id(c.queue) not in seen:
-                seen.add(id(c.queue))
-                self._dispatch_queue_locked(ch._vh, c.queue)
-
-    def _get_locked(self, ch: Channel, name: str, auto_ack: bool) -> Message | None:
-        vh = ch._vh
-        q = vh.get_queue(name, "basic.get", ch._conn)
-        now = self._now() if (q.has_ttl or q.expires) else 0.0
-        q.last_used = now
-        while True:
-            m = q.pop()
-            if m is None:
-                return None
-            if m.expires_at is not None and m.expires_at <= now:
-                self._dead_letter_locked(vh, q, m, "expired")
-                continue
-            break
-        if q.has_ttl and q.ready_count:
-            # As RabbitMQ's fetch: expired messages now at the head go before the count.
-            for d in q.expire(now):
-                self._dead_letter_locked(vh, q, d, "expired")
-        tag = ch._next_tag
-        ch._next_tag = tag + 1
-        msg = Message(m.content, tag, m.redelivered, None, ch, q.ready_count)
-        q.n_delivered += 1
-        if m.redelivered:
-            q.n_redelivered += 1
-        if auto_ack:
-            q.n_acked += 1
-            vh.persist_remove(q, m)
-        else:
-            ch._unacked[tag] = (q, m, None)
-            q.unacked += 1
-        m.delivered = True
-        self._flush_ops_locked(vh)
-        return msg
-
-    def _release_credit(self, ch: Channel, q: Queue, c: Consumer | None) -> None:
-        q.unacked -= 1
-        if c is not None:
-            c.unacked -= 1
-            ch._qos.unacked -= 1
-
-    def _settle_locked(self, ch: Channel, entry: tuple[Queue, QMsg, Consumer | None],
-                       how: str) -> None:
-        q, m, c = entry
-        self._release_credit(ch, q, c)
-        vh = ch._vh
-        if c is not None and ch._qos.global_prefetch and ch._consumers:
-            # Channel-wide credit came back: any of the channel's consumers may use it,
-            # whatever queue (even a deleted one) this message came from.
-            if not q.deleted:
-                self._settle_in_queue_locked(vh, q, m, how)
-            self._dispatch_channel_locked(ch)
-            return
-        if q.deleted:
-            return
-        self._settle_in_queue_locked(vh, q, m, how)
-        if q.ready_count and q.consumers:
-            self._dispatch_queue_locked(vh, q)
-        if vh.ops:
-            self._flush_ops_locked(vh)
-
-    def _settle_in_queue_locked(self, vh: VHost, q: Queue, m: QMsg, how: str) -> None:
-        if how == "ack":
-            q.n_acked += 1
-            if m.content.persistent and q.durable:
-                vh.persist_remove(q, m)
-        else:
-            self._dead_letter_locked(vh, q, m, "rejected")
-        if vh.ops:
-            self._flush_ops_locked(vh)
-
-    def _requeue_locked(self, ch: Channel,
-                        entries: list[tuple[Queue, QMsg, Consumer | None]]) -> None:
-        vh = ch._vh
-        touched: dict[int, Queue] = {}
-        now: float | None = None
-        for q, m, c in entries:
-            self._release_credit(ch, q, c)
-            if q.deleted:
-                continue
-            if m.expires_at is not None:
-                if now is None:
-                    now = self._now()
-                if m.expires_at <= now:
-                    self._dead_letter_locked(vh, q, m, "expired")
-                    continue
-            if q.delivery_limit is not None:
-                m.returns = n = getattr(m, "returns", 0) + 1
-                if n > q.delivery_limit:  # a poison message: stop redelivering it
-                    self._dead_letter_locked(vh, q, m, "delivery_limit")
-                    continue
-            q.requeue(m)
-            if m.content.persistent and q.durable:
-                # Stored as delivered once it is back in the queue (a clean restart then
-                # reports it redelivered; after a crash every message is).
-                self._mark_delivered(vh, q, m)
-            touched[id(q)] = q
-        for q in touched.values():
-            if q.overflow == "drop-head" and (q.max_length is not None
-                                              or q.max_length_bytes is not None):
-                # RabbitMQ drops from the head after a requeue too (maybe_drop_head).
-                while q.over_limit():
-                    d = q.drop_head_for_overflow()
-                    if d is None:
-                        break
-                    self._dead_letter_locked(vh, q, d, "maxlen")
-            self._dispatch_queue_locked(vh, q)
-            if q.has_ttl:
-                self._arm_timer()
-        if ch._qos.global_prefetch and ch._consumers:
-            # Credit freed on the channel wakes its consumers of other queues too.
-            self._dispatch_channel_locked(ch)
-        if vh.ops:
-            self._flush_ops_locked(vh)
-
-    def _dead_letter_locked(self, vh: VHost, q: Queue, m: QMsg, reason: str,
-                            persisted: bool = True) -> None:
-        if persisted and m.content.persistent and q.durable:
-            vh.persist_remove(q, m)
-        res = vh.dead_letter(q, m, reason, self._clock.time())
-        if res is None:
-            q.n_dropped += 1
-            return
-        q.n_dead_lettered += 1
-        x, rks, content = res
-        for target in vh.route_keys(x, rks, content.properties.headers):
-            if not vh.is_cycle(target, content):
-                self._enqueue_locked(vh, target, content)
-
-    # --- consumers ---------------------------------------------------------------------
-
-    def _add_consumer_locked(self, q: Queue, c: Consumer) -> None:
-        q.add_consumer(c)
-        self._dispatch_queue_locked(c.channel._vh, q)
-
-    def _remove_consumer_locked(self, c: Consumer, notify: bool, putback: bool = False,
-                                dispatch: bool = True) -> None:
-        q = c.queue
-        ch: Channel = c.channel
-        if c in q.consumers:
-            q.remove_consumer(c)
-        if putback and not c.auto_ack and c.sink.items:
-            mine = [it for it in c.sink.items
-                    if isinstance(it[1], Message) and it[1]._channel is ch
-                    and it[1].consumer_tag == c.tag]
-            if mine:
-                ids = {id(it) for it in mine}
-                rest = [it for it in c.sink.items if id(it) not in ids]
-                c.sink.items.clear()
-                c.sink.items.extend(rest)
-                # As RabbitMQ + a client that rejects what it had not dispatched: they
-                # go back to their positions flagged redelivered (DESIGN §1).
-                back = []
-                for _fn, msg in mine:
-                    entry = ch._unacked.pop(msg.delivery_tag, None)
-                    if entry is not None:
-                        back.append(entry)
-                self._requeue_locked(ch, back)
-        if notify:
-            for cb in ch._cancel_callbacks:
-                ch._sink.push((cb, c.tag))
-        if q.expires is not None and not q.consumers:
-            q.last_used = self._now()  # x-expires counts from when it became unused
-            self._arm_timer()
-        if q.auto_delete and not q.consumers and q.had_consumer and not q.deleted:
-            self._delete_queue_locked(ch._vh, q)
-        elif dispatch and (q.single_active or q.exclusive_owner is None):
-            self._dispatch_queue_locked(ch._vh, q)
-
-    def _delete_queue_locked(self, vh: VHost, q: Queue) -> None:
-        vh.remove_queue(q)
-        self._after_queue_removed_locked(vh, q)
-
-    def _after_queue_removed_locked(self, vh: VHost, q: Queue) -> None:
-        for c in list(q.consumers):
-            ch: Channel = c.channel
-            ch._consumers.pop(c.tag, None)
-            q.remove_consumer(c)
-            for cb in ch._cancel_callbacks:
-                ch._sink.push((cb, c.tag))
-        q.deleted = True
-        self._flush_ops_locked(vh)
-
-    def _queue_touched(self, q: Queue) -> None:
-        if q.expires is not None:
-            self._arm_timer()
-
-    # --- expiry ------------------------------------------------------------------------
-
-    def _expire_queue_locked(self, vh: VHost, q: Queue) -> None:
-        for m in q.expire(self._now()):
-            self._dead_letter_locked(vh, q, m, "expired")
-
-    def _next_deadline(self) -> float | None:
-        best: float | None = None
-        for vh in self._vhosts.values():
-            for q in vh.queues.values():
-                e = q.next_expiry() if q.has_ttl and q.ready_count else None
-                if q.expires is not None and not q.consumers:
-                    d = q.last_used + q.expires
-                    e = d if e is None or d < e else e
-                if e is not None and (best is None or e < best):
-                    best = e
-        return best
-
-    def _expire_due_locked(self) -> None:
-        now = self._now()
-        for vh in list(self._vhosts.values()):
-            for q in list(vh.queues.values()):
-                if q.has_ttl and q.ready_count:
-                    for m in q.expire(now):
-                        self._dead_letter_locked(vh, q, m, "expired")
-                if (q.expires is not None and not q.consumers
-                        and q.last_used + q.expires <= now and not q.deleted):
-                    self._delete_queue_locked(vh, q)
-            if vh.ops:
-                self._flush_ops_locked(vh)
-
-    def _fire_timer(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._expire_due_locked()
-
-    def _arm_timer(self, deadline: float | None = None) -> None:
-        """Make sure the timer thread wakes by ``deadline`` (None: recompute)."""
-        if self._manual_clock or self._closed:
-            return
-        if self._timer is None:
-            self._timer = Timer(self._lock, self._next_deadline, self._fire_timer,
-                                self._clock.monotonic)
-        else:
-            self._timer.poke(deadline)
 
     # --- persistence hook ----------------------------------------------------------------
 
@@ -751,32 +359,3 @@ class Bus:
     def __repr__(self) -> str:
         where = self.path or "memory"
         return f"<inbus.Bus {where} vhosts={list(self._vhosts)}>"
-
-
-def _str_list(v: Any) -> list[str]:
-    if isinstance(v, list):
-        return [k for k in v if isinstance(k, str)]
-    return []
-
-
-def _parse_expiration(exp: Any) -> float:
-    if isinstance(exp, bytes):
-        exp = exp.decode("utf-8", "replace")
-    if isinstance(exp, str) and exp.isdigit():
-        return int(exp) / 1000.0
-    # RabbitMQ's wording (Erlang's string:to_integer): no_integer, {leftover_string,..},
-    # {value_negative,N}.
-    s = exp if isinstance(exp, str) else str(exp)
-    i = 1 if s[:1] in ("+", "-") else 0
-    j = i
-    while j < len(s) and s[j] in "0123456789":
-        j += 1
-    if j == i:
-        why = "no_integer"
-    elif j < len(s):
-        why = f'{{leftover_string,"{s[j:]}"}}'
-    else:
-        why = f"{{value_negative,{int(s)}}}"
-    raise PreconditionFailed(f"invalid expiration '{s}': {why}", method="basic.publish")
-
-

@@ -16,7 +16,6 @@ settles every unacked tag up to and including ``tag`` (``0`` with multiple = all
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -40,10 +39,9 @@ from ._names import check_short, coerce_body, gen_consumer_tag, gen_queue_name
 from ._queue import ChannelQos, Consumer, QMsg, Queue
 
 if TYPE_CHECKING:
-    from ._bus import Bus
-    from ._vhost import VHost
+    from ._connection import Connection
 
-__all__ = ["Channel", "Connection", "DeclareResult"]
+__all__ = ["Channel", "DeclareResult"]
 
 
 class DeclareResult(NamedTuple):
@@ -52,133 +50,6 @@ class DeclareResult(NamedTuple):
     queue: str
     message_count: int
     consumer_count: int
-
-
-class Connection:
-    """A connection to one vhost of a bus. Closing it closes its channels, requeues
-    their unacked messages and deletes its exclusive queues."""
-
-    def __init__(self, bus: Bus, vhost: VHost, background: bool) -> None:
-        self._bus = bus
-        self._lock = bus._lock
-        self.vhost = vhost.name
-        self._vh = vhost
-        self._background = background
-        self._channels: dict[int, Channel] = {}
-        self._next_channel = 1
-        self._sink = Sink(bus._lock)
-        self._open = True
-        self._closed_reason: AMQPError | None = None
-        self._exclusive: list[Queue] = []
-
-    @property
-    def is_open(self) -> bool:
-        return self._open
-
-    @property
-    def is_closed(self) -> bool:
-        return not self._open
-
-    def _check_open(self) -> None:
-        if not self._open:
-            raise ConnectionClosed(self._closed_reason)
-
-    def channel(self, channel_number: int | None = None, *,
-                background: bool | None = None) -> Channel:
-        """Open a channel. ``background=True``: its callbacks run on a worker thread.
-
-        >>> from inbus import Bus
-        >>> with Bus() as bus:
-        ...     ch = bus.connection().channel()
-        ...     ch.is_open
-        True
-        """
-        with self._lock:
-            self._check_open()
-            n = channel_number or self._next_channel
-            while n in self._channels:
-                n += 1
-            self._next_channel = n + 1
-            bg = self._background if background is None else background
-            ch = Channel(self, n, bg)
-            self._channels[n] = ch
-            return ch
-
-    def close(self) -> None:
-        """Close every channel (requeueing their unacked messages) and the connection."""
-        workers = self._close(None)
-        for w in workers:
-            w.stop()
-
-    def _close(self, reason: AMQPError | None) -> list[Worker]:
-        with self._lock:
-            if not self._open:
-                return []
-            self._open = False
-            self._closed_reason = reason
-            workers: list[Worker] = []
-            for ch in list(self._channels.values()):
-                cw = ch._close_locked(reason, from_connection=True)
-                if cw is not None:
-                    workers.append(cw)
-            self._channels.clear()
-            for q in self._exclusive:
-                self._bus._delete_queue_locked(self._vh, q)
-            self._exclusive.clear()
-            self._sink.closed = True
-            self._sink.items.clear()
-            self._sink.wake()
-            self._bus._forget(self)
-            return workers
-
-    def process_data_events(self, time_limit: float | None = 0) -> int:
-        """Run pending callbacks of this connection in this thread (pika's name).
-
-        ``time_limit=0`` runs what is pending and returns; a positive limit waits up to
-        that long for work and returns once some ran (as pika does); None waits until at
-        least one callback ran. Returns the number of callbacks run.
-        """
-        deadline = None if time_limit is None else time.monotonic() + time_limit
-        ran = 0
-        while True:
-            with self._lock:
-                if not self._sink.items and self._open:
-                    if deadline is None:
-                        if ran:
-                            return ran
-                        self._sink.wait(None)
-                    else:
-                        left = deadline - time.monotonic()
-                        if left <= 0 or ran:
-                            return ran
-                        self._sink.wait(left)
-                items = self._sink.take()
-                if not items and not self._open:
-                    return ran
-            if items:
-                ran += self._sink.run(items, self._lock)
-
-    def sleep(self, duration: float) -> None:
-        """Process events for ``duration`` seconds (pika's BlockingConnection.sleep)."""
-        deadline = time.monotonic() + duration
-        while self._open and (left := deadline - time.monotonic()) > 0:
-            self.process_data_events(left)
-
-    def add_callback_threadsafe(self, callback: Callable[[], Any]) -> None:
-        """Schedule ``callback()`` to run in the thread that pumps this connection."""
-        with self._lock:
-            self._check_open()
-            self._sink.push((lambda _arg: callback(), None))
-
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "open" if self._open else "closed"
-        return f"<inbus.Connection vhost={self.vhost!r} {state} channels={len(self._channels)}>"
 
 
 class Channel:
@@ -284,11 +155,7 @@ class Channel:
             # As RabbitMQ's handle_ch_down: drop the consumers and requeue the unacked
             # messages first, then deliver, so the requeued ones go out first (to a
             # single active consumer's successor, say).
-            queues = []
-            for c in list(self._consumers.values()):
-                bus._remove_consumer_locked(c, notify=False, dispatch=False)
-                queues.append(c.queue)
-            self._consumers.clear()
+            queues = self._detach_consumers_locked()
             self._recover_locked(requeue=True)
             for q in queues:
                 if not q.deleted:
@@ -301,6 +168,15 @@ class Channel:
             if not from_connection:
                 self._conn._channels.pop(self.channel_number, None)
             return self._worker
+
+    def _detach_consumers_locked(self) -> list[Queue]:
+        """Remove every consumer of this channel (no dispatch); their queues."""
+        queues = []
+        for c in list(self._consumers.values()):
+            self._bus._remove_consumer_locked(c, notify=False, dispatch=False)
+            queues.append(c.queue)
+        self._consumers.clear()
+        return queues
 
     def _putback(self, msg: Message) -> bool:
         """``msg`` was delivered to a consumer that is gone before its callback ran: requeue
@@ -623,24 +499,7 @@ class Channel:
                               "basic.reject")
 
     def _settle_many(self, tag: int, multiple: bool, how: str, method: str) -> None:
-        un = self._unacked
-        if multiple:
-            if tag == 0:
-                tags = list(un)
-            else:
-                if tag not in un:  # RabbitMQ 3.10: the tag itself must be outstanding
-                    raise PreconditionFailed(f"unknown delivery tag {tag}", method=method)
-                tags = [t for t in un if t <= tag]
-        else:
-            if tag not in un:
-                raise PreconditionFailed(f"unknown delivery tag {tag}", method=method)
-            tags = [tag]
-        entries = [un.pop(t) for t in tags]
-        if how == "requeue":
-            self._bus._requeue_locked(self, entries)
-        else:
-            for e in entries:
-                self._bus._settle_locked(self, e, how)
+        self._bus._settle_tags_locked(self, tag, multiple, how, method)
 
     def basic_recover(self, requeue: bool = True) -> None:
         """Put every unacked message of this channel back in its queue, redelivered."""

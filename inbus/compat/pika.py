@@ -46,7 +46,7 @@ from typing import Any
 
 from .. import _errors as _e
 from .._bus import Bus
-from .._channel import Connection as _NativeConnection
+from .._connection import Connection as _NativeConnection
 from .._message import BasicProperties
 from . import pika_exceptions as exceptions
 from ._pika_channel import (

@@ -390,6 +390,9 @@ class PubSubWorkerThread(threading.Thread):
                 try:
                     p.get_message(ignore_subscribe_messages=True, timeout=wait)
                 except BaseException as exc:
+                    if isinstance(exc, _errors.SubscriberClosed) and (
+                            not self._running.is_set() or "bus was closed" in str(exc)):
+                        break  # stopped, or reset() closed the hub: a normal end
                     if self.exception_handler is None:
                         raise
                     self.exception_handler(exc, p, self)
