@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 MINE = ["hello_world", "work_queues", "fair_dispatch", "durable", "publish_subscribe",
-        "routing_direct", "routing_topic", "rpc"]
+        "routing_direct", "routing_topic", "rpc", "pubsub"]
 
 
 def run(name: str, *args: str) -> str:
@@ -110,3 +110,14 @@ def test_python_m_inbus_demo_runs_every_example_and_writes_nothing(tmp_path: Pat
         assert f"=== examples/{name}.py " in r.stdout
     assert "example flows ran" in r.stdout
     assert list(tmp_path.iterdir()) == []  # durable.py stays in memory under the demo
+
+
+def test_pubsub() -> None:
+    out = run("pubsub").splitlines()
+    assert " [x] 'news' before anyone listens: 0 receivers" in out
+    assert " [x] 'news' -> 2 receivers (a channel and a pattern subscriber)" in out
+    assert " [x] 'notes' -> 1 receiver" in out
+    assert " [alice] news: inbus 0.1 released" in out
+    assert " [bob] news: inbus 0.1 released via pattern n*" in out
+    assert " [bob] notes: pattern only via pattern n*" in out
+    assert not any("early" in line for line in out[1:])  # published before subscribing
