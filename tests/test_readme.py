@@ -17,7 +17,7 @@ def test_readme_python_blocks_run(capsys: object) -> None:
         try:
             exec(compile(block, f"README.md python block {i + 1}", "exec"), ns)
         except Exception as exc:  # pragma: no cover - the message says which block
-            raise AssertionError(f"README python block {i + 1} failed: {exc!r}\n{block}")
+            raise AssertionError(f"README python block {i + 1} failed: {exc!r}\n{block}") from exc
     bus = ns.get("bus")
     if bus is not None:
         bus.close()  # type: ignore[attr-defined]
