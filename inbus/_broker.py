@@ -107,7 +107,37 @@ class Broker:
         x.routed_out += 1
         nacked = False
         before = self._n_submits
+        simple = content.ttl is None and not content.persistent
         for q in queues:
+            if simple and q.consumers and q.plain and not q.ready_count and not q.has_ttl:
+                # Fast path (the hot one): nothing waits and no feature applies, so a
+                # consumer with credit takes the message at once, exactly as push +
+                # dispatch would; inlined because it runs once per queue per publish.
+                c = q.next_consumer()
+                if c is not None:
+                    q.n_published += 1
+                    q.n_delivered += 1
+                    cch: Channel = c.channel
+                    tag = cch._next_tag
+                    cch._next_tag = tag + 1
+                    msg = Message(content, tag, False, c.tag, cch)
+                    if c.auto_ack:  # settled on delivery: the queue keeps nothing
+                        q.n_acked += 1
+                    else:
+                        seq = q.next_seq
+                        q.next_seq = seq + 1
+                        m = QMsg(seq, content, None)
+                        m.delivered = True
+                        c.unacked += 1
+                        c.qos.unacked += 1
+                        q.unacked += 1
+                        cch._unacked[tag] = (q, m, c)
+                        msg._callback = c
+                    sink = c.sink
+                    sink.items.append((c.callback, msg))
+                    if sink.waiting:
+                        sink.cond.notify()
+                    continue
             if not self._enqueue_locked(vh, q, content):
                 nacked = True
         if vh.ops:
@@ -115,24 +145,9 @@ class Broker:
         return None, nacked, self._n_submits != before
 
     def _enqueue_locked(self, vh: VHost, q: Queue, content: Content) -> bool:
-        """Put ``content`` in ``q`` (overflow, persistence, dispatch). False = refused."""
-        if (q.consumers and q.plain and not q.ready_count and content.ttl is None
-                and not q.has_ttl and not (content.persistent and q.durable)):
-            # Fast path: nothing waits and no feature applies; if a consumer has credit
-            # the message goes straight to it (the same effect as push + dispatch).
-            c = q.next_consumer()
-            if c is not None:
-                q.n_published += 1
-                if c.auto_ack:  # settled on delivery: the queue keeps nothing
-                    ch: Channel = c.channel
-                    tag = ch._next_tag
-                    ch._next_tag = tag + 1
-                    q.n_delivered += 1
-                    q.n_acked += 1
-                    c.sink.push((c.callback, Message(content, tag, False, c.tag, ch)))
-                else:
-                    self._deliver_locked(vh, q, c, q.take_fresh(c, content))
-                return True
+        """Put ``content`` in ``q`` (overflow, persistence, dispatch). False = refused.
+
+        (``_publish_locked`` inlines the fast path for a queue with nothing ready.)"""
         now = self._now() if (q.has_ttl or content.ttl is not None or q.expires) else 0.0
         if q.max_length is not None or q.max_length_bytes is not None:
             if q.overflow != "drop-head" and q.would_overflow(content.size):

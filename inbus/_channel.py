@@ -331,7 +331,7 @@ class Channel:
         >>> ch = Bus().channel()
         >>> ch.basic_publish("amq.direct", "nowhere", "dropped")
         """
-        data = coerce_body(body)
+        data = body if type(body) is bytes else coerce_body(body)
         if type(exchange) is not str or len(exchange) > 63:
             exchange = check_short(exchange, "exchange")
         if type(routing_key) is not str or len(routing_key) > 63:
@@ -477,6 +477,17 @@ class Channel:
             if not multiple:
                 entry = self._unacked.pop(delivery_tag, None)
                 if entry is not None:
+                    q, m, c = entry
+                    if (c is not None and not q.deleted and not self._qos.global_prefetch
+                            and not (m.content.persistent and q.durable)):
+                        # The hot path of _settle_locked(entry, "ack"), inlined.
+                        q.unacked -= 1
+                        c.unacked -= 1
+                        self._qos.unacked -= 1
+                        q.n_acked += 1
+                        if q.ready_count and q.consumers:
+                            bus._dispatch_queue_locked(self._vh, q)
+                        return
                     bus._settle_locked(self, entry, "ack")
                     return
             try:

@@ -81,7 +81,7 @@ class Sink:
         try:
             for fn, arg in items:
                 i += 1
-                if _cancelled(arg):
+                if getattr(arg, "_callback", None) is not None and _cancelled(arg):
                     continue
                 n += 1
                 fn(arg)

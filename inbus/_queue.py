@@ -366,20 +366,6 @@ class Queue:
                 return c
         return None
 
-    def take_fresh(self, c: Consumer, content: Content) -> QMsg:
-        """Fast path for a message reaching a queue with nothing ready, when consumer
-        ``c`` (from ``next_consumer``) has credit: give it the message without queueing it
-        (the caller checked that no TTL, priority or length limit applies). Same effect as
-        ``push`` then ``dispatch``."""
-        seq = self.next_seq
-        self.next_seq = seq + 1
-        m = QMsg(seq, content, None)
-        if not c.auto_ack:
-            c.unacked += 1
-            c.qos.unacked += 1
-            self.unacked += 1
-        return m
-
     def dispatch(self, now: float, dead: list[QMsg]) -> list[tuple[Consumer, QMsg]]:
         """Hand ready messages to consumers with credit; the caller assigns tags.
 

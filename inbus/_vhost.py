@@ -283,12 +283,18 @@ class VHost:
         dests = x.route(routing_key, headers)
         if not dests and x.alternate is None:
             return []
-        # Every exchange type routes to a sized collection (dict, tuple, frozenset).
-        if len(dests) == 1:  # type: ignore[arg-type]  # fast path: one queue binding
+        if dests:
+            # Fast path: only queue destinations (one exchange lists each once).
+            allq = self.queues
+            out: list[Queue] = []
             for kind, name in dests:
-                if kind == "queue":
-                    q = self.queues.get(name)
-                    return [q] if q is not None else []
+                if kind != "queue":
+                    break
+                q = allq.get(name)
+                if q is not None:
+                    out.append(q)
+            else:
+                return out
         queues: dict[str, Queue] = {}
         seen = {x.name}
         work: list[tuple[Exchange, Any]] = [(x, dests)]
