@@ -246,7 +246,11 @@ class Bus(Broker):
         >>> bus.publish("news", "hello")
         1
         """
-        return int(self._pubsub_hub().publish(channel, message))
+        hub = self._hub  # set once, never unset: no bus lock on the hot path
+        if hub is None or self._closed:
+            hub = self._pubsub_hub()
+        n: int = hub.publish(channel, message)
+        return n
 
     def pubsub(self, ignore_subscribe_messages: bool = False, **options: Any) -> Any:
         """A subscriber in redis-py's shape (see :class:`inbus.PubSub`)."""
