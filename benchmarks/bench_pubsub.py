@@ -198,7 +198,7 @@ def main(quick: bool = False, json_path: str | None = None) -> Suite:
     if up:
         pub, gets, (r, _) = redis_subs(1)
         suite.add("redis-py + Redis (loopback)", _loop(pub, gets[0]), small, group=g, ref=INBUS)
-        suite.add("redis-py + Redis, pipelined x100", redis_pipelined(r, gets[0]), small * 5,
+        suite.add("redis-py + Redis, publish pipelined x100, get_message each", redis_pipelined(r, gets[0]), small * 5,
                   group=g, ref=INBUS)
     else:
         suite.skip("redis-py + Redis (loopback)", "127.0.0.1:6379 does not answer", group=g)

@@ -21,6 +21,9 @@ STYLE = {  # name -> (colour, marker); rows not listed are drawn in grey
     "inbus match_uncached": ("tab:blue", "o"),
     "inbus route (warm cache)": ("tab:green", "^"),
     "floor: dict.get": ("black", "."),
+    "kombu memory:// publish e2e": ("darkred", "x"),
+    "inbus basic_publish e2e (uncached)": ("navy", "P"),
+    "inbus basic_publish e2e (warm cache)": ("darkgreen", "*"),
 }
 
 
