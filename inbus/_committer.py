@@ -15,11 +15,23 @@ per-message cost approaches SQLite's one-big-transaction floor. ``max_batch`` bo
 latency and memory of one transaction.
 
 One refinement for publishers that each wait for their confirm: if the last batch held
-k submissions and fewer than k are pending, the writer waits -- only until k are there,
-and at most half as long as the last transaction took (none when that was under 100 µs,
-at most 2 ms) -- for the submitters it just confirmed to submit again. Without it, k waiting publishers split into
+k submissions (or k threads were in ``flush()`` at once) and fewer than k are pending, the
+committing thread waits -- only until k are there, and at most half as long as the last
+transaction took (none when that was under 100 µs, at most 2 ms) -- for the submitters it
+just confirmed to submit again. Without it, k waiting publishers split into
 two half-size groups that alternate (one commits while the other is being woken), which
 halves the batch. A lone submitter (k = 1) and a streaming one (many pending) never wait.
+
+Leader/follower: a thread that calls ``flush()`` with no timeout (a publisher waiting for
+its confirm) does not hand its batch to the writer and sleep: when no batch is being
+committed it takes what is pending and commits it *itself* (it "leads"); threads that
+flush meanwhile wait and the first one to wake leads the next batch, with everything
+submitted while the previous transaction ran. Each confirm then costs its own thread one
+wakeup instead of three handoffs (submitter -> writer -> submitter). Only one batch is
+committed at a time, by the writer or by one leader, so batches stay in submission order.
+A leader never runs ``on_done`` callbacks: a batch with callbacks is handed to the writer
+thread, which runs them in commit order, so every callback still runs on the writer
+thread and a user callback never runs on (or blocks) another publisher's thread.
 
 ``on_done(None)`` means "committed (durable)": the moment to fire a publisher confirm.
 ``on_done(exc)`` means the batch failed and was rolled back: the exception is passed to
@@ -37,6 +49,9 @@ is started and ``on_done(None)`` is called synchronously inside ``submit``.
 
 ``close()`` flushes, stops and joins the writer; it does not close the store (the owner
 closes the store after the committer).
+
+``_done`` counts submissions that are finished (committed, and their callback run), always
+a prefix of the submission order: ``flush`` compares it with the submission count it saw.
 """
 
 from __future__ import annotations
@@ -70,6 +85,17 @@ class CommitterStatistics:
     pending: int  # submissions not yet committed
 
 
+class _Waiter:
+    """A thread asleep in flush(): ``wake`` is held until another thread releases it."""
+
+    __slots__ = ("target", "wake")
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.wake = threading.Lock()
+        self.wake.acquire()
+
+
 class GroupCommitter:
     """Batches ops submitted from many threads into one ``store.apply`` per batch.
 
@@ -100,7 +126,16 @@ class GroupCommitter:
         self._thread: threading.Thread | None = None
         self._expect = 1  # submissions in the last batch: the concurrency to wait for
         self._gathering = False
+        self._arrival = threading.Condition(self._lock)  # a gathering committer waits here
+        self._peak = 0  # most threads in flush() at once since the last batch was taken
         self._last_apply = 0.0
+        self._leading = False  # a batch is being committed (by the writer or a leader)
+        self._flushers = 0  # threads in flush() that will lead when no batch is committing
+        self._running = False  # the writer is running the callbacks of a committed batch
+        self._waiters: list[_Waiter] = []  # flushers asleep until a batch completes
+        # batches committed by a leader, waiting for the writer: (batch, outcomes)
+        self._finished: deque[tuple[list[tuple[Sequence[Op], OnDone | None]],
+                                    list[BaseException | None]]] = deque()
         if type(store) is not MemoryStore:
             self._thread = threading.Thread(target=self._run, name=name, daemon=True)
             self._thread.start()
@@ -131,25 +166,99 @@ class GroupCommitter:
             self._check_usable()
             self._pending.append((ops, on_done))
             self._submitted += 1
-            if len(self._pending) == 1 or self._gathering:
+            # A waiting flusher will lead this batch: no need to wake the writer.
+            if self._gathering:
+                self._arrival.notify()
+            elif not self._flushers and len(self._pending) == 1:
                 self._work.notify()
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything submitted before this call is committed.
+        """Wait until everything submitted before this call is committed (and its
+        ``on_done`` ran).
 
-        Returns False if ``timeout`` (seconds) passed first. Raises PersistenceError if a
-        write failed, and RuntimeError when called from an ``on_done`` callback (the writer
-        thread would wait for itself).
+        Without a timeout the calling thread may commit pending batches itself (see
+        "Leader/follower" above); with one it only waits. Returns False if ``timeout``
+        (seconds) passed first. Raises PersistenceError if a write failed, and
+        RuntimeError when called from an ``on_done`` callback (the writer thread would
+        wait for itself).
         """
         if self._thread is threading.current_thread():
             raise RuntimeError("flush() called from an on_done callback would deadlock")
         with self._lock:
             target = self._submitted
-            ok = self._done_cond.wait_for(lambda: self._done >= target or
-                                          self._failure is not None, timeout)
+            if timeout is not None or self._thread is None:
+                ok = self._done_cond.wait_for(lambda: self._done >= target or
+                                              self._failure is not None, timeout)
+            else:
+                ok = self._flush_leading(target)
             if self._failure is not None:
                 raise self._failed_error() from self._failure
             return ok
+
+    def _flush_leading(self, target: int) -> bool:
+        """flush() without a timeout, lock held: lead batches until ``target`` is done.
+
+        Between batches the thread sleeps on its own lock, which is released only to tell
+        it "done" or "lead the next batch" (no herd of waiters re-checking one condition).
+        """
+        self._flushers += 1
+        if self._flushers > self._peak:
+            self._peak = self._flushers
+        try:
+            while self._done < target and self._failure is None:
+                if self._pending and not self._leading and not self._closing:
+                    self._lead()
+                    continue
+                waiter = _Waiter(target)
+                self._waiters.append(waiter)
+                self._lock.release()
+                try:
+                    waiter.wake.acquire()
+                finally:
+                    self._lock.acquire()
+        finally:
+            self._flushers -= 1
+            if not self._flushers and self._pending and not self._leading:
+                self._work.notify()  # nobody left to lead what was submitted since
+        return True
+
+    def _lead(self) -> None:
+        """Commit the pending batch on this (flushing) thread. Lock held on entry/exit."""
+        self._leading = True
+        if len(self._pending) < self._expect:
+            self._gather()
+        batch = self._take_locked()
+        self._lock.release()
+        try:
+            outcome = self._commit(batch)
+        finally:
+            self._lock.acquire()
+            self._leading = False
+        if self._finished or self._running or any(cb is not None for _, cb in batch):
+            self._finished.append((batch, outcome))  # the writer runs the callbacks
+            self._work.notify()
+        else:
+            self._done += len(batch)
+        self._progress_locked()
+
+    def _progress_locked(self) -> None:
+        """After a batch committed or its callbacks ran: wake the flushers that are done,
+        hand the next batch to one that is not (or to the writer), notify timed waiters."""
+        self._done_cond.notify_all()
+        waiters = self._waiters
+        if waiters:
+            done, failed = self._done, self._failure is not None
+            keep = []
+            for w in waiters:
+                if failed or w.target <= done:
+                    w.wake.release()
+                else:
+                    keep.append(w)
+            if keep and self._pending and not self._leading and not self._closing:
+                keep.pop(0).wake.release()  # it leads the next batch
+            self._waiters = keep
+        if self._pending and not self._leading and (not self._waiters or self._closing):
+            self._work.notify()
 
     def close(self, timeout: float | None = None) -> None:
         """Commit what is queued, stop and join the writer thread. Idempotent.
@@ -198,22 +307,41 @@ class GroupCommitter:
         return PersistenceError(self._path, f"an earlier write failed, nothing more is "
                                 f"written: {type(f).__name__}: {f}")
 
-    def _take(self) -> list[tuple[Sequence[Op], OnDone | None]] | None:
+    def _take(self) -> tuple[list[tuple[Sequence[Op], OnDone | None]],
+                             list[BaseException | None] | None] | None:
+        """The writer's next job: a batch a leader committed (with its outcomes) whose
+        callbacks are to run, or a pending batch to commit (outcomes None); None to stop."""
         with self._lock:
-            while not self._pending:
-                if self._closing:
+            while True:
+                if self._finished:
+                    self._running = True
+                    return self._finished.popleft()
+                if self._pending and not self._leading and (
+                        not self._flushers or self._closing):
+                    break
+                if self._closing and not self._pending and not self._leading:
                     return None
                 self._work.wait()
             if len(self._pending) < self._expect and not self._closing:
                 self._gather()
-            batch = [self._pending.popleft()]
-            count = len(batch[0][0])
-            while self._pending and count + len(self._pending[0][0]) <= self.max_batch:
-                item = self._pending.popleft()
-                count += len(item[0])
-                batch.append(item)
-            self._expect = min(len(batch), _MAX_EXPECT)
-            return batch
+                if self._leading or not self._pending or (
+                        self._flushers and not self._closing):
+                    self._running = True
+                    return [], []  # a flusher took over while we gathered: nothing to do
+            self._leading = True
+            return self._take_locked(), None
+
+    def _take_locked(self) -> list[tuple[Sequence[Op], OnDone | None]]:
+        """Pop the next batch off the pending queue (lock held, pending not empty)."""
+        batch = [self._pending.popleft()]
+        count = len(batch[0][0])
+        while self._pending and count + len(self._pending[0][0]) <= self.max_batch:
+            item = self._pending.popleft()
+            count += len(item[0])
+            batch.append(item)
+        self._expect = min(max(len(batch), self._peak), _MAX_EXPECT)
+        self._peak = self._flushers
+        return batch
 
     def _gather(self) -> None:
         """Wait (lock released) for the submitters of the last batch to submit again.
@@ -232,16 +360,26 @@ class GroupCommitter:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
-                self._work.wait(remaining)
+                self._arrival.wait(remaining)
         finally:
             self._gathering = False
 
     def _run(self) -> None:
         while True:
-            batch = self._take()
-            if batch is None:
+            job = self._take()
+            if job is None:
                 return
-            errors = self._commit(batch)
+            batch, errors = job
+            if errors is None:  # ours to commit
+                errors = self._commit(batch)
+                with self._lock:
+                    self._leading = False
+                    if not any(cb is not None for _, cb in batch):
+                        self._done += len(batch)
+                        self._progress_locked()
+                        continue
+                    self._running = True
+                    self._progress_locked()
             for (_, on_done), error in zip(batch, errors, strict=True):
                 if on_done is None:
                     continue
@@ -250,8 +388,9 @@ class GroupCommitter:
                 except Exception:
                     _log.exception("inbus: an on_done callback raised")
             with self._lock:
+                self._running = False
                 self._done += len(batch)
-                self._done_cond.notify_all()
+                self._progress_locked()
 
     def _commit(self, batch: list[tuple[Sequence[Op], OnDone | None]]
                 ) -> list[BaseException | None]:

@@ -310,3 +310,127 @@ def test_an_unencodable_value_fails_only_its_own_submission(tmp_path: Path) -> N
     store.close()
     with SqliteStore(str(tmp_path / "t.db")) as s:
         assert [m.seq for m in s.load().messages] == [1, 3, 4]
+
+
+# --- leader/follower: flush() without a timeout commits on the calling thread --------------
+
+
+def _flushing_producers(c: GroupCommitter, threads: int, per_thread: int,
+                        seen: list[tuple[int, int]] | None = None) -> list[BaseException]:
+    """``threads`` threads, each submits one put and flush()es, ``per_thread`` times."""
+    errors: list[BaseException] = []
+
+    def producer(k: int) -> None:
+        try:
+            for i in range(per_thread):
+                c.submit(put(k * per_thread + i))
+                assert c.flush() is True
+                if seen is not None:
+                    seen.append((k, i))
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            errors.append(e)
+
+    ts = [threading.Thread(target=producer, args=(k,), name=f"producer-{k}")
+          for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(20)
+    assert not any(t.is_alive() for t in ts), "a flusher never returned"
+    return errors
+
+
+def test_waiting_flushers_commit_themselves_in_batches(fake: FakeStore) -> None:
+    fake.delay = 0.001  # like an fsync: the other threads submit meanwhile
+    c = GroupCommitter(fake)
+    seen: list[tuple[int, int]] = []
+    assert _flushing_producers(c, 8, 50, seen) == []
+    c.close()
+    stats = c.statistics()
+    assert len(seen) == 400 and stats.submits == 400 and stats.pending == 0
+    assert stats.batches < stats.submits / 2.5, stats  # batched, not one by one
+    assert any(name.startswith("producer-") for name in fake.threads), fake.threads
+    applied = sorted(op.record.seq for b in fake.batches for op in b)  # type: ignore[union-attr]
+    assert applied == list(range(400))  # each exactly once
+
+
+def test_a_leader_hands_callbacks_to_the_writer_in_submission_order(fake: FakeStore) -> None:
+    fake.delay = 0.0005
+    c = GroupCommitter(fake)
+    order: list[int] = []
+    threads: set[str] = set()
+    stop = threading.Event()
+
+    def with_callbacks() -> None:
+        for i in range(300):
+            def on_done(exc: BaseException | None, i: int = i) -> None:
+                assert exc is None
+                order.append(i)
+                threads.add(threading.current_thread().name)
+            c.submit(put(10_000 + i), on_done)
+            if i % 10 == 0:
+                time.sleep(0.0005)
+        stop.set()
+
+    t = threading.Thread(target=with_callbacks)
+    t.start()
+    assert _flushing_producers(c, 4, 60) == []
+    t.join(20)
+    assert stop.is_set()
+    assert c.flush()  # a flush returns only once every earlier callback ran
+    assert order == list(range(300))
+    assert threads == {"inbus-committer"}
+    c.close()
+
+
+def test_flush_returns_after_the_callbacks_of_earlier_submissions(fake: FakeStore) -> None:
+    c = GroupCommitter(fake)
+    for round_ in range(50):
+        ran: list[int] = []
+        release = threading.Event()
+        c.submit(put(round_), lambda e, r=release, ran=ran: (r.wait(0.01), ran.append(1)))
+        c.submit(put(1000 + round_))  # no callback: a flusher may commit it first
+        assert c.flush() is True
+        assert ran == [1]
+    c.close()
+
+
+def test_a_failed_commit_by_a_leader_fails_every_flusher(fake: FakeStore) -> None:
+    fake.fail_on = 5
+    fake.delay = 0.0005
+    c = GroupCommitter(fake)
+    errors = _flushing_producers(c, 4, 20)
+    assert errors and all(isinstance(e, PersistenceError) for e in errors)
+    assert all("disk is full" in str(e) for e in errors)
+    with pytest.raises(PersistenceError, match="earlier write failed"):
+        c.flush()
+    c.close()
+    assert len(fake.batches) == 6  # nothing written after the failure
+
+
+def test_close_while_flushers_wait_does_not_deadlock(fake: FakeStore) -> None:
+    fake.gate.clear()
+    c = GroupCommitter(fake)
+    results: list[object] = []
+
+    def flusher(i: int) -> None:
+        try:
+            c.submit(put(i))
+            results.append(c.flush())
+        except PersistenceError as e:
+            results.append(e)
+
+    ts = [threading.Thread(target=flusher, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    time.sleep(0.05)  # one leads (blocked in apply), the others wait
+    closer = threading.Thread(target=c.close)
+    closer.start()
+    fake.gate.set()
+    closer.join(10)
+    for t in ts:
+        t.join(10)
+    assert not closer.is_alive() and not any(t.is_alive() for t in ts)
+    assert results == [True] * 4  # everything queued before close was committed
+    applied = sorted(op.record.seq for b in fake.batches for op in b)  # type: ignore[union-attr]
+    assert applied == [0, 1, 2, 3]
