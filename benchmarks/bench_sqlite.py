@@ -13,9 +13,11 @@ Rows, measured side by side in one run (python benchmarks/bench_sqlite.py [--qui
   confirms through pika, one at a time (skipped when 127.0.0.1:5672 does not answer), and
   with a plain sqlite3 commit per message at FULL (the fsync) and NORMAL.
 
-Bus-level rows (basic_publish -> consume -> ack through a Bus("file.db"), with and without
-confirm_delivery) belong here too; they are added by the Bus integration, not by this
-store-level file.
+Bus-level rows: basic_publish -> consume -> ack through a Bus("file.db"), with and without
+async confirms (streaming); 8 publisher threads on their own channels in confirm mode, each
+``basic_publish`` returning only once its message is committed (FULL and NORMAL); and the
+same 8 threads with a confirm callback instead, each publishing all its messages and then
+waiting for all its confirms (every confirm still fires only after its commit).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ STREAM = "streaming put+delete, 100 B"
 CONFIRM = "confirmed puts, 8 threads"
 FLOOR_BATCH = "sqlite3 floor: batches of 100"
 RABBIT = "RabbitMQ: persistent + confirms (pika, 1 at a time)"
+ASYNC8 = ("inbus Bus: 8 threads, async confirms (callback; each waits for all its "
+          "confirms at the end), synchronous=FULL")
 ISSUE_RABBIT_S = 1.1e-3  # the issue's figure for one RabbitMQ confirmed publish "here"
 
 
@@ -226,6 +230,44 @@ def bus_confirmed(work: Workdir, sync: str, threads: int = 8
     return lambda: _open_bus(work, state, sync), run
 
 
+def bus_async_confirmed(work: Workdir, sync: str, threads: int = 8
+                        ) -> tuple[Callable[[], None], Callable[[int], None]]:
+    """8 publisher threads, each on its own channel with a confirm callback: a thread
+    publishes all its messages, then waits until every one of them was confirmed (each
+    confirm still fires only once its message is committed)."""
+    from inbus import BasicProperties
+    state: dict[str, Any] = {}
+    props = BasicProperties(delivery_mode=2)
+
+    def run(n: int) -> None:
+        bus = state["bus"]
+        per = n // threads
+
+        def producer() -> None:
+            ch = bus.channel()
+            acked = [0]
+            done = threading.Event()
+
+            def on_confirm(seq: int, ok: bool) -> None:
+                assert ok
+                acked[0] += 1
+                if acked[0] == per:
+                    done.set()
+            ch.confirm_delivery(on_confirm)
+            for _ in range(per):
+                ch.basic_publish("", "q", BODY, props)
+            assert done.wait(60), f"{acked[0]}/{per} confirms"
+            ch.close()
+
+        ts = [threading.Thread(target=producer) for _ in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    return lambda: _open_bus(work, state, sync), run
+
+
 # --- RabbitMQ ------------------------------------------------------------------------------
 
 
@@ -318,6 +360,9 @@ def main(quick: bool = False) -> Suite:
         setup, run = bus_confirmed(work, sync)
         suite.add(f"inbus Bus: 8 threads, confirmed basic_publish, synchronous={sync}", run,
                   n_confirm, group=CONFIRM, setup=setup, ref=None if why else RABBIT)
+    setup, run = bus_async_confirmed(work, "FULL")
+    suite.add(ASYNC8, run, n_confirm, group=CONFIRM, setup=setup,
+              ref=None if why else RABBIT)
     try:
         suite.run()
     finally:
