@@ -109,37 +109,41 @@ class Broker:
         before = self._n_submits
         simple = content.ttl is None and not content.persistent
         for q in queues:
-            if simple and q.consumers and q.plain and not q.ready_count and not q.has_ttl:
-                # Fast path (the hot one): nothing waits and no feature applies, so a
-                # consumer with credit takes the message at once, exactly as push +
-                # dispatch would; inlined because it runs once per queue per publish.
+            # Fast path (the hot one): nothing waits and no feature applies, so a consumer
+            # with credit takes the message at once, exactly as push + dispatch would;
+            # inlined because it runs once per queue per publish.
+            c = q.solo  # the only consumer of a plain queue, if that is what q has
+            if c is not None:
+                if not simple or q.ready_count or not (c.auto_ack or c.has_credit()):
+                    c = None
+            elif simple and q.consumers and not q.ready_count and q.plain and not q.has_ttl:
                 c = q.next_consumer()
-                if c is not None:
-                    q.n_published += 1
-                    q.n_delivered += 1
-                    cch: Channel = c.channel
-                    tag = cch._next_tag
-                    cch._next_tag = tag + 1
-                    msg = Message(content, tag, False, c.tag, cch)
-                    if c.auto_ack:  # settled on delivery: the queue keeps nothing
-                        q.n_acked += 1
-                    else:
-                        seq = q.next_seq
-                        q.next_seq = seq + 1
-                        m = QMsg(seq, content, None)
-                        m.delivered = True
-                        c.unacked += 1
-                        c.qos.unacked += 1
-                        q.unacked += 1
-                        cch._unacked[tag] = (q, m, c)
-                        msg._callback = c
-                    sink = c.sink
-                    sink.items.append((c.callback, msg))
-                    if sink.waiting:
-                        sink.cond.notify()
-                    continue
-            if not self._enqueue_locked(vh, q, content):
-                nacked = True
+            if c is None:
+                if not self._enqueue_locked(vh, q, content):
+                    nacked = True
+                continue
+            cch: Channel = c.channel
+            tag = cch._next_tag
+            cch._next_tag = tag + 1
+            if c.auto_ack:  # settled on delivery: the queue keeps nothing
+                q.n_published += 1
+                q.n_delivered += 1
+                q.n_acked += 1
+                msg = Message(content, tag, False, c.tag, cch)
+            else:
+                q.n_published += 1
+                q.n_delivered += 1
+                seq = q.next_seq
+                q.next_seq = seq + 1
+                c.unacked += 1
+                c.qos.unacked += 1
+                q.unacked += 1
+                cch._unacked[tag] = (q, QMsg(seq, content, None, False, True), c)
+                msg = Message(content, tag, False, c.tag, cch, None, c)
+            sink = c.sink
+            sink.items.append((c.callback, msg))
+            if sink.waiting:
+                sink.cond.notify()
         if vh.ops:
             self._flush_ops_locked(vh)
         return None, nacked, self._n_submits != before
@@ -202,14 +206,15 @@ class Broker:
         ch: Channel = c.channel
         tag = ch._next_tag
         ch._next_tag = tag + 1
-        msg = Message(m.content, tag, m.redelivered, c.tag, ch)
         if c.auto_ack:
+            msg = Message(m.content, tag, m.redelivered, c.tag, ch)
             q.n_acked += 1
             if m.content.persistent and q.durable:
                 vh.persist_remove(q, m)
         else:
             ch._unacked[tag] = (q, m, c)
-            msg._callback = c  # lets the pump skip it if c is cancelled before it runs
+            # (the consumer lets the pump skip it if c is cancelled before it runs)
+            msg = Message(m.content, tag, m.redelivered, c.tag, ch, None, c)
         m.delivered = True
         q.n_delivered += 1
         if m.redelivered:

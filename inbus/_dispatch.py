@@ -77,13 +77,16 @@ class Sink:
 
     def run(self, items: list[Item], lock: Any) -> int:
         """Run items with no lock held. On an exception, put the rest back and re-raise."""
-        n = i = 0
+        i = skipped = 0
         try:
             for fn, arg in items:
                 i += 1
-                if getattr(arg, "_callback", None) is not None and _cancelled(arg):
+                c = getattr(arg, "_callback", None)
+                # (_cancelled, inlined: the consumer of a manual-ack delivery is current)
+                if (c is not None and arg._channel._consumers.get(c.tag) is not c
+                        and arg._channel._putback(arg)):
+                    skipped += 1
                     continue
-                n += 1
                 fn(arg)
         except BaseException:
             rest = items[i:]
@@ -91,7 +94,7 @@ class Sink:
                 with lock:
                     self.items.extendleft(reversed(rest))
             raise
-        return n
+        return i - skipped
 
 
 def _cancelled(arg: Any) -> bool:
@@ -99,12 +102,9 @@ def _cancelled(arg: Any) -> bool:
     was taken from the sink but before its callback ran: the channel puts it back in its
     queue instead, so no callback runs after ``basic_cancel`` / ``stop_consuming``."""
     c = getattr(arg, "_callback", None)
-    if c is None:
+    if c is None or arg._channel._consumers.get(c.tag) is c:
         return False
-    ch = arg._channel
-    if ch._consumers.get(c.tag) is c:
-        return False
-    return bool(ch._putback(arg))
+    return bool(arg._channel._putback(arg))
 
 
 class Worker:

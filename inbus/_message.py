@@ -159,7 +159,7 @@ class Message:
 
     def __init__(self, content: Content, delivery_tag: int, redelivered: bool,
                  consumer_tag: str | None, channel: Channel,
-                 message_count: int | None = None) -> None:
+                 message_count: int | None = None, consumer: Any = None) -> None:
         self.body = content.body
         self.exchange = content.exchange
         self.routing_key = content.routing_key
@@ -169,7 +169,9 @@ class Message:
         self.consumer_tag = consumer_tag
         self.message_count = message_count
         self._channel = channel
-        self._callback: Any = None
+        # The consumer of a manual-ack delivery (None otherwise): lets the pump skip the
+        # callback if that consumer is cancelled before it runs.
+        self._callback: Any = consumer
 
     @property
     def channel(self) -> Channel:

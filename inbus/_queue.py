@@ -42,12 +42,13 @@ class QMsg:
     returns: int
 
     def __init__(self, seq: int, content: Content, expires_at: float | None,
-                 redelivered: bool = False) -> None:
+                 redelivered: bool = False, delivered: bool = False) -> None:
         self.seq = seq
         self.content = content
         self.redelivered = redelivered
         self.expires_at = expires_at
-        self.delivered = redelivered  # ever handed to a consumer (for persistence)
+        # ever handed to a consumer (for persistence); a redelivered one always was
+        self.delivered = delivered or redelivered
 
     def __lt__(self, other: QMsg) -> bool:
         return self.seq < other.seq
@@ -135,6 +136,9 @@ class Queue:
         self.unacked = 0
         self.next_seq = 1
         self.consumers: list[Consumer] = []
+        # The only consumer of a plain queue that never held an expiring message: the
+        # publisher's fast path hands it messages without looking further (else None).
+        self.solo: Consumer | None = None
         self.rr = 0
         self.had_consumer = False
         self.exclusive_consumer = False
@@ -182,6 +186,7 @@ class Queue:
             exp = self.expiry_for(content, now)
             if exp is not None:
                 self.has_ttl = True
+                self.solo = None
         m = QMsg(seq, content, exp)
         if self.simple:
             self.lanes[0].tail.append(m)
@@ -309,6 +314,11 @@ class Queue:
             self.exclusive_consumer = True
         if self.single_active and self.active is None:
             self.active = c  # the first one stays active whatever later priorities
+        self._update_solo()
+
+    def _update_solo(self) -> None:
+        cs = self.consumers
+        self.solo = cs[0] if len(cs) == 1 and self.plain and not self.has_ttl else None
 
     def remove_consumer(self, c: Consumer) -> None:
         cs = self.consumers
@@ -323,6 +333,7 @@ class Queue:
         if c is self.active:
             # RabbitMQ 3.10: the next active one is the highest priority, then oldest.
             self.active = cs[0] if cs else None
+        self._update_solo()
 
     def next_consumer(self) -> Consumer | None:
         """The consumer that gets the next message, or None if nobody has credit."""
@@ -402,6 +413,9 @@ class Queue:
             assert seqs == sorted(seqs), f"queue {self.name!r}: lane out of order"
             assert len(set(seqs)) == len(seqs)
         assert self.unacked >= 0
+        cs = self.consumers
+        assert self.solo is (cs[0] if len(cs) == 1 and self.plain and not self.has_ttl
+                             else None), f"queue {self.name!r}: solo consumer drifted"
         for c in self.consumers:
             if c.prefetch and not c.auto_ack:
                 assert c.unacked <= c.prefetch, f"consumer {c.tag} over prefetch"

@@ -20,6 +20,7 @@ Pure: no locks, threads, clock or I/O (``now`` is passed in).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from . import _store as st
@@ -36,6 +37,8 @@ from ._message import BasicProperties, Content, RoutedContent
 from ._queue import QMsg, Queue
 
 __all__ = ["VHost"]
+
+ROUTE_CACHE = 4096  # routing keys cached per exchange (see VHost.route)
 
 _PREDECLARED = (("amq.direct", "direct"), ("amq.fanout", "fanout"), ("amq.topic", "topic"),
                 ("amq.headers", "headers"), ("amq.match", "headers"))
@@ -126,6 +129,7 @@ class VHost:
             return x
         x = make_exchange(type_, name, durable, auto_delete, internal, args)
         self.exchanges[name] = x
+        self.routes_changed()  # an alternate exchange or e2e path may now lead somewhere
         if durable:
             self.ops.append(st.PutExchange(st.ExchangeRecord(
                 self.name, name, type_, durable, auto_delete, internal, args)))
@@ -149,6 +153,7 @@ class VHost:
 
     def _remove_exchange(self, x: Exchange) -> None:
         del self.exchanges[x.name]
+        self.routes_changed()
         if x.durable:
             self.ops.append(st.DeleteExchange(self.name, x.name))
         # Bindings where it is the destination go too; sources may then auto-delete.
@@ -177,6 +182,7 @@ class VHost:
                     f'Invalid x-match field value <<"{mode}">>; expected all, any, '
                     "all-with-x, or any-with-x", method=method)
         if x.bind(dest, routing_key, args):
+            self.routes_changed()
             self._binding_op(True, x, dest, routing_key, args)
 
     def unbind(self, dest: Dest, source: str, routing_key: str,
@@ -190,6 +196,7 @@ class VHost:
         if dest[0] == "queue" and dest[1] in self.queues:
             self.get_queue(dest[1], method, conn)  # 405 for another's exclusive queue
         if x.unbind(dest, routing_key, args):
+            self.routes_changed()
             self._binding_op(False, x, dest, routing_key, args)
             self._maybe_autodelete(x)
 
@@ -229,6 +236,7 @@ class VHost:
                   now)
         self.queues[name] = q
         self.default.bindings[(("queue", name), name, None)] = {}
+        self.routes_changed()
         if durable and not exclusive:
             self.ops.append(st.PutQueue(st.QueueRecord(self.name, name, durable,
                                                        auto_delete, args)))
@@ -257,6 +265,7 @@ class VHost:
             return
         del self.queues[q.name]
         q.deleted = True
+        self.routes_changed()
         del self.default.bindings[(("queue", q.name), q.name, None)]
         if q.durable and q.exclusive_owner is None:
             self.ops.append(st.DeleteQueue(self.name, q.name))
@@ -274,15 +283,28 @@ class VHost:
 
     # --- routing -----------------------------------------------------------------------
 
+    def routes_changed(self) -> None:
+        """Forget every cached route: a binding, exchange or queue came or went. O(X)."""
+        for x in self.exchanges.values():
+            if x.routes:
+                x.routes.clear()
+
     def route(self, x: Exchange, routing_key: str, headers: dict[str, Any] | None
-              ) -> list[Queue]:
-        """The queues a message published to ``x`` reaches, each once, in route order."""
+              ) -> Sequence[Queue]:
+        """The queues a message published to ``x`` reaches, each once, in route order.
+
+        A result that cannot depend on the headers (no headers exchange on the way) is
+        cached on ``x`` per routing key (at most ``ROUTE_CACHE`` keys) until the
+        vhost's topology changes (:meth:`routes_changed`): O(1) when cached."""
+        hit = x.routes.get(routing_key)
+        if hit is not None:
+            return hit
         if x is self.default:
             q = self.queues.get(routing_key)
-            return [q] if q is not None else []
+            return (q,) if q is not None else ()
         dests = x.route(routing_key, headers)
         if not dests and x.alternate is None:
-            return []
+            return self._cache_route(x, routing_key, ())
         if dests:
             # Fast path: only queue destinations (one exchange lists each once).
             allq = self.queues
@@ -294,7 +316,7 @@ class VHost:
                 if q is not None:
                     out.append(q)
             else:
-                return out
+                return self._cache_route(x, routing_key, tuple(out))
         queues: dict[str, Queue] = {}
         seen = {x.name}
         work: list[tuple[Exchange, Any]] = [(x, dests)]
@@ -313,10 +335,20 @@ class VHost:
                     nx = self.exchanges.get(name)
                     if nx is not None:
                         work.append((nx, nx.route(routing_key, headers)))
-        return list(queues.values())
+        return tuple(queues.values())
+
+    @staticmethod
+    def _cache_route(x: Exchange, routing_key: str, queues: tuple[Queue, ...]
+                     ) -> tuple[Queue, ...]:
+        if x.type != "headers":  # a headers exchange routes on the headers, not the key
+            routes = x.routes
+            if len(routes) >= ROUTE_CACHE:
+                routes.clear()
+            routes[routing_key] = queues
+        return queues
 
     def route_keys(self, x: Exchange, routing_keys: list[str],
-                   headers: dict[str, Any] | None) -> list[Queue]:
+                   headers: dict[str, Any] | None) -> Sequence[Queue]:
         """Route with several keys (CC / BCC headers, dead-letter keys); union, each once."""
         if len(routing_keys) == 1:
             return self.route(x, routing_keys[0], headers)
@@ -404,6 +436,11 @@ class VHost:
 
     def _check(self) -> None:
         for x in self.exchanges.values():
+            for rk, cached in list(x.routes.items()):
+                x.routes.pop(rk)
+                fresh = self.route(x, rk, None)
+                x.routes[rk] = cached
+                assert list(fresh) == list(cached), f"stale route cache {x.name!r} {rk!r}"
             if x is not self.default:
                 x._check()
                 for (kind, dname), _rk, _a in x.bindings:

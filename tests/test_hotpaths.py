@@ -1,0 +1,133 @@
+"""The publish and delivery fast paths keep the general rules: the per-exchange route
+cache follows every topology change, and the "solo consumer" shortcut of a queue follows
+its consumers and features."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from inbus import BasicProperties, Bus, Channel, Message
+from inbus.testing import ManualClock
+
+
+@pytest.fixture
+def bus() -> Iterator[Bus]:
+    b = Bus()
+    yield b
+    b._check()
+    b.close()
+
+
+def drain(bus: Bus, ch: Channel, *queues: str) -> dict[str, list[bytes]]:
+    out: dict[str, list[bytes]] = {}
+    for q in queues:
+        got = out.setdefault(q, [])
+        while (m := ch.basic_get(q, auto_ack=True)) is not None:
+            got.append(m.body)
+    return out
+
+
+def test_route_cache_follows_bind_unbind_and_queue_delete(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.exchange_declare("f", "fanout")
+    ch.exchange_declare("d", "direct")
+    for q in ("a", "b"):
+        ch.queue_declare(q)
+    ch.queue_bind("a", "f")
+    ch.queue_bind("a", "d", "k")
+    ch.basic_publish("f", "", b"1")
+    ch.basic_publish("d", "k", b"1")
+    bus._check()  # the cached routes agree with a fresh routing
+    ch.queue_bind("b", "f")
+    ch.queue_bind("b", "d", "k")
+    ch.basic_publish("f", "", b"2")
+    ch.basic_publish("d", "k", b"2")
+    bus._check()
+    assert drain(bus, ch, "a", "b") == {"a": [b"1", b"1", b"2", b"2"], "b": [b"2", b"2"]}
+    ch.queue_unbind("a", "f")
+    ch.queue_unbind("a", "d", "k")
+    ch.basic_publish("f", "", b"3")
+    ch.basic_publish("d", "k", b"3")
+    assert drain(bus, ch, "a", "b") == {"a": [], "b": [b"3", b"3"]}
+    ch.queue_delete("b")
+    ch.basic_publish("f", "", b"4")
+    ch.basic_publish("d", "k", b"4")
+    ch.queue_declare("b")  # same name, new queue: no bindings
+    ch.basic_publish("f", "", b"5")
+    assert drain(bus, ch, "a", "b") == {"a": [], "b": []}
+
+
+def test_route_cache_follows_exchanges_and_alternates(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.exchange_declare("src", "direct", arguments={"alternate-exchange": "ae"})
+    ch.queue_declare("q")
+    ch.basic_publish("src", "k", b"lost")  # the alternate exchange does not exist yet
+    ch.exchange_declare("ae", "fanout")
+    ch.queue_bind("q", "ae")
+    ch.basic_publish("src", "k", b"alt")
+    ch.exchange_declare("e2", "fanout")
+    ch.exchange_bind("e2", "src", "k")  # now "k" is routed: no alternate any more
+    ch.queue_declare("q2")
+    ch.queue_bind("q2", "e2")
+    ch.basic_publish("src", "k", b"e2e")
+    assert drain(bus, ch, "q", "q2") == {"q": [b"alt"], "q2": [b"e2e"]}
+    ch.exchange_delete("e2")
+    ch.basic_publish("src", "k", b"alt again")
+    assert drain(bus, ch, "q", "q2") == {"q": [b"alt again"], "q2": []}
+
+
+def test_headers_routes_are_not_cached(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.exchange_declare("h", "headers")
+    ch.queue_declare("q")
+    ch.queue_bind("q", "h", arguments={"x-match": "all", "a": 1})
+    ch.basic_publish("h", "", b"no", BasicProperties(headers={"a": 2}))
+    ch.basic_publish("h", "", b"yes", BasicProperties(headers={"a": 1}))
+    ch.basic_publish("h", "", b"no")
+    assert drain(bus, ch, "q") == {"q": [b"yes"]}
+
+
+def test_solo_consumer_follows_consumers_and_ttl(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    q = ch._vh.queues["q"]
+    got: list[Message] = []
+    t1 = ch.basic_consume("q", got.append, auto_ack=True)
+    assert q.solo is not None
+    t2 = ch.basic_consume("q", got.append, auto_ack=True)
+    assert q.solo is None  # two consumers: round-robin decides
+    ch.basic_cancel(t1)
+    assert q.solo is not None and q.solo.tag == t2
+    ch.basic_cancel(t2)
+    assert q.solo is None
+    ch.basic_qos(prefetch_count=1)
+    ch.basic_consume("q", got.append)
+    ch.basic_publish("", "q", b"1")
+    ch.basic_publish("", "q", b"2")  # no credit left: queued, not handed over
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"1"]
+    assert q.ready_count == 1
+    got[0].ack()
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"1", b"2"]
+    got[1].ack()
+    bus._check()
+
+
+def test_solo_consumer_off_once_a_message_can_expire() -> None:
+    clock = ManualClock()
+    with Bus(clock=clock) as bus:
+        ch = bus.channel()
+        ch.queue_declare("q")
+        got: list[bytes] = []
+        ch.basic_consume("q", lambda m: got.append(m.body), auto_ack=True)
+        q = ch._vh.queues["q"]
+        assert q.solo is not None
+        ch.basic_publish("", "q", b"x", BasicProperties(expiration="1000"))
+        ch.basic_publish("", "q", b"y")
+        bus.run_until_idle()
+        assert got == [b"x", b"y"]
+        assert q.solo is None and q.has_ttl  # sticky, as has_ttl
+        bus._check()
