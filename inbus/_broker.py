@@ -126,13 +126,10 @@ class Broker:
             tag = cch._next_tag
             cch._next_tag = tag + 1
             if c.auto_ack:  # settled on delivery: the queue keeps nothing
-                q.n_published += 1
-                q.n_delivered += 1
-                q.n_acked += 1
+                q.n_direct_auto += 1  # (published, delivered and acked)
                 msg = Message(content, tag, False, c.tag, cch)
             else:
-                q.n_published += 1
-                q.n_delivered += 1
+                q.n_direct += 1  # (published and delivered)
                 seq = q.next_seq
                 q.next_seq = seq + 1
                 c.unacked += 1

@@ -280,8 +280,8 @@ class Bus(Broker):
                 qs = {q.name: QueueStatistics(
                     q.name, q.durable, q.exclusive_owner is not None, q.auto_delete,
                     dict(q.arguments), q.ready_count, q.unacked, q.ready_bytes,
-                    len(q.consumers), q.n_published, q.n_delivered, q.n_acked,
-                    q.n_redelivered, q.n_dropped, q.n_dead_lettered)
+                    len(q.consumers), *q.totals(), q.n_redelivered, q.n_dropped,
+                    q.n_dead_lettered)
                     for q in vh.queues.values()}
                 xs = {x.name: ExchangeStatistics(
                     x.name, x.type, x.durable, x.auto_delete, x.internal, len(x.bindings),

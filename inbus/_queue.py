@@ -165,9 +165,17 @@ class Queue:
         # deliver_now) when nothing is ready.
         self.plain = (self.simple and self.message_ttl is None and self.max_length is None
                       and self.max_length_bytes is None)
-        # counters for statistics()
+        # counters for statistics() (see totals())
         self.n_published = self.n_delivered = self.n_acked = self.n_redelivered = 0
         self.n_dropped = self.n_dead_lettered = 0
+        # Messages the publisher's fast path handed straight to a consumer, each counted
+        # once here instead of in n_published + n_delivered (+ n_acked when auto-ack).
+        self.n_direct = self.n_direct_auto = 0
+
+    def totals(self) -> tuple[int, int, int]:
+        """(published, delivered, acked) since the queue was declared."""
+        d, a = self.n_direct, self.n_direct_auto
+        return self.n_published + d + a, self.n_delivered + d + a, self.n_acked + a
 
     # --- messages ----------------------------------------------------------------------
 

@@ -131,3 +131,26 @@ def test_solo_consumer_off_once_a_message_can_expire() -> None:
         assert got == [b"x", b"y"]
         assert q.solo is None and q.has_ttl  # sticky, as has_ttl
         bus._check()
+
+
+def test_statistics_count_fast_and_queued_deliveries(bus: Bus) -> None:
+    ch = bus.channel()
+    for q in ("auto", "manual"):
+        ch.queue_declare(q)
+    for q in ("auto", "manual"):
+        ch.basic_publish("", q, b"queued")  # through the lanes: nobody consumes yet
+    got: list[Message] = []
+    ch.basic_consume("auto", got.append, auto_ack=True)
+    ch.basic_consume("manual", got.append)
+    for q in ("auto", "manual"):
+        ch.basic_publish("", q, b"direct")  # the fast path: straight to the consumer
+    bus.run_until_idle()
+    for m in got:
+        if m.routing_key == "manual":
+            m.ack()
+    ch.basic_publish("", "manual", b"unacked")
+    bus.run_until_idle()
+    s = bus.statistics().vhosts["/"].queues
+    a, m = s["auto"], s["manual"]
+    assert (a.published, a.delivered, a.acked, a.messages) == (2, 2, 2, 0)
+    assert (m.published, m.delivered, m.acked, m.messages) == (3, 3, 2, 1)
