@@ -114,8 +114,11 @@ class Broker:
             # inlined because it runs once per queue per publish.
             c = q.solo  # the only consumer of a plain queue, if that is what q has
             if c is not None:
-                if not simple or q.ready_count or not (c.auto_ack or c.has_credit()):
+                if not simple or q.ready_count:
                     c = None
+                elif not c.auto_ack and (c.prefetch or c.qos.global_prefetch):
+                    if not c.has_credit():
+                        c = None
             elif simple and q.consumers and not q.ready_count and q.plain and not q.has_ttl:
                 c = q.next_consumer()
             if c is None:

@@ -173,10 +173,14 @@ class Bus(Broker):
         of callbacks run. Deterministic: connections in creation order, each in FIFO
         order. An exception from a callback propagates (the message stays unacked)."""
         ran = 0
+        lock = self._lock
         while True:
-            with self._lock:
+            lock.acquire()  # (not "with": acquire/release is ~50 ns cheaper per call)
+            try:
                 batches = [(c._sink, c._sink.take()) for c in self._connections
                            if c._sink.items]
+            finally:
+                lock.release()
             if not batches:
                 return ran
             for sink, items in batches:

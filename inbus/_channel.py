@@ -336,9 +336,11 @@ class Channel:
             exchange = check_short(exchange, "exchange")
         if type(routing_key) is not str or len(routing_key) > 63:
             routing_key = check_short(routing_key, "routing_key")
-        props = properties if properties is not None else self._bus._no_props
         bus = self._bus
-        with self._lock:
+        props = properties if properties is not None else bus._no_props
+        lock = self._lock
+        lock.acquire()  # (not "with": acquire/release is ~50 ns cheaper per call)
+        try:
             if not self._open:
                 self._check_open()
             try:
@@ -356,6 +358,8 @@ class Channel:
             elif returned is not None:
                 for cb in self._return_callbacks:
                     self._sink.push((cb, returned))
+        finally:
+            lock.release()
         if self._confirm:
             self._confirmed(seq, returned, nacked, persisted)
 
@@ -470,31 +474,35 @@ class Channel:
 
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         """Acknowledge ``delivery_tag`` (with ``multiple``, every tag up to it)."""
-        bus = self._bus
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # (not "with": acquire/release is ~50 ns cheaper per call)
+        try:
             if not self._open:
                 self._check_open()
             if not multiple:
                 entry = self._unacked.pop(delivery_tag, None)
                 if entry is not None:
                     q, m, c = entry
-                    if (c is not None and not q.deleted and not self._qos.global_prefetch
+                    qos = self._qos
+                    if (c is not None and not q.deleted and not qos.global_prefetch
                             and not (m.content.persistent and q.durable)):
                         # The hot path of _settle_locked(entry, "ack"), inlined.
                         q.unacked -= 1
                         c.unacked -= 1
-                        self._qos.unacked -= 1
+                        qos.unacked -= 1
                         q.n_acked += 1
                         if q.ready_count and q.consumers:
-                            bus._dispatch_queue_locked(self._vh, q)
+                            self._bus._dispatch_queue_locked(self._vh, q)
                         return
-                    bus._settle_locked(self, entry, "ack")
+                    self._bus._settle_locked(self, entry, "ack")
                     return
             try:
                 self._settle_many(delivery_tag, multiple, "ack", "basic.ack")
             except AMQPError as e:
                 self._error(e)
                 raise
+        finally:
+            lock.release()
 
     def basic_nack(self, delivery_tag: int = 0, multiple: bool = False,
                    requeue: bool = True) -> None:
