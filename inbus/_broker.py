@@ -20,6 +20,7 @@ Nothing here runs a callback or blocks; every method expects the lock held.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._dispatch import Timer
@@ -65,8 +66,9 @@ class Broker:
 
     def _publish_locked(self, ch: Channel, exchange: str, rk: str, body: bytes,
                         props: BasicProperties, mandatory: bool
-                        ) -> tuple[ReturnedMessage | None, bool, bool]:
-        """Route and enqueue one message: (returned, nacked, wrote-to-storage)."""
+                        ) -> tuple[ReturnedMessage | None, bool, bool] | None:
+        """Route and enqueue one message: (returned, nacked, wrote-to-storage), or None
+        for the common outcome (None, False, False) (no tuple to build and unpack)."""
         vh = ch._vh
         x = vh.exchanges.get(exchange)
         if x is None:
@@ -94,8 +96,11 @@ class Broker:
             if tap is not None:
                 tap.append(ReturnedMessage(0, "published", content))
         x.published_in += 1
+        queues: Sequence[Queue] | None
         if keys is None:
-            queues = vh.route(x, rk, headers)
+            queues = x.routes.get(rk)  # vh.route's cache, looked up inline
+            if queues is None:
+                queues = vh.route(x, rk, headers)
         else:
             queues = vh.route_keys(x, keys, headers)
         if not queues:
@@ -103,11 +108,11 @@ class Broker:
             if mandatory:
                 self._n_returned += 1
                 return ReturnedMessage(312, "NO_ROUTE", content), False, False
-            return None, False, False
+            return None
         x.routed_out += 1
         nacked = False
         before = self._n_submits
-        simple = content.ttl is None and not content.persistent
+        simple = ttl is None and not content.persistent
         for q in queues:
             # Fast path (the hot one): nothing waits and no feature applies, so a consumer
             # with credit takes the message at once, exactly as push + dispatch would;
@@ -146,7 +151,9 @@ class Broker:
                 sink.cond.notify()
         if vh.ops:
             self._flush_ops_locked(vh)
-        return None, nacked, self._n_submits != before
+        if nacked or self._n_submits != before:
+            return None, nacked, self._n_submits != before
+        return None
 
     def _enqueue_locked(self, vh: VHost, q: Queue, content: Content) -> bool:
         """Put ``content`` in ``q`` (overflow, persistence, dispatch). False = refused.

@@ -347,11 +347,15 @@ class Channel:
                 if immediate:
                     raise NotImplementedByBus("immediate=true", scope="connection",
                                               method="basic.publish")
-                returned, nacked, persisted = bus._publish_locked(
-                    self, exchange, routing_key, data, props, mandatory)
+                outcome = bus._publish_locked(self, exchange, routing_key, data, props,
+                                              mandatory)
             except AMQPError as e:
                 self._error(e)
                 raise
+            if outcome is None:
+                returned, nacked, persisted = None, False, False
+            else:
+                returned, nacked, persisted = outcome
             if self._confirm:
                 self._publish_seq += 1
                 seq = self._publish_seq

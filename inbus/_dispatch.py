@@ -27,6 +27,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ._message import Message
+
 __all__ = ["Sink", "Timer", "Worker", "new_lock"]
 
 log = logging.getLogger("inbus")
@@ -81,9 +83,9 @@ class Sink:
         try:
             for fn, arg in items:
                 i += 1
-                c = getattr(arg, "_callback", None)
                 # (_cancelled, inlined: the consumer of a manual-ack delivery is current)
-                if (c is not None and arg._channel._consumers.get(c.tag) is not c
+                if (type(arg) is Message and (c := arg._callback) is not None
+                        and arg._channel._consumers.get(c.tag) is not c
                         and arg._channel._putback(arg)):
                     skipped += 1
                     continue
@@ -101,7 +103,9 @@ def _cancelled(arg: Any) -> bool:
     """True for a delivery whose consumer was cancelled (or whose channel closed) after it
     was taken from the sink but before its callback ran: the channel puts it back in its
     queue instead, so no callback runs after ``basic_cancel`` / ``stop_consuming``."""
-    c = getattr(arg, "_callback", None)
+    if type(arg) is not Message:
+        return False  # a cancel or return callback's argument
+    c = arg._callback
     if c is None or arg._channel._consumers.get(c.tag) is c:
         return False
     return bool(arg._channel._putback(arg))

@@ -52,6 +52,7 @@ class VHost:
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.ops: list[st.Op] = []
+        self.cached: list[Exchange] = []  # exchanges with cached routes (see route())
         for xname, xtype in _PREDECLARED:
             self.exchanges[xname] = make_exchange(xtype, xname, durable=True)
         self.default = make_exchange("direct", "", durable=True)
@@ -284,10 +285,11 @@ class VHost:
     # --- routing -----------------------------------------------------------------------
 
     def routes_changed(self) -> None:
-        """Forget every cached route: a binding, exchange or queue came or went. O(X)."""
-        for x in self.exchanges.values():
-            if x.routes:
-                x.routes.clear()
+        """Forget every cached route: a binding, exchange or queue came or went.
+        O(exchanges with cached routes)."""
+        for x in self.cached:
+            x.routes.clear()
+        self.cached.clear()
 
     def route(self, x: Exchange, routing_key: str, headers: dict[str, Any] | None
               ) -> Sequence[Queue]:
@@ -301,7 +303,7 @@ class VHost:
             return hit
         if x is self.default:
             q = self.queues.get(routing_key)
-            return (q,) if q is not None else ()
+            return self._cache_route(x, routing_key, (q,) if q is not None else ())
         dests = x.route(routing_key, headers)
         if not dests and x.alternate is None:
             return self._cache_route(x, routing_key, ())
@@ -337,12 +339,13 @@ class VHost:
                         work.append((nx, nx.route(routing_key, headers)))
         return tuple(queues.values())
 
-    @staticmethod
-    def _cache_route(x: Exchange, routing_key: str, queues: tuple[Queue, ...]
+    def _cache_route(self, x: Exchange, routing_key: str, queues: tuple[Queue, ...]
                      ) -> tuple[Queue, ...]:
         if x.type != "headers":  # a headers exchange routes on the headers, not the key
             routes = x.routes
-            if len(routes) >= ROUTE_CACHE:
+            if not routes:
+                self.cached.append(x)
+            elif len(routes) >= ROUTE_CACHE:
                 routes.clear()
             routes[routing_key] = queues
         return queues
@@ -436,6 +439,7 @@ class VHost:
 
     def _check(self) -> None:
         for x in self.exchanges.values():
+            assert not x.routes or x in self.cached, f"uncleared route cache {x.name!r}"
             for rk, cached in list(x.routes.items()):
                 x.routes.pop(rk)
                 fresh = self.route(x, rk, None)
