@@ -105,11 +105,11 @@ class Broker:
             queues = vh.route_keys(x, keys, headers)
         if not queues:
             self._n_unroutable += 1
+            x.unroutable += 1
             if mandatory:
                 self._n_returned += 1
                 return ReturnedMessage(312, "NO_ROUTE", content), False, False
             return None
-        x.routed_out += 1
         nacked = False
         before = self._n_submits
         simple = ttl is None and not content.persistent
@@ -147,7 +147,8 @@ class Broker:
                 msg = Message(content, tag, False, c.tag, cch, None, c)
             sink = c.sink
             sink.items.append((c.callback, msg))
-            if sink.waiting:
+            if sink.wanted:  # (Sink.push, inlined)
+                sink.wanted = False
                 sink.cond.notify()
         if vh.ops:
             self._flush_ops_locked(vh)

@@ -489,7 +489,7 @@ class Channel:
                     q, m, c = entry
                     qos = self._qos
                     if (c is not None and not q.deleted and not qos.global_prefetch
-                            and not (m.content.persistent and q.durable)):
+                            and not (q.durable and m.content.persistent)):
                         # The hot path of _settle_locked(entry, "ack"), inlined.
                         q.unacked -= 1
                         c.unacked -= 1

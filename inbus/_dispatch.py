@@ -15,7 +15,8 @@ consume again from any thread without deadlock.
 - A :class:`Timer` thread wakes at the next TTL / x-expires deadline when the bus runs on
   the real clock (tests use :class:`inbus.testing.ManualClock`, which needs no thread).
 
-Waiting uses conditions built on the bus lock; a sink notifies only when a thread waits.
+Waiting uses conditions built on the bus lock; a sink notifies only when a thread waits
+and was not notified already (the woken thread takes everything pending).
 """
 
 from __future__ import annotations
@@ -43,22 +44,29 @@ def new_lock() -> threading.RLock:
 class Sink:
     """A FIFO of callback items and a condition to wait for them (under the bus lock)."""
 
-    __slots__ = ("items", "cond", "waiting", "closed")
+    __slots__ = ("items", "cond", "waiting", "wanted", "closed")
 
     def __init__(self, lock: Any) -> None:
         self.items: deque[Item] = deque()
         self.cond = threading.Condition(lock)
-        self.waiting = 0
+        self.waiting = 0  # threads in wait()
+        # A waiting thread has not been notified yet. A notified thread takes every item
+        # once it runs, so until then further pushes need not notify again (a notify
+        # costs far more than an append, and the woken thread may wait for the GIL for
+        # a whole switch interval while the publisher keeps pushing).
+        self.wanted = False
         self.closed = False
 
     def push(self, item: Item) -> None:
         """Append an item; caller holds the bus lock. O(1)."""
         self.items.append(item)
-        if self.waiting:
+        if self.wanted:
+            self.wanted = False
             self.cond.notify()
 
     def wake(self) -> None:
         if self.waiting:
+            self.wanted = False
             self.cond.notify_all()
 
     def take(self) -> list[Item]:
@@ -72,10 +80,12 @@ class Sink:
         if self.items or self.closed:
             return True
         self.waiting += 1
+        self.wanted = True
         try:
             return self.cond.wait(timeout)
         finally:
             self.waiting -= 1
+            self.wanted = self.waiting > 0  # the others still want a notify
 
     def run(self, items: list[Item], lock: Any) -> int:
         """Run items with no lock held. On an exception, put the rest back and re-raise."""

@@ -52,7 +52,7 @@ class Exchange:
     """Base exchange; subclasses build the index their routing needs."""
 
     __slots__ = ("name", "type", "durable", "auto_delete", "internal", "arguments",
-                 "bindings", "alternate", "published_in", "routed_out", "routes")
+                 "bindings", "alternate", "published_in", "unroutable", "routes")
     type_name = ""
 
     def __init__(self, name: str, durable: bool = False, auto_delete: bool = False,
@@ -67,10 +67,15 @@ class Exchange:
         ae = self.arguments.get("alternate-exchange")
         self.alternate: str | None = ae if isinstance(ae, str) and ae else None
         self.published_in = 0
-        self.routed_out = 0
+        self.unroutable = 0  # publishes that reached no queue (counted on that rarer path)
         # The vhost's cache of routing key -> queues reached (see VHost.route); the vhost
         # clears it whenever any binding, exchange or queue of the vhost changes.
         self.routes: dict[str, tuple[Any, ...]] = {}
+
+    @property
+    def routed_out(self) -> int:
+        """Publishes that reached at least one queue."""
+        return self.published_in - self.unroutable
 
     def bind(self, dest: Dest, routing_key: str, arguments: dict[str, Any]) -> bool:
         """Add a binding; False if an identical one exists. O(1), topic O(words)."""

@@ -127,8 +127,7 @@ class Content:
         self.properties = properties
         self.persistent = properties.delivery_mode == 2
         self.size = len(body)
-        p = properties.priority
-        self.priority = p if p is not None else 0
+        self.priority = properties.priority or 0  # None (not published) counts as 0
         self.ttl = ttl  # per-message expiration in seconds, parsed once
 
 

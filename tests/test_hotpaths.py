@@ -154,3 +154,39 @@ def test_statistics_count_fast_and_queued_deliveries(bus: Bus) -> None:
     a, m = s["auto"], s["manual"]
     assert (a.published, a.delivered, a.acked, a.messages) == (2, 2, 2, 0)
     assert (m.published, m.delivered, m.acked, m.messages) == (3, 3, 2, 1)
+
+
+def test_sink_notifies_each_waiter_once_and_none_is_left_asleep() -> None:
+    import threading
+    import time
+
+    with Bus() as bus:
+        conn = bus.connection()
+        ch = conn.channel()
+        ch.queue_declare("q")
+        got: list[bytes] = []
+        ch.basic_consume("q", lambda m: got.append(m.body), auto_ack=True)
+        ran: list[int] = []
+
+        def pump() -> None:
+            ran.append(conn.process_data_events(time_limit=None))
+
+        threads = [threading.Thread(target=pump) for _ in range(2)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 5
+        while conn._sink.waiting < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert conn._sink.waiting == 2 and conn._sink.wanted
+        for i in range(50):  # one notify wakes one pumper; the rest needs no notify
+            ch.basic_publish("", "q", b"%d" % i)
+        assert not conn._sink.wanted
+        while len(ran) < 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        ch.basic_publish("", "q", b"last")  # a pumper still waiting is notified in turn
+        for t in threads:
+            t.join(5)
+        assert not any(t.is_alive() for t in threads)  # nobody left asleep
+        conn.process_data_events(0)  # what came when nobody waited any more
+        assert all(ran) and conn._sink.waiting == 0
+        assert sorted(got) == sorted([b"%d" % i for i in range(50)] + [b"last"])
