@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ._dispatch import Sink, Worker
 from ._errors import (
@@ -36,20 +36,12 @@ from ._errors import (
 )
 from ._message import BasicProperties, Message, ReturnedMessage
 from ._names import check_short, coerce_body, gen_consumer_tag, gen_queue_name
-from ._queue import ChannelQos, Consumer, QMsg, Queue
+from ._queue import ChannelQos, Consumer, DeclareResult, QMsg, Queue
 
 if TYPE_CHECKING:
     from ._connection import Connection
 
 __all__ = ["Channel", "DeclareResult"]
-
-
-class DeclareResult(NamedTuple):
-    """What ``queue_declare`` returns: the name (server-named if ""), and counts."""
-
-    queue: str
-    message_count: int
-    consumer_count: int
 
 
 class Channel:
@@ -352,10 +344,7 @@ class Channel:
             except AMQPError as e:
                 self._error(e)
                 raise
-            if outcome is None:
-                returned, nacked, persisted = None, False, False
-            else:
-                returned, nacked, persisted = outcome
+            returned, nacked, persisted = outcome or (None, False, False)
             if self._confirm:
                 self._publish_seq += 1
                 seq = self._publish_seq
@@ -501,7 +490,8 @@ class Channel:
                     self._bus._settle_locked(self, entry, "ack")
                     return
             try:
-                self._settle_many(delivery_tag, multiple, "ack", "basic.ack")
+                self._bus._settle_tags_locked(self, delivery_tag, multiple, "ack",
+                                              "basic.ack")
             except AMQPError as e:
                 self._error(e)
                 raise
@@ -511,18 +501,15 @@ class Channel:
     def basic_nack(self, delivery_tag: int = 0, multiple: bool = False,
                    requeue: bool = True) -> None:
         """Negative ack: requeue to the original position, or drop / dead-letter."""
+        how = "requeue" if requeue else "reject"
         with self._op():
-            self._settle_many(delivery_tag, multiple, "requeue" if requeue else "reject",
-                              "basic.nack")
+            self._bus._settle_tags_locked(self, delivery_tag, multiple, how, "basic.nack")
 
     def basic_reject(self, delivery_tag: int = 0, requeue: bool = True) -> None:
         """Reject one message: requeue to the original position, or drop / dead-letter."""
+        how = "requeue" if requeue else "reject"
         with self._op():
-            self._settle_many(delivery_tag, False, "requeue" if requeue else "reject",
-                              "basic.reject")
-
-    def _settle_many(self, tag: int, multiple: bool, how: str, method: str) -> None:
-        self._bus._settle_tags_locked(self, tag, multiple, how, method)
+            self._bus._settle_tags_locked(self, delivery_tag, False, how, "basic.reject")
 
     def basic_recover(self, requeue: bool = True) -> None:
         """Put every unacked message of this channel back in its queue, redelivered."""

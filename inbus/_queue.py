@@ -27,11 +27,19 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._message import Content
 
-__all__ = ["ChannelQos", "Consumer", "QMsg", "Queue"]
+__all__ = ["ChannelQos", "Consumer", "DeclareResult", "QMsg", "Queue"]
+
+
+class DeclareResult(NamedTuple):
+    """What ``queue_declare`` returns: the name (server-named if ""), and counts."""
+
+    queue: str
+    message_count: int
+    consumer_count: int
 
 
 class QMsg:
