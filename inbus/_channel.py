@@ -16,8 +16,7 @@ settles every unacked tag up to and including ``tag`` (``0`` with multiple = all
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ from ._errors import (
 )
 from ._message import BasicProperties, Message, ReturnedMessage
 from ._names import check_short, coerce_body, gen_consumer_tag, gen_queue_name
+from ._pumping import BlockingConsuming
 from ._queue import ChannelQos, Consumer, DeclareResult, QMsg, Queue
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["Channel", "DeclareResult"]
 
 
-class Channel:
+class Channel(BlockingConsuming):
     """An AMQP channel with pika 1.x BlockingChannel's method names and arguments.
 
     >>> from inbus import Bus
@@ -330,6 +330,12 @@ class Channel:
             routing_key = check_short(routing_key, "routing_key")
         bus = self._bus
         props = properties if properties is not None else bus._no_props
+        # A blocking confirm of a persistent message will flush: say so before the submit,
+        # so the committer lets this thread commit it instead of waking its writer.
+        waiter = (bus._committer if self._confirm and self._confirm_callback is None
+                  else None)
+        if waiter is not None:
+            waiter.expect_flush()
         lock = self._lock
         lock.acquire()  # (not "with": acquire/release is ~50 ns cheaper per call)
         try:
@@ -351,21 +357,31 @@ class Channel:
             elif returned is not None:
                 for cb in self._return_callbacks:
                     self._sink.push((cb, returned))
+        except BaseException:
+            if waiter is not None:
+                waiter.unexpect()
+            raise
         finally:
             lock.release()
         if self._confirm:
-            self._confirmed(seq, returned, nacked, persisted)
+            self._confirmed(seq, returned, nacked, persisted, waiter)
+        elif waiter is not None:
+            waiter.unexpect()
 
     def _confirmed(self, seq: int, returned: ReturnedMessage | None, nacked: bool,
-                   persisted: bool) -> None:
+                   persisted: bool, waiter: Any = None) -> None:
         cb = self._confirm_callback
         committer = self._bus._committer
+        if waiter is not None and not (persisted and cb is None):
+            waiter.unexpect()
+            waiter = None
         if persisted and committer is not None:
             # A persistent message is confirmed only once its transaction committed.
             if cb is not None:
                 committer.submit([], lambda exc: cb(seq, exc is None and not nacked))
                 return
-            committer.flush()  # raises PersistenceError if the write failed
+            committer.flush(expected=waiter is committer)  # raises PersistenceError if
+            # the write failed
         if cb is not None:
             if returned is not None:
                 for rcb in self._return_callbacks:
@@ -524,65 +540,6 @@ class Channel:
             entries = list(self._unacked.values())
             self._unacked.clear()
             self._bus._requeue_locked(self, entries)
-
-    # --- pumping (pika's blocking style) -------------------------------------------------
-
-    def start_consuming(self) -> None:
-        """Run callbacks in this thread until ``stop_consuming`` or no consumers are left."""
-        conn = self._conn
-        with self._lock:
-            self._check_open()
-            self._consuming = True
-        try:
-            while True:
-                with self._lock:
-                    if not self._consuming or not self._consumers or not self._open:
-                        return
-                conn.process_data_events(0.25)
-        finally:
-            self._consuming = False
-
-    def stop_consuming(self, consumer_tag: str | None = None) -> None:
-        """Cancel consumers (all, or one) and make ``start_consuming`` return."""
-        with self._lock:
-            if not self._open:
-                return
-            tags = [consumer_tag] if consumer_tag else list(self._consumers)
-        for t in tags:
-            self.basic_cancel(t)
-        with self._lock:
-            self._consuming = False
-            self._sink.wake()
-
-    def consume(self, queue: str, auto_ack: bool = False, exclusive: bool = False,
-                arguments: dict[str, Any] | None = None,
-                inactivity_timeout: float | None = None
-                ) -> Generator[Message | None, None, None]:
-        """Yield messages from ``queue`` as they come (None after ``inactivity_timeout``
-        seconds without one). Closing the generator cancels the consumer."""
-        box: deque[Message] = deque()
-        tag = self.basic_consume(queue, box.append, auto_ack, exclusive, None, arguments)
-        try:
-            while True:
-                if box:
-                    yield box.popleft()
-                    continue
-                self._conn.process_data_events(
-                    inactivity_timeout if inactivity_timeout is not None else None)
-                if not box:
-                    if not self._open or tag not in self._consumers:
-                        return
-                    if inactivity_timeout is not None:
-                        yield None
-        finally:
-            if self._open and tag in self._consumers:
-                self.basic_cancel(tag)
-
-    def cancel(self) -> int:
-        """Cancel every consumer created by ``consume()`` (pika); returns 0."""
-        for tag in self.consumer_tags:
-            self.basic_cancel(tag)
-        return 0
 
     def __enter__(self) -> Channel:
         return self

@@ -172,7 +172,7 @@ class GroupCommitter:
             elif not self._flushers and len(self._pending) == 1:
                 self._work.notify()
 
-    def flush(self, timeout: float | None = None) -> bool:
+    def flush(self, timeout: float | None = None, *, expected: bool = False) -> bool:
         """Wait until everything submitted before this call is committed (and its
         ``on_done`` ran).
 
@@ -180,20 +180,44 @@ class GroupCommitter:
         "Leader/follower" above); with one it only waits. Returns False if ``timeout``
         (seconds) passed first. Raises PersistenceError if a write failed, and
         RuntimeError when called from an ``on_done`` callback (the writer thread would
-        wait for itself).
+        wait for itself). ``expected``: this thread called ``expect_flush()`` before its
+        submit (no timeout then).
         """
         if self._thread is threading.current_thread():
+            if expected:
+                self.unexpect()
             raise RuntimeError("flush() called from an on_done callback would deadlock")
         with self._lock:
             target = self._submitted
+            if expected:
+                self._flushers -= 1  # _flush_leading counts this thread again
             if timeout is not None or self._thread is None:
                 ok = self._done_cond.wait_for(lambda: self._done >= target or
                                               self._failure is not None, timeout)
+                if not self._flushers and self._pending and not self._leading:
+                    self._work.notify()
             else:
                 ok = self._flush_leading(target)
             if self._failure is not None:
                 raise self._failed_error() from self._failure
             return ok
+
+    def expect_flush(self) -> None:
+        """Announce that the calling thread will call ``flush(expected=True)`` right after
+        its next submit (a publisher about to wait for its confirm): that submit then does
+        not wake the writer, the flusher commits it itself. Pair with ``flush(expected=True)``
+        or, if nothing gets submitted after all, ``unexpect()``."""
+        with self._lock:
+            self._flushers += 1
+            if self._flushers > self._peak:
+                self._peak = self._flushers
+
+    def unexpect(self) -> None:
+        """Withdraw an ``expect_flush()`` that is not followed by a flush."""
+        with self._lock:
+            self._flushers -= 1
+            if not self._flushers and self._pending and not self._leading:
+                self._work.notify()
 
     def _flush_leading(self, target: int) -> bool:
         """flush() without a timeout, lock held: lead batches until ``target`` is done.

@@ -434,3 +434,20 @@ def test_close_while_flushers_wait_does_not_deadlock(fake: FakeStore) -> None:
     assert results == [True] * 4  # everything queued before close was committed
     applied = sorted(op.record.seq for b in fake.batches for op in b)  # type: ignore[union-attr]
     assert applied == [0, 1, 2, 3]
+
+
+def test_an_announced_flush_commits_on_the_calling_thread_without_the_writer(
+        fake: FakeStore) -> None:
+    c = GroupCommitter(fake)
+    for i in range(20):
+        c.expect_flush()
+        c.submit(put(i))
+        assert c.flush(expected=True) is True
+    assert fake.threads == {threading.current_thread().name}  # the writer never ran
+    c.expect_flush()
+    c.submit(put(99))
+    c.unexpect()  # withdrawn: the writer commits it
+    assert c.flush(timeout=5) is True
+    assert "inbus-committer" in fake.threads
+    assert c._flushers == 0
+    c.close()

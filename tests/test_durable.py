@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inbus import BasicProperties, Bus, PersistenceError
+from inbus import BasicProperties, Bus, PersistenceError, UnroutableError
 
 P = BasicProperties(delivery_mode=2)
 
@@ -123,6 +123,28 @@ def test_confirmed_persistent_publish_is_committed(tmp_path: Path) -> None:
     bus.close()
     from inbus._sqlite import read_summary
     assert read_summary(db).ready[("/", "q")][0] == 20
+
+
+def test_blocking_confirms_leave_no_announced_flusher_behind(tmp_path: Path) -> None:
+    from inbus import ChannelClosed, NotFound
+    with Bus(str(tmp_path / "app.db")) as bus:
+        ch = bus.channel()
+        ch.queue_declare("q", durable=True)
+        ch.confirm_delivery()
+        ch.basic_publish("", "q", "persistent", P)  # committed by this thread
+        ch.basic_publish("", "q", "transient")  # nothing to commit: announcement withdrawn
+        with pytest.raises(UnroutableError):
+            ch.basic_publish("", "nowhere", "x", P, mandatory=True)
+        with pytest.raises(NotFound):
+            ch.basic_publish("no-such-exchange", "q", "x", P)
+        with pytest.raises(ChannelClosed):
+            ch.basic_publish("", "q", "x", P)
+        assert bus._committer._flushers == 0
+        # ...so a plain persistent publish is committed by the writer, unprompted.
+        plain = bus.channel()
+        plain.basic_publish("", "q", "later", P)
+        assert bus.flush(timeout=5)
+        assert bus.channel().queue_declare("q", passive=True).message_count == 3
 
 
 def test_async_confirms_fire_after_commit(tmp_path: Path) -> None:
