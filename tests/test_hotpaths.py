@@ -190,3 +190,65 @@ def test_sink_notifies_each_waiter_once_and_none_is_left_asleep() -> None:
         conn.process_data_events(0)  # what came when nobody waited any more
         assert all(ran) and conn._sink.waiting == 0
         assert sorted(got) == sorted([b"%d" % i for i in range(50)] + [b"last"])
+
+
+def test_acquire_barging_waits_for_the_holder_and_is_reentrant() -> None:
+    import threading
+    import time
+
+    from inbus._dispatch import acquire_barging, new_lock
+
+    lock = new_lock()
+    held = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with lock:
+            held.set()
+            release.wait(5)
+            time.sleep(0.05)  # longer than the barging tries: the waiter ends up blocking
+
+    t = threading.Thread(target=holder)
+    t.start()
+    assert held.wait(5)
+    assert lock.acquire(False) is False
+    release.set()
+    t0 = time.monotonic()
+    assert acquire_barging(lock) is True  # returns only once it holds the lock
+    assert time.monotonic() - t0 >= 0.04
+    assert acquire_barging(lock) is True  # re-entrant, like the bus lock itself
+    lock.release()
+    lock.release()
+    t.join(5)
+    assert lock.acquire(False) is True  # nothing left held
+    lock.release()
+
+
+def test_background_publisher_and_acking_workers_lose_nothing() -> None:
+    import threading
+
+    with Bus(background=True) as bus:
+        pub = bus.channel()
+        pub.queue_declare("q")
+        got: list[bytes] = []
+        done = threading.Event()
+        n = 20_000
+
+        def on_message(m: Message) -> None:
+            m.ack()
+            got.append(m.body)
+            if len(got) == n:
+                done.set()
+
+        for _ in range(2):
+            c = bus.channel()
+            c.basic_qos(prefetch_count=50)
+            c.basic_consume("q", on_message)
+        for i in range(n):
+            pub.basic_publish("", "q", b"%d" % i)
+        assert done.wait(30), len(got)
+        assert sorted(got) == sorted(b"%d" % i for i in range(n))
+        pub.close()  # waits for nothing: every ack was taken before the last callback
+        q = bus.statistics().vhosts["/"].queues["q"]
+        assert q.messages_unacknowledged == 0 and q.messages_ready == 0
+        assert q.acked == n and q.redelivered == 0
