@@ -197,6 +197,63 @@ class Broker:
     def _dispatch_queue_locked(self, vh: VHost, q: Queue, now: float | None = None) -> None:
         if not q.ready_count or not q.consumers:
             return
+        c = q.solo  # a plain queue (nothing can expire) and its only consumer
+        if c is not None and not c.auto_ack and not c.qos.global_prefetch:
+            # Fastest path (an ack freed a credit of the only consumer).
+            ch: Channel = c.channel
+            unacked, qos, prefetch, sink = ch._unacked, c.qos, c.prefetch, c.sink
+            while q.ready_count and (not prefetch or c.unacked < prefetch):
+                m = q.pop()
+                if m is None:  # pragma: no cover - ready_count says otherwise
+                    break
+                c.unacked += 1
+                qos.unacked += 1
+                q.unacked += 1
+                tag = ch._next_tag
+                ch._next_tag = tag + 1
+                unacked[tag] = (q, m, c)
+                m.delivered = True
+                q.n_delivered += 1
+                if m.redelivered:
+                    q.n_redelivered += 1
+                sink.push((c.callback, Message(m.content, tag, m.redelivered, c.tag, ch,
+                                               None, c)))
+            if vh.ops:
+                self._flush_ops_locked(vh)
+            return
+        if not q.has_ttl:
+            # Nothing in q can expire (the common case): q.dispatch + _deliver_locked,
+            # inlined, with no lists and no clock.
+            next_consumer = q.next_consumer
+            while q.ready_count:
+                c = next_consumer()
+                if c is None:
+                    break
+                m = q.pop()
+                if m is None:  # pragma: no cover - ready_count says otherwise
+                    break
+                ch = c.channel
+                tag = ch._next_tag
+                ch._next_tag = tag + 1
+                if c.auto_ack:
+                    msg = Message(m.content, tag, m.redelivered, c.tag, ch)
+                    q.n_acked += 1
+                    if m.content.persistent and q.durable:
+                        vh.persist_remove(q, m)
+                else:
+                    c.unacked += 1
+                    c.qos.unacked += 1
+                    q.unacked += 1
+                    ch._unacked[tag] = (q, m, c)
+                    msg = Message(m.content, tag, m.redelivered, c.tag, ch, None, c)
+                m.delivered = True
+                q.n_delivered += 1
+                if m.redelivered:
+                    q.n_redelivered += 1
+                c.sink.push((c.callback, msg))
+            if vh.ops:
+                self._flush_ops_locked(vh)
+            return
         if now is None or (now == 0.0 and q.has_ttl):
             now = self._now() if q.has_ttl else 0.0
         dead: list[QMsg] = []

@@ -388,7 +388,9 @@ class Queue:
         for k in range(n):
             i = (rr + k) % n
             c = cs[i]
-            if c.has_credit():
+            # (c.has_credit(), inlined: this loop runs for every delivery)
+            if c.auto_ack or ((not (p := c.prefetch) or c.unacked < p) and (
+                    not (g := c.qos).global_prefetch or g.unacked < g.global_prefetch)):
                 self.rr = (i + 1) % n
                 return c
         return None
