@@ -52,7 +52,8 @@ class Exchange:
     """Base exchange; subclasses build the index their routing needs."""
 
     __slots__ = ("name", "type", "durable", "auto_delete", "internal", "arguments",
-                 "bindings", "alternate", "published_in", "unroutable", "routes")
+                 "bindings", "alternate", "published_in", "unroutable", "routes",
+                 "cache_routes")
     type_name = ""
 
     def __init__(self, name: str, durable: bool = False, auto_delete: bool = False,
@@ -71,6 +72,7 @@ class Exchange:
         # The vhost's cache of routing key -> queues reached (see VHost.route); the vhost
         # clears it whenever any binding, exchange or queue of the vhost changes.
         self.routes: dict[str, tuple[Any, ...]] = {}
+        self.cache_routes = True  # False: never cache (benchmarks of the uncached path)
 
     @property
     def routed_out(self) -> int:

@@ -341,7 +341,8 @@ class VHost:
 
     def _cache_route(self, x: Exchange, routing_key: str, queues: tuple[Queue, ...]
                      ) -> tuple[Queue, ...]:
-        if x.type != "headers":  # a headers exchange routes on the headers, not the key
+        # (a headers exchange routes on the headers, not the key)
+        if x.cache_routes and x.type != "headers":
             routes = x.routes
             if not routes:
                 self.cached.append(x)

@@ -252,3 +252,20 @@ def test_background_publisher_and_acking_workers_lose_nothing() -> None:
         q = bus.statistics().vhosts["/"].queues["q"]
         assert q.messages_unacknowledged == 0 and q.messages_ready == 0
         assert q.acked == n and q.redelivered == 0
+
+
+def test_cache_routes_false_routes_every_publish_afresh(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.exchange_declare("t", "topic")
+    ch.queue_declare("q")
+    ch.queue_bind("q", "t", "a.*")
+    x = bus._vhosts["/"].exchanges["t"]
+    ch.basic_publish("t", "a.b", b"1")
+    assert "a.b" in x.routes  # cached by default
+    ch.queue_purge("q")
+    x.cache_routes = False
+    x.routes.clear()
+    for _ in range(3):
+        ch.basic_publish("t", "a.b", b"2")
+    assert x.routes == {}
+    assert drain(bus, ch, "q") == {"q": [b"2", b"2", b"2"]}
