@@ -195,96 +195,64 @@ class Broker:
         return True
 
     def _dispatch_queue_locked(self, vh: VHost, q: Queue, now: float | None = None) -> None:
+        """Hand ready messages of ``q`` to its consumers with credit (round-robin, or the
+        consumer-priority / single-active rules of ``Queue.next_consumer``): a delivery
+        tag, the unacked entry and a sink item each. Messages found expired at the head
+        on the way are dead-lettered (a TTL 0 message still reaches a consumer that waits
+        at publish time: expiry removes messages at their deadline)."""
         if not q.ready_count or not q.consumers:
             return
-        c = q.solo  # a plain queue (nothing can expire) and its only consumer
-        if c is not None and not c.auto_ack and not c.qos.global_prefetch:
-            # Fastest path (an ack freed a credit of the only consumer).
+        dead: list[QMsg] | None = None
+        t = 0.0
+        if q.has_ttl:
+            t = now or self._now()
+            dead = []
+        # The only manual-ack consumer of a plain queue (an ack just freed its credit)
+        # skips next_consumer(): the hot case, so the loop is inlined here.
+        solo = q.solo
+        if solo is not None and (solo.auto_ack or solo.qos.global_prefetch):
+            solo = None
+        while q.ready_count:
+            if solo is not None:
+                if solo.prefetch and solo.unacked >= solo.prefetch:
+                    break
+                c = solo
+            else:
+                nc = q.next_consumer()
+                if nc is None:
+                    break
+                c = nc
+            m = q.pop()
+            if m is None:  # pragma: no cover - ready_count says otherwise
+                break
+            if dead is not None and m.expires_at is not None and m.expires_at < t:
+                dead.append(m)
+                continue
             ch: Channel = c.channel
-            unacked, qos, prefetch, sink = ch._unacked, c.qos, c.prefetch, c.sink
-            while q.ready_count and (not prefetch or c.unacked < prefetch):
-                m = q.pop()
-                if m is None:  # pragma: no cover - ready_count says otherwise
-                    break
+            tag = ch._next_tag
+            ch._next_tag = tag + 1
+            if c.auto_ack:
+                msg = Message(m.content, tag, m.redelivered, c.tag, ch)
+                q.n_acked += 1
+                if m.content.persistent and q.durable:
+                    vh.persist_remove(q, m)
+            else:
                 c.unacked += 1
-                qos.unacked += 1
+                c.qos.unacked += 1
                 q.unacked += 1
-                tag = ch._next_tag
-                ch._next_tag = tag + 1
-                unacked[tag] = (q, m, c)
-                m.delivered = True
-                q.n_delivered += 1
-                if m.redelivered:
-                    q.n_redelivered += 1
-                sink.push((c.callback, Message(m.content, tag, m.redelivered, c.tag, ch,
-                                               None, c)))
-            if vh.ops:
-                self._flush_ops_locked(vh)
-            return
-        if not q.has_ttl:
-            # Nothing in q can expire (the common case): q.dispatch + _deliver_locked,
-            # inlined, with no lists and no clock.
-            next_consumer = q.next_consumer
-            while q.ready_count:
-                c = next_consumer()
-                if c is None:
-                    break
-                m = q.pop()
-                if m is None:  # pragma: no cover - ready_count says otherwise
-                    break
-                ch = c.channel
-                tag = ch._next_tag
-                ch._next_tag = tag + 1
-                if c.auto_ack:
-                    msg = Message(m.content, tag, m.redelivered, c.tag, ch)
-                    q.n_acked += 1
-                    if m.content.persistent and q.durable:
-                        vh.persist_remove(q, m)
-                else:
-                    c.unacked += 1
-                    c.qos.unacked += 1
-                    q.unacked += 1
-                    ch._unacked[tag] = (q, m, c)
-                    msg = Message(m.content, tag, m.redelivered, c.tag, ch, None, c)
-                m.delivered = True
-                q.n_delivered += 1
-                if m.redelivered:
-                    q.n_redelivered += 1
-                c.sink.push((c.callback, msg))
-            if vh.ops:
-                self._flush_ops_locked(vh)
-            return
-        if now is None or (now == 0.0 and q.has_ttl):
-            now = self._now() if q.has_ttl else 0.0
-        dead: list[QMsg] = []
-        deliver = self._deliver_locked
-        for c, m in q.dispatch(now, dead):
-            deliver(vh, q, c, m)
-        for m in dead:
-            self._dead_letter_locked(vh, q, m, "expired")
+                ch._unacked[tag] = (q, m, c)
+                # (the consumer lets the pump skip it if c is cancelled before it runs)
+                msg = Message(m.content, tag, m.redelivered, c.tag, ch, None, c)
+            m.delivered = True
+            q.n_delivered += 1
+            if m.redelivered:
+                q.n_redelivered += 1
+            c.sink.push((c.callback, msg))
+        if dead:
+            for m in dead:
+                self._dead_letter_locked(vh, q, m, "expired")
         if vh.ops:
             self._flush_ops_locked(vh)
-
-    def _deliver_locked(self, vh: VHost, q: Queue, c: Consumer, m: QMsg) -> None:
-        """Hand ``m`` (taken from ``q``, credit already counted) to consumer ``c``: a
-        delivery tag, the unacked entry, and a sink item for the callback."""
-        ch: Channel = c.channel
-        tag = ch._next_tag
-        ch._next_tag = tag + 1
-        if c.auto_ack:
-            msg = Message(m.content, tag, m.redelivered, c.tag, ch)
-            q.n_acked += 1
-            if m.content.persistent and q.durable:
-                vh.persist_remove(q, m)
-        else:
-            ch._unacked[tag] = (q, m, c)
-            # (the consumer lets the pump skip it if c is cancelled before it runs)
-            msg = Message(m.content, tag, m.redelivered, c.tag, ch, None, c)
-        m.delivered = True
-        q.n_delivered += 1
-        if m.redelivered:
-            q.n_redelivered += 1
-        c.sink.push((c.callback, msg))
 
     def _mark_delivered(self, vh: VHost, q: Queue, m: QMsg) -> None:
         if q.exclusive_owner is None:

@@ -395,31 +395,6 @@ class Queue:
                 return c
         return None
 
-    def dispatch(self, now: float, dead: list[QMsg]) -> list[tuple[Consumer, QMsg]]:
-        """Hand ready messages to consumers with credit; the caller assigns tags.
-
-        Messages found expired at the head on the way are appended to ``dead``.
-        """
-        out: list[tuple[Consumer, QMsg]] = []
-        while self.ready_count:
-            c = self.next_consumer()
-            if c is None:
-                break
-            m = self.pop()
-            if m is None:  # pragma: no cover - ready_count says otherwise
-                break
-            if m.expires_at is not None and m.expires_at < now:
-                # Deliverable up to its deadline: a TTL 0 message reaches a consumer
-                # waiting at publish time (expire() removes messages at the deadline).
-                dead.append(m)
-                continue
-            if not c.auto_ack:
-                c.unacked += 1
-                c.qos.unacked += 1
-                self.unacked += 1
-            out.append((c, m))
-        return out
-
     def _check(self) -> None:
         """Invariants, for stress and stateful tests."""
         n = sum(len(lane) for lane in self.lanes)
