@@ -393,13 +393,13 @@ def summary(suite: Suite) -> str:
     if rabbit_row is not None and full is not None:
         lines += ["", f"Where the 8-thread rows stand: RabbitMQ answered one confirmed publish "
                   f"in {rabbit_row.median * 1e6:.0f} µs in this run (the issue measured "
-                  "1.1 ms), and a confirm-waiting publisher costs two thread handoffs per "
-                  "message in CPython: with a store that does nothing, 8 such threads through "
-                  "the GroupCommitter cost about 15-25 µs per message on this 2-core VM "
-                  "(measured separately, not a row of this table). Group commit does its part "
-                  "(about 5-8 submissions per transaction), but those handoffs, not SQLite, "
-                  "set the floor at NORMAL, and the fsync "
-                  f"({full.median * 1e6:.0f} µs here) sets it at FULL."]
+                  "1.1 ms). A publisher that waits for its confirm commits the pending batch "
+                  "itself when no commit is running (leader/follower), so a confirm costs one "
+                  "thread wakeup, not a round trip through the writer thread; with 8 such "
+                  "threads the batches hold 3-8 messages. What remains per message is the "
+                  "publish itself, a wakeup, and SQLite's calls, each of which releases and "
+                  "re-takes the GIL while 7 other threads want it; the fsync "
+                  f"({full.median * 1e6:.0f} µs here) sets the floor at FULL."]
     lines += ["", "The default is synchronous=FULL: a confirm means the WAL was fsynced, so it "
               "survives a power loss, as a RabbitMQ confirm does. NORMAL keeps every confirmed "
               "write across a process crash (the crash tests kill with SIGKILL) but may lose "
