@@ -375,6 +375,8 @@ class Channel(BlockingConsuming):
             self._confirmed(seq, returned, nacked, persisted, waiter)
         elif waiter is not None:
             waiter.unexpect()
+        elif persisted:
+            bus._committer.throttle()  # backpressure when the disk falls behind
 
     def _confirmed(self, seq: int, returned: ReturnedMessage | None, nacked: bool,
                    persisted: bool, waiter: Any = None) -> None:

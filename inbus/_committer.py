@@ -33,6 +33,10 @@ A leader never runs ``on_done`` callbacks: a batch with callbacks is handed to t
 thread, which runs them in commit order, so every callback still runs on the writer
 thread and a user callback never runs on (or blocks) another publisher's thread.
 
+Backpressure: ``submit`` never blocks (it runs under the bus lock), so a publisher that
+does not wait for confirms calls ``throttle()`` after releasing its locks; past
+``max_pending`` queued operations that commits the backlog on the publisher's thread.
+
 ``on_done(None)`` means "committed (durable)": the moment to fire a publisher confirm.
 ``on_done(exc)`` means the batch failed and was rolled back: the exception is passed to
 every ``on_done`` of the batch and logged on the ``"inbus"`` logger; the committer is then
@@ -106,11 +110,15 @@ class GroupCommitter:
     """
 
     def __init__(self, store: Store, *, max_batch: int = 10_000,
-                 name: str = "inbus-committer") -> None:
+                 max_pending: int = 100_000, name: str = "inbus-committer") -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, not {max_batch!r}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, not {max_pending!r}")
         self.store = store
         self.max_batch = max_batch
+        self.max_pending = max_pending  # queued operations before throttle() waits
+        self.pending_ops = 0  # operations submitted and not yet taken into a batch
         self._path = store.path or "<memory>"
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
@@ -166,6 +174,7 @@ class GroupCommitter:
             self._check_usable()
             self._pending.append((ops, on_done))
             self._submitted += 1
+            self.pending_ops += len(ops)
             # A waiting flusher will lead this batch: no need to wake the writer.
             if self._gathering:
                 self._arrival.notify()
@@ -201,6 +210,16 @@ class GroupCommitter:
             if self._failure is not None:
                 raise self._failed_error() from self._failure
             return ok
+
+    def throttle(self) -> None:
+        """Backpressure for writers that do not wait for confirms: when more than
+        ``max_pending`` operations are queued, commit them (``flush()``) before going on,
+        so a publisher faster than the disk cannot grow memory without bound. A no-op
+        below the limit (one attribute read) and on the writer thread (an ``on_done``
+        callback cannot wait for the writer)."""
+        if self.pending_ops > self.max_pending and self._thread is not None and \
+                self._thread is not threading.current_thread():
+            self.flush()
 
     def expect_flush(self) -> None:
         """Announce that the calling thread will call ``flush(expected=True)`` right after
@@ -363,6 +382,7 @@ class GroupCommitter:
             item = self._pending.popleft()
             count += len(item[0])
             batch.append(item)
+        self.pending_ops -= count
         self._expect = min(max(len(batch), self._peak), _MAX_EXPECT)
         self._peak = self._flushers
         return batch

@@ -451,3 +451,22 @@ def test_an_announced_flush_commits_on_the_calling_thread_without_the_writer(
     assert "inbus-committer" in fake.threads
     assert c._flushers == 0
     c.close()
+
+
+def test_throttle_bounds_the_backlog_of_a_writer_faster_than_the_disk(
+        fake: FakeStore) -> None:
+    fake.delay = 0.002  # a slow disk
+    c = GroupCommitter(fake, max_pending=50)
+    most = 0
+    for i in range(400):
+        c.submit(put(i))
+        c.throttle()
+        most = max(most, c.pending_ops)
+    assert most <= 51  # never more than max_pending (+ the one just submitted)
+    assert c.flush(10)
+    applied = sorted(op.record.seq for b in fake.batches for op in b)  # type: ignore[union-attr]
+    assert applied == list(range(400))
+    assert c.pending_ops == 0
+    with pytest.raises(ValueError, match="max_pending"):
+        GroupCommitter(fake, max_pending=0)
+    c.close()

@@ -198,3 +198,27 @@ def test_ttl_survives_restart_on_wall_clock(tmp_path: Path) -> None:
         assert ch.queue_declare("q", passive=True).message_count == 1
         clock2.advance(6)
         assert ch.queue_declare("q", passive=True).message_count == 0
+
+
+def test_a_publisher_faster_than_the_disk_is_held_back(tmp_path: Path) -> None:
+    import time
+
+    with Bus(str(tmp_path / "app.db")) as bus:
+        ch = bus.channel()
+        ch.queue_declare("q", durable=True)
+        committer = bus._committer
+        committer.max_pending = 20
+        store_apply = committer.store.apply
+
+        def slow_apply(ops: object) -> None:
+            time.sleep(0.002)
+            store_apply(ops)
+
+        committer.store.apply = slow_apply
+        most = 0
+        for i in range(300):
+            ch.basic_publish("", "q", str(i), P)  # no confirms: nothing waits for the disk
+            most = max(most, committer.pending_ops)
+        assert most <= 21, most  # without backpressure the backlog grows to hundreds
+        assert bus.flush(10)
+        assert ch.queue_declare("q", passive=True).message_count == 300
