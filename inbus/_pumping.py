@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BlockingConsuming"]
 
+_POLL = 0.25  # seconds between checks when nothing wakes start_consuming (a safety net)
+
 
 class BlockingConsuming:
     """The pumping half of a Channel (state lives on the Channel)."""
@@ -47,16 +49,22 @@ class BlockingConsuming:
 
     def start_consuming(self) -> None:
         """Run callbacks in this thread until ``stop_consuming`` or no consumers are left."""
-        conn = self._conn
-        with self._lock:
+        sink, lock = self._conn._sink, self._lock
+        with lock:
             self._check_open()
             self._consuming = True
         try:
             while True:
-                with self._lock:
+                with lock:
+                    # checked under the lock that stop_consuming() takes to wake us: a stop
+                    # from another thread ends this at once, not at the next poll
                     if not self._consuming or not self._consumers or not self._open:
                         return
-                conn.process_data_events(0.25)
+                    if not sink.items:
+                        sink.wait(_POLL)
+                        continue
+                    items = sink.take()
+                sink.run(items, lock)
         finally:
             self._consuming = False
 

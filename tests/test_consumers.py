@@ -547,6 +547,26 @@ def test_callback_exception_propagates_and_message_stays_unacked(bus: Bus) -> No
     assert m is not None and (m.body, m.redelivered) == (b"bad", True)
 
 
+def test_stop_consuming_from_another_thread_ends_start_consuming_at_once(
+        bus: Bus, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import inbus._pumping
+    monkeypatch.setattr(inbus._pumping, "_POLL", 60.0)  # only a wake can end it in time
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.basic_consume("q", lambda m: m.ack())
+    started = threading.Event()
+    ch._conn.add_callback_threadsafe(started.set)
+    t = threading.Thread(target=ch.start_consuming)
+    t.start()
+    assert started.wait(5)  # start_consuming is pumping
+    ch.stop_consuming()  # from this (another) thread
+    t.join(10)
+    assert not t.is_alive(), "start_consuming only noticed the stop at its next poll"
+    assert ch.consumer_tags == []
+
+
 def test_start_and_stop_consuming_from_callback(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")
