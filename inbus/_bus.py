@@ -349,8 +349,9 @@ class Bus(Broker):
         if hub is not None:
             hub.close()
         if self._committer is not None:
-            self._committer.close()
-            self._committer.store.close()
+            # (from a confirm callback, on the committer's own thread, the store is
+            # closed by that thread once it has committed what is still queued)
+            self._committer.close(close_store=True)
         if self._manual_clock:
             self._unsubscribe_clock(self._on_clock_advance)
 

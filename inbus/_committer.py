@@ -141,6 +141,8 @@ class GroupCommitter:
         self._flushers = 0  # threads in flush() that will lead when no batch is committing
         self._running = False  # the writer is running the callbacks of a committed batch
         self._waiters: list[_Waiter] = []  # flushers asleep until a batch completes
+        self._close_store = False  # close() asked to close the store after the queue
+        self._store_closed = False
         # batches committed by a leader, waiting for the writer: (batch, outcomes)
         self._finished: deque[tuple[list[tuple[Sequence[Op], OnDone | None]],
                                     list[BaseException | None]]] = deque()
@@ -303,19 +305,42 @@ class GroupCommitter:
         if self._pending and not self._leading and (not self._waiters or self._closing):
             self._work.notify()
 
-    def close(self, timeout: float | None = None) -> None:
+    def close(self, timeout: float | None = None, *, close_store: bool = False) -> None:
         """Commit what is queued, stop and join the writer thread. Idempotent.
 
         Does not raise for an earlier write failure (it was reported to the callbacks).
         From an ``on_done`` callback it only asks the writer to stop after the queue.
+        ``close_store``: then close the store too -- after the last commit, on the writer
+        thread itself when called from an ``on_done`` callback (the store must outlive
+        the queue the writer still drains).
         """
         with self._lock:
             self._closing = True
+            if close_store:
+                self._close_store = True
             self._work.notify_all()
         thread = self._thread
-        if thread is None or thread is threading.current_thread():
+        if thread is threading.current_thread():
+            return  # the writer closes the store when it has drained the queue
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                return  # timed out: the writer closes the store when it is done
+        if close_store:
+            self._close_store_once(report=False)  # an error reaches the caller
+
+    def _close_store_once(self, report: bool) -> None:
+        with self._lock:
+            if self._store_closed:
+                return
+            self._store_closed = True
+        if not report:
+            self.store.close()
             return
-        thread.join(timeout)
+        try:
+            self.store.close()
+        except Exception:  # on the writer thread: nobody to raise it to
+            _log.exception("inbus: closing the store %s failed", self._path)
 
     @property
     def failure(self) -> BaseException | None:
@@ -412,6 +437,8 @@ class GroupCommitter:
         while True:
             job = self._take()
             if job is None:
+                if self._close_store:
+                    self._close_store_once(report=True)
                 return
             batch, errors = job
             if errors is None:  # ours to commit

@@ -222,3 +222,39 @@ def test_a_publisher_faster_than_the_disk_is_held_back(tmp_path: Path) -> None:
         assert most <= 21, most  # without backpressure the backlog grows to hundreds
         assert bus.flush(10)
         assert ch.queue_declare("q", passive=True).message_count == 300
+
+
+def test_closing_the_bus_from_a_confirm_callback_loses_nothing(tmp_path: Path) -> None:
+    import threading
+
+    db = str(tmp_path / "app.db")
+    bus = Bus(db)
+    ch = bus.channel()
+    ch.queue_declare("q", durable=True)
+    in_callback = threading.Event()
+    rest_published = threading.Event()
+    closed = threading.Event()
+    confirmed: list[int] = []
+
+    def on_confirm(seq: int, ok: bool) -> None:
+        confirmed.append(seq)
+        if seq == 1:  # on the committer's own thread, with messages 2..10 still queued
+            in_callback.set()
+            assert rest_published.wait(10)
+            bus.close()
+            closed.set()
+
+    ch.confirm_delivery(on_confirm)
+    ch.basic_publish("", "q", "0", P)
+    assert in_callback.wait(10)  # the writer is busy: what follows stays queued
+    for i in range(1, 10):
+        ch.basic_publish("", "q", str(i), P)
+    assert bus._committer.statistics().pending >= 9
+    rest_published.set()
+    assert closed.wait(10)
+    thread = bus._committer._thread
+    thread.join(10)
+    assert not thread.is_alive()  # it drained its queue, closed the store and ended
+    with Bus(db) as again:  # everything queued before the close was committed
+        assert again.channel().queue_declare("q", passive=True).message_count == 10
+    assert confirmed == list(range(1, 11))
