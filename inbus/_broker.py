@@ -32,7 +32,7 @@ from ._message import (
     ReturnedMessage,
     RoutedContent,
 )
-from ._queue import Consumer, QMsg, Queue
+from ._queue import Consumer, QMsg, Queue, Unacked, unacked_entry
 from ._vhost import VHost
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class Broker:
                 c.unacked += 1
                 c.qos.unacked += 1
                 q.unacked += 1
-                cch._unacked[tag] = (q, QMsg(seq, content, None, False, True), c)
+                cch._unacked[tag] = (q, seq, content, c)  # (its QMsg made on requeue)
                 msg = Message(content, tag, False, c.tag, cch, None, c)
             sink = c.sink
             sink.items.append((c.callback, msg))
@@ -305,9 +305,8 @@ class Broker:
             c.unacked -= 1
             ch._qos.unacked -= 1
 
-    def _settle_locked(self, ch: Channel, entry: tuple[Queue, QMsg, Consumer | None],
-                       how: str) -> None:
-        q, m, c = entry
+    def _settle_locked(self, ch: Channel, entry: Unacked, how: str) -> None:
+        q, m, c = unacked_entry(entry)
         self._release_credit(ch, q, c)
         vh = ch._vh
         if c is not None and ch._qos.global_prefetch and ch._consumers:
@@ -358,12 +357,11 @@ class Broker:
             for e in entries:
                 self._settle_locked(ch, e, how)
 
-    def _requeue_locked(self, ch: Channel,
-                        entries: list[tuple[Queue, QMsg, Consumer | None]]) -> None:
+    def _requeue_locked(self, ch: Channel, entries: list[Unacked]) -> None:
         vh = ch._vh
         touched: dict[int, Queue] = {}
         now: float | None = None
-        for q, m, c in entries:
+        for q, m, c in map(unacked_entry, entries):
             self._release_credit(ch, q, c)
             if q.deleted:
                 continue

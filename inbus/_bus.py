@@ -309,7 +309,8 @@ class Bus(Broker):
                         continue
                     for ch in conn._channels.values():
                         held = 0
-                        for q, _m, c in ch._unacked.values():
+                        for e in ch._unacked.values():
+                            q, c = e[0], e[-1]
                             unacked[id(q)] = unacked.get(id(q), 0) + 1
                             if c is not None:
                                 held += 1

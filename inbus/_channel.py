@@ -36,7 +36,7 @@ from ._errors import (
 from ._message import BasicProperties, Message, ReturnedMessage
 from ._names import check_short, coerce_body, gen_consumer_tag, gen_queue_name
 from ._pumping import BlockingConsuming
-from ._queue import ChannelQos, Consumer, DeclareResult, QMsg, Queue
+from ._queue import ChannelQos, Consumer, DeclareResult, Queue, Unacked
 
 if TYPE_CHECKING:
     from ._connection import Connection
@@ -66,7 +66,7 @@ class Channel(BlockingConsuming):
         self._open = True
         self._closed_reason: AMQPError | None = None
         self._next_tag = 1
-        self._unacked: dict[int, tuple[Queue, QMsg, Consumer | None]] = {}
+        self._unacked: dict[int, Unacked] = {}
         self._qos = ChannelQos()
         self._consumers: dict[str, Consumer] = {}
         self._return_callbacks: list[Callable[[ReturnedMessage], Any]] = []
@@ -503,10 +503,13 @@ class Channel(BlockingConsuming):
             if not multiple:
                 entry = self._unacked.pop(delivery_tag, None)
                 if entry is not None:
-                    q, m, c = entry
+                    q = entry[0]
+                    c = entry[-1]
                     qos = self._qos
+                    # (a 4-tuple entry is a direct delivery: never persistent)
                     if (c is not None and not q.deleted and not qos.global_prefetch
-                            and not (q.durable and m.content.persistent)):
+                            and (len(entry) == 4 or not (
+                                q.durable and entry[1].content.persistent))):
                         # The hot path of _settle_locked(entry, "ack"), inlined.
                         q.unacked -= 1
                         c.unacked -= 1

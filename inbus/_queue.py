@@ -62,6 +62,21 @@ class QMsg:
         return self.seq < other.seq
 
 
+# An unacked delivery, kept by its channel until it is settled: (queue, message, consumer,
+# or None for basic_get). A message the publisher handed straight to a manual-ack consumer
+# is kept as (queue, seq, content, consumer) instead, and gets its QMsg only if it goes
+# back to the queue (most are acked: one object less per message on the hot path).
+Unacked = tuple["Queue", QMsg, "Consumer | None"] | tuple["Queue", int, Content, "Consumer"]
+
+
+def unacked_entry(e: Unacked) -> tuple[Queue, QMsg, Consumer | None]:
+    """``e`` as (queue, QMsg, consumer), making the QMsg of a direct delivery."""
+    if len(e) == 3:
+        return e
+    q, seq, content, c = e
+    return q, QMsg(seq, content, None, False, True), c
+
+
 class ChannelQos:
     """The per-channel part of prefetch: the global limit and what the channel holds."""
 

@@ -269,3 +269,26 @@ def test_cache_routes_false_routes_every_publish_afresh(bus: Bus) -> None:
         ch.basic_publish("t", "a.b", b"2")
     assert x.routes == {}
     assert drain(bus, ch, "q") == {"q": [b"2", b"2", b"2"]}
+
+
+def test_direct_deliveries_keep_their_place_when_they_go_back(bus: Bus) -> None:
+    """A message handed straight to a manual-ack consumer is kept unacked without its
+    queue entry (made only if it goes back): nack, recover and close still return it
+    to its original position, flagged redelivered."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    got: list[Message] = []
+    tag = ch.basic_consume("q", got.append)
+    for b in (b"a", b"b", b"c"):
+        ch.basic_publish("", "q", b)  # each goes straight to the consumer
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"a", b"b", b"c"]
+    assert all(type(e) is tuple and len(e) == 4 for e in ch._unacked.values())
+    ch.basic_cancel(tag)
+    got[1].nack(requeue=True)  # b back first...
+    ch.basic_publish("", "q", b"d")  # ...no consumer now: d is queued behind it
+    ch.basic_recover()  # a and c back to their places
+    order = []
+    while (m := ch.basic_get("q", auto_ack=True)) is not None:
+        order.append((m.body, m.redelivered))
+    assert order == [(b"a", True), (b"b", True), (b"c", True), (b"d", False)]
