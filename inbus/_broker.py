@@ -424,6 +424,7 @@ class Broker:
                                 dispatch: bool = True) -> None:
         q = c.queue
         ch: Channel = c.channel
+        c.live = False
         if c in q.consumers:
             q.remove_consumer(c)
         if putback and not c.auto_ack and c.sink.items:
@@ -462,6 +463,7 @@ class Broker:
         for c in list(q.consumers):
             ch: Channel = c.channel
             ch._consumers.pop(c.tag, None)
+            c.live = False
             q.remove_consumer(c)
             for cb in ch._cancel_callbacks:
                 ch._sink.push((cb, c.tag))

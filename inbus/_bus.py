@@ -317,6 +317,7 @@ class Bus(Broker):
                         assert held == ch._qos.unacked, "channel qos count drifted"
                         tags = list(ch._unacked)
                         assert tags == sorted(tags) and all(t < ch._next_tag for t in tags)
+                        assert all(c.live for c in ch._consumers.values())
                         # (no held <= global_prefetch: lowering basic_qos later does not
                         # take back what was delivered, in RabbitMQ as here)
                 for q in vh.queues.values():

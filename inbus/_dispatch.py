@@ -122,8 +122,7 @@ class Sink:
                 i += 1
                 # (_cancelled, inlined: the consumer of a manual-ack delivery is current)
                 if (type(arg) is Message and (c := arg._callback) is not None
-                        and arg._channel._consumers.get(c.tag) is not c
-                        and arg._channel._putback(arg)):
+                        and not c.live and arg._channel._putback(arg)):
                     skipped += 1
                     continue
                 fn(arg)
@@ -143,7 +142,7 @@ def _cancelled(arg: Any) -> bool:
     if type(arg) is not Message:
         return False  # a cancel or return callback's argument
     c = arg._callback
-    if c is None or arg._channel._consumers.get(c.tag) is c:
+    if c is None or c.live:
         return False
     return bool(arg._channel._putback(arg))
 

@@ -92,7 +92,7 @@ class Consumer:
     """A subscription of one channel to one queue."""
 
     __slots__ = ("tag", "queue", "channel", "callback", "auto_ack", "exclusive", "prefetch",
-                 "unacked", "priority", "arguments", "qos", "sink")
+                 "unacked", "priority", "arguments", "qos", "sink", "live")
 
     def __init__(self, tag: str, queue: Queue, channel: Any, callback: Any, auto_ack: bool,
                  exclusive: bool, qos: ChannelQos, priority: int = 0,
@@ -101,6 +101,9 @@ class Consumer:
         self.queue = queue
         self.channel = channel
         self.callback = callback
+        # False once cancelled or detached (it left its channel's consumers): the pump
+        # then puts its pending deliveries back instead of running the callback
+        self.live = True
         self.auto_ack = auto_ack
         self.exclusive = exclusive
         self.qos = qos
