@@ -358,6 +358,8 @@ class Channel(BlockingConsuming):
             except AMQPError as e:
                 self._error(e)
                 raise
+            if outcome is None and waiter is None and not self._confirm:
+                return  # the common outcome (delivered or queued, nothing stored)
             returned, nacked, persisted = outcome or (None, False, False)
             if self._confirm:
                 self._publish_seq += 1
