@@ -91,6 +91,7 @@ def rebuild(bus: Bus, snap: Snapshot) -> None:
         q.restore(m)
     for vh in bus._vhosts.values():
         vh.ops.clear()
+        vh.routes_changed()  # entities were added behind the vhost's back: no stale routes
         for q in vh.queues.values():
             if q.has_ttl or q.expires is not None:
                 bus._arm_timer()
