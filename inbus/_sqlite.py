@@ -52,7 +52,7 @@ import contextlib
 import os
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,19 +251,13 @@ class SqliteStore:
             if mode != "wal":
                 raise PersistenceError(self._path, f"cannot switch to WAL mode (got {mode!r})")
             c.execute(f"PRAGMA synchronous={self.synchronous}")
-            c.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate_transaction(c):
                 self._migrate()
                 row = c.execute("SELECT value FROM meta WHERE key='clean'").fetchone()
                 self._was_clean = row is None or row[0] == "1"
                 if not self._was_clean:
                     c.execute("UPDATE messages SET redelivered=1 WHERE redelivered=0")
                 c.execute("INSERT OR REPLACE INTO meta VALUES ('clean', '0')")
-                c.execute("COMMIT")
-            except BaseException:
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise _translate(self._path, exc, "opening") from exc
 
@@ -331,15 +325,9 @@ class SqliteStore:
             return
         c = self._conn
         try:
-            c.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate_transaction(c):
                 for kind, run in coalesce(ops):
                     _HANDLERS[kind](c, run)
-                c.execute("COMMIT")
-            except BaseException:
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise _translate(self._path, exc, "writing") from exc
 
@@ -372,6 +360,19 @@ class SqliteStore:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<SqliteStore {self._path!r} {state} synchronous={self.synchronous}>"
+
+
+@contextlib.contextmanager
+def _immediate_transaction(c: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT; rolled back on any exception, which propagates."""
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        c.execute("COMMIT")
+    except BaseException:
+        if c.in_transaction:
+            c.execute("ROLLBACK")
+        raise
 
 
 # --- operation handlers: each takes a run of ops of one type -------------------------------
