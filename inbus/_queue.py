@@ -10,10 +10,14 @@ message in the tail: a requeued message therefore goes back to exactly its origi
 position by entering the heap, which is always drained before the deque. Requeue never
 goes through the exchange again.
 
-``dispatch()`` hands ready messages to consumers that have credit, round-robin (highest
-consumer priority first; with ``x-single-active-consumer`` only the first consumer). A
-consumer has credit when it is auto-ack, or when it holds fewer unacked messages than its
-prefetch *and* its channel holds fewer than the channel's global prefetch (0 = no limit).
+``next_consumer()`` decides who gets the next ready message among the consumers that
+have credit, round-robin (highest consumer priority first; with
+``x-single-active-consumer`` only the first consumer). A consumer has credit when it is
+auto-ack, or when it holds fewer unacked messages than its prefetch *and* its channel
+holds fewer than the channel's global prefetch (0 = no limit). The broker's dispatch loop
+(``Broker._dispatch_queue_locked``) pops, counts the credit and makes the delivery; it is
+inlined there because it runs once per delivery. ``solo`` names the only consumer of a
+plain queue, which the publish and dispatch fast paths serve without asking.
 
 Expiry (``x-message-ttl``, per-message ``expiration``) is decided at the head only, as in
 RabbitMQ; ``expire(now)`` returns what died so the vhost can dead-letter it. The caller
