@@ -86,14 +86,16 @@ class Broker:
             keys = [rk] + _str_list(headers.get("CC")) + _str_list(headers.get("BCC"))
             if "BCC" in headers:
                 props = props.copy(headers={k: v for k, v in headers.items() if k != "BCC"})
-        if keys is None:
-            content = Content(body, exchange, rk, props, ttl)
-        else:
+        # The stored form, made only when a queue keeps the message (or a tap or a return
+        # needs it): a message handed straight to consumers needs none.
+        content: Content | None = None
+        if keys is not None:
             content = RoutedContent(body, exchange, rk, props, ttl, keys)
         self._n_published += 1
         if self._taps:
             tap = self._taps.get((vh.name, exchange))
             if tap is not None:
+                content = content or Content(body, exchange, rk, props, ttl)
                 tap.append(ReturnedMessage(0, "published", content))
         x.published_in += 1
         queues: Sequence[Queue] | None
@@ -108,11 +110,13 @@ class Broker:
             x.unroutable += 1
             if mandatory:
                 self._n_returned += 1
+                content = content or Content(body, exchange, rk, props, ttl)
                 return ReturnedMessage(312, "NO_ROUTE", content), False, False
             return None
         nacked = False
         before = self._n_submits
-        simple = ttl is None and not content.persistent
+        # (CC / BCC: never direct, its unacked entry must keep the RoutedContent)
+        simple = ttl is None and props.delivery_mode != 2 and keys is None
         for q in queues:
             # Fast path (the hot one): nothing waits and no feature applies, so a consumer
             # with credit takes the message at once, exactly as push + dispatch would;
@@ -127,6 +131,8 @@ class Broker:
             elif simple and q.consumers and not q.ready_count and q.plain and not q.has_ttl:
                 c = q.next_consumer()
             if c is None:
+                if content is None:
+                    content = Content(body, exchange, rk, props, ttl)
                 if not self._enqueue_locked(vh, q, content):
                     nacked = True
                 continue
@@ -135,7 +141,7 @@ class Broker:
             cch._next_tag = tag + 1
             if c.auto_ack:  # settled on delivery: the queue keeps nothing
                 q.n_direct_auto += 1  # (published, delivered and acked)
-                msg = Message(content, tag, False, c.tag, cch)
+                msg = Message(body, exchange, rk, props, tag, False, c.tag, cch)
             else:
                 q.n_direct += 1  # (published and delivered)
                 seq = q.next_seq
@@ -143,8 +149,8 @@ class Broker:
                 c.unacked += 1
                 c.qos.unacked += 1
                 q.unacked += 1
-                cch._unacked[tag] = (q, seq, content, c)  # (its QMsg made on requeue)
-                msg = Message(content, tag, False, c.tag, cch, None, c)
+                msg = Message(body, exchange, rk, props, tag, False, c.tag, cch, None, c)
+                cch._unacked[tag] = (q, seq, msg, c)  # (its QMsg made on requeue)
             sink = c.sink
             sink.items.append((c.callback, msg))
             if sink.wanted:  # (Sink.push, inlined)
@@ -232,7 +238,9 @@ class Broker:
             tag = ch._next_tag
             ch._next_tag = tag + 1
             if c.auto_ack:
-                msg = Message(m.content, tag, m.redelivered, c.tag, ch)
+                mc = m.content
+                msg = Message(mc.body, mc.exchange, mc.routing_key, mc.properties, tag,
+                              m.redelivered, c.tag, ch)
                 q.n_acked += 1
                 if m.content.persistent and q.durable:
                     vh.persist_remove(q, m)
@@ -242,7 +250,9 @@ class Broker:
                 q.unacked += 1
                 ch._unacked[tag] = (q, m, c)
                 # (the consumer lets the pump skip it if c is cancelled before it runs)
-                msg = Message(m.content, tag, m.redelivered, c.tag, ch, None, c)
+                mc = m.content
+                msg = Message(mc.body, mc.exchange, mc.routing_key, mc.properties, tag,
+                              m.redelivered, c.tag, ch, None, c)
             m.delivered = True
             q.n_delivered += 1
             if m.redelivered:
@@ -285,7 +295,9 @@ class Broker:
                 self._dead_letter_locked(vh, q, d, "expired")
         tag = ch._next_tag
         ch._next_tag = tag + 1
-        msg = Message(m.content, tag, m.redelivered, None, ch, q.ready_count)
+        mc = m.content
+        msg = Message(mc.body, mc.exchange, mc.routing_key, mc.properties, tag,
+                      m.redelivered, None, ch, q.ready_count)
         q.n_delivered += 1
         if m.redelivered:
             q.n_redelivered += 1

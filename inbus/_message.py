@@ -156,13 +156,16 @@ class Message:
     __slots__ = ("body", "exchange", "routing_key", "properties", "delivery_tag",
                  "redelivered", "consumer_tag", "message_count", "_channel", "_callback")
 
-    def __init__(self, content: Content, delivery_tag: int, redelivered: bool,
+    # (built from the fields, not from a Content: a message the publisher hands straight
+    # to a consumer never gets a Content, one object less per delivery)
+    def __init__(self, body: bytes, exchange: str, routing_key: str,
+                 properties: BasicProperties, delivery_tag: int, redelivered: bool,
                  consumer_tag: str | None, channel: Channel,
                  message_count: int | None = None, consumer: Any = None) -> None:
-        self.body = content.body
-        self.exchange = content.exchange
-        self.routing_key = content.routing_key
-        self.properties = content.properties
+        self.body = body
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.properties = properties
         self.delivery_tag = delivery_tag
         self.redelivered = redelivered
         self.consumer_tag = consumer_tag

@@ -33,7 +33,7 @@ import heapq
 from collections import deque
 from typing import Any, NamedTuple
 
-from ._message import Content
+from ._message import Content, Message
 
 __all__ = ["ChannelQos", "Consumer", "DeclareResult", "QMsg", "Queue"]
 
@@ -68,16 +68,18 @@ class QMsg:
 
 # An unacked delivery, kept by its channel until it is settled: (queue, message, consumer,
 # or None for basic_get). A message the publisher handed straight to a manual-ack consumer
-# is kept as (queue, seq, content, consumer) instead, and gets its QMsg only if it goes
-# back to the queue (most are acked: one object less per message on the hot path).
-Unacked = tuple["Queue", QMsg, "Consumer | None"] | tuple["Queue", int, Content, "Consumer"]
+# is kept as (queue, seq, delivered Message, consumer) instead, and gets its Content and
+# QMsg only if it goes back to the queue (most are acked: two objects less per message on
+# the hot path). Such a message is never persistent, has no TTL and no CC / BCC keys.
+Unacked = tuple["Queue", QMsg, "Consumer | None"] | tuple["Queue", int, Message, "Consumer"]
 
 
 def unacked_entry(e: Unacked) -> tuple[Queue, QMsg, Consumer | None]:
     """``e`` as (queue, QMsg, consumer), making the QMsg of a direct delivery."""
     if len(e) == 3:
         return e
-    q, seq, content, c = e
+    q, seq, msg, c = e
+    content = Content(msg.body, msg.exchange, msg.routing_key, msg.properties)
     return q, QMsg(seq, content, None, False, True), c
 
 

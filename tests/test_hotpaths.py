@@ -292,3 +292,30 @@ def test_direct_deliveries_keep_their_place_when_they_go_back(bus: Bus) -> None:
     while (m := ch.basic_get("q", auto_ack=True)) is not None:
         order.append((m.body, m.redelivered))
     assert order == [(b"a", True), (b"b", True), (b"c", True), (b"d", False)]
+
+
+def test_cc_bcc_delivery_to_a_waiting_consumer_keeps_its_routing_keys(bus: Bus) -> None:
+    """A CC / BCC message is not handed straight to a consumer (a direct delivery keeps
+    no Content): rejected later, its dead letter is still routed with every key."""
+    ch = bus.channel()
+    ch.exchange_declare("src", "direct")
+    ch.exchange_declare("dlx", "direct")
+    ch.queue_declare("w", arguments={"x-dead-letter-exchange": "dlx"})
+    ch.queue_bind("w", "src", "rk")
+    for q, k in (("dead", "rk"), ("ccq", "cc1"), ("bccq", "bcc1")):
+        ch.queue_declare(q)
+        ch.queue_bind(q, "dlx", k)
+    got: list[Message] = []
+    ch.basic_consume("w", got.append)
+    ch.basic_publish("src", "rk", b"m",
+                     BasicProperties(headers={"CC": ["cc1"], "BCC": ["bcc1"]}))
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"m"] and "BCC" not in got[0].properties.headers
+    got[0].nack(requeue=True)  # back to its place, then delivered again
+    bus.run_until_idle()
+    assert [m.redelivered for m in got] == [False, True]
+    got[1].reject(requeue=False)
+    for q in ("dead", "ccq", "bccq"):
+        d = ch.basic_get(q, auto_ack=True)
+        assert d is not None and d.routing_key == "rk", q
+        assert d.properties.headers["x-death"][0]["routing-keys"] == ["rk", "cc1"]
