@@ -18,7 +18,10 @@ One refinement for publishers that each wait for their confirm: if the last batc
 k submissions (or k threads were in ``flush()`` at once) and fewer than k are pending, the
 committing thread waits -- only until k are there, and at most as long as k threads need
 to wake up and submit again (k x 25 µs) or half the last transaction, whichever is longer,
-never over 2 ms -- for the submitters it just confirmed to submit again. Without it, k waiting publishers split into
+never over 2 ms -- for the submitters it just confirmed to submit again. A flusher (below)
+waits as the *gatherer*, asleep on its own lock: the flusher whose submission makes k
+leads the batch at once (no thread is woken just to commit), and the gatherer leads what
+there is if its wait runs out first. Without it, k waiting publishers split into
 two half-size groups that alternate (one commits while the other is being woken), which
 halves the batch. A lone submitter (k = 1) and a streaming one (many pending) never wait.
 
@@ -77,6 +80,7 @@ OnDone = Callable[[BaseException | None], None]
 _log = logging.getLogger("inbus")
 _MAX_EXPECT = 64  # more concurrent confirm-waiters than this is streaming, not waiting
 _COMEBACK = 25e-6  # about what one confirmed publisher needs to wake up and submit again
+_MAX_GATHER = 2e-3  # the longest a commit waits for expected submitters
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,8 @@ class GroupCommitter:
         self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._expect = 1  # submissions in the last batch: the concurrency to wait for
-        self._gathering = False
+        self._gathering = False  # the writer thread waits in _gather()
+        self._gatherer: _Waiter | None = None  # a flusher waiting to lead a fuller batch
         self._arrival = threading.Condition(self._lock)  # a gathering committer waits here
         self._peak = 0  # most threads in flush() at once since the last batch was taken
         self._last_apply = 0.0
@@ -247,15 +252,36 @@ class GroupCommitter:
 
         Between batches the thread sleeps on its own lock, which is released only to tell
         it "done" or "lead the next batch" (no herd of waiters re-checking one condition).
+        A thread that would lead a batch smaller than the last one's concurrency
+        (``_expect``) first sleeps as the *gatherer*, at most ``_gather_bound()``: the
+        flusher whose submission completes the batch leads it at once (no wakeup in
+        between), and the gatherer leads what there is if its wait runs out first.
         """
         self._flushers += 1
         if self._flushers > self._peak:
             self._peak = self._flushers
+        timed_out = False
         try:
             while self._done < target and self._failure is None:
                 if self._pending and not self._leading and not self._closing:
-                    self._lead()
-                    continue
+                    if timed_out or len(self._pending) >= self._expect:
+                        timed_out = False
+                        self._lead()
+                        continue
+                    if self._gatherer is None:
+                        waiter = self._gatherer = _Waiter(target)
+                        self._waiters.append(waiter)
+                        self._lock.release()
+                        try:
+                            woken = waiter.wake.acquire(True, self._gather_bound())
+                        finally:
+                            self._lock.acquire()
+                        if self._gatherer is waiter:
+                            self._gatherer = None
+                        if not woken and waiter in self._waiters:  # nobody released it
+                            self._waiters.remove(waiter)
+                            timed_out = True
+                        continue
                 waiter = _Waiter(target)
                 self._waiters.append(waiter)
                 self._lock.release()
@@ -272,8 +298,6 @@ class GroupCommitter:
     def _lead(self) -> None:
         """Commit the pending batch on this (flushing) thread. Lock held on entry/exit."""
         self._leading = True
-        if len(self._pending) < self._expect:
-            self._gather()
         batch = self._take_locked()
         self._lock.release()
         try:
@@ -304,6 +328,8 @@ class GroupCommitter:
             if keep and self._pending and not self._leading and not self._closing:
                 keep.pop(0).wake.release()  # it leads the next batch
             self._waiters = keep
+            if self._gatherer is not None and self._gatherer not in keep:
+                self._gatherer = None  # released: it gathers no more
         if self._pending and not self._leading and (not self._waiters or self._closing):
             self._work.notify()
 
@@ -415,6 +441,10 @@ class GroupCommitter:
         self._peak = self._flushers
         return batch
 
+    def _gather_bound(self) -> float:
+        """How long to wait for the expected submitters (see ``_gather``), in seconds."""
+        return min(max(self._last_apply / 2, self._expect * _COMEBACK), _MAX_GATHER)
+
     def _gather(self) -> None:
         """Wait (lock released) for the submitters of the last batch to submit again.
 
@@ -425,8 +455,7 @@ class GroupCommitter:
         confirm went from batches of 3.4 to 8 and from 45 to 30 µs per confirm. The
         gatherer is woken once, when the k-th submission arrives, not by each one.
         """
-        bound = min(max(self._last_apply / 2, self._expect * _COMEBACK), 2e-3)
-        deadline = time.monotonic() + bound
+        deadline = time.monotonic() + self._gather_bound()
         self._gathering = True
         try:
             while len(self._pending) < self._expect and not self._closing:

@@ -470,3 +470,51 @@ def test_throttle_bounds_the_backlog_of_a_writer_faster_than_the_disk(
     with pytest.raises(ValueError, match="max_pending"):
         GroupCommitter(fake, max_pending=0)
     c.close()
+
+
+def test_the_flusher_that_completes_the_expected_batch_leads_it_at_once(
+        fake: FakeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import inbus._committer as cm
+    monkeypatch.setattr(cm, "_COMEBACK", 5.0)  # a gatherer would wait seconds...
+    monkeypatch.setattr(cm, "_MAX_GATHER", 5.0)
+    c = GroupCommitter(fake)
+    c._expect = 2  # as if the last batch came from two waiting publishers
+    first = threading.Thread(target=lambda: (c.expect_flush(), c.submit(put(0)),
+                                             c.flush(expected=True)), name="first")
+    t0 = time.monotonic()
+    first.start()
+    deadline = time.monotonic() + 5
+    while c._gatherer is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert c._gatherer is not None  # the first flusher waits for the second submitter
+    c.expect_flush()
+    c.submit(put(1))
+    assert c.flush(expected=True) is True  # ...which completes the batch and leads it
+    first.join(5)
+    assert not first.is_alive() and time.monotonic() - t0 < 2.5  # nobody waited it out
+    assert [[op.record.seq for op in b] for b in fake.batches] == [[0, 1]]  # type: ignore[union-attr]
+    assert fake.threads == {threading.current_thread().name}
+    assert c._gatherer is None and c._flushers == 0
+    c.close()
+
+
+def test_a_gatherer_whose_wait_runs_out_commits_what_there_is(
+        fake: FakeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import inbus._committer as cm
+    monkeypatch.setattr(cm, "_COMEBACK", 0.05)
+    monkeypatch.setattr(cm, "_MAX_GATHER", 1.0)
+    c = GroupCommitter(fake)
+    c._expect = 2  # the second publisher never comes
+    t0 = time.monotonic()
+    c.expect_flush()
+    c.submit(put(7))
+    assert c.flush(expected=True) is True
+    waited = time.monotonic() - t0
+    assert 0.09 <= waited < 1.0, waited  # the bound: 2 x _COMEBACK
+    assert [[op.record.seq for op in b] for b in fake.batches] == [[7]]  # type: ignore[union-attr]
+    assert c._expect == 1 and c._gatherer is None  # the next lone publish does not wait
+    t0 = time.monotonic()
+    c.expect_flush()
+    c.submit(put(8))
+    assert c.flush(expected=True) is True and time.monotonic() - t0 < 0.09
+    c.close()
