@@ -326,8 +326,12 @@ class SqliteStore:
         c = self._conn
         try:
             with _immediate_transaction(c):
-                for kind, run in coalesce(ops):
-                    _HANDLERS[kind](c, run)
+                kinds = {type(op) for op in ops}
+                if len(kinds) == 1 and (kind := kinds.pop()) in _IN_ORDER:
+                    _HANDLERS[kind](c, ops)  # (the batch of waiting publishers: all puts)
+                else:
+                    for kind, run in coalesce(ops):
+                        _HANDLERS[kind](c, run)
         except sqlite3.Error as exc:
             raise _translate(self._path, exc, "writing") from exc
 
@@ -465,6 +469,11 @@ def _mark_delivered(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
     c.executemany("UPDATE messages SET redelivered=1 WHERE vhost=? AND queue=? AND seq=?",
                   [(o.vhost, o.queue, o.seq) for o in ops])
 
+
+# Runs of one of these op types need no coalescing: applied in order, they have the net
+# effect coalesce() would compute (a re-put replaces and keeps a redelivered mark; deletes
+# are idempotent).
+_IN_ORDER = frozenset((PutMessage, DeleteMessage))
 
 _HANDLERS: dict[type, Callable[[sqlite3.Connection, Iterable[Any]], None]] = {
     PutVhost: _put_vhost, DeleteVhost: _delete_vhost,

@@ -97,7 +97,11 @@ class BindingRecord:
     arguments: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+# The per-message records and ops below are created on every persistent publish and ack,
+# so they are plain slotted dataclasses: a frozen one sets each field through
+# object.__setattr__ (~1 µs for a MessageRecord instead of ~0.15 µs). Treat them as
+# immutable all the same (coalesce() makes a new one rather than change one).
+@dataclass(slots=True)
 class MessageRecord:
     """A persistent message sitting in a durable queue.
 
@@ -186,19 +190,19 @@ class DeleteBinding:
     record: BindingRecord  # matched on every field, arguments included
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PutMessage:
     record: MessageRecord
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DeleteMessage:
     vhost: str
     queue: str
     seq: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MarkDelivered:
     vhost: str
     queue: str
@@ -250,6 +254,19 @@ _TAG = "$inbus"
 # Stateless encoders, built once (json.dumps with options builds a new one per call).
 _JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _JSON_CANONICAL = json.JSONEncoder(separators=(",", ":"), allow_nan=False, sort_keys=True)
+
+
+def _no_default(o: Any) -> Any:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+# JSONEncoder.encode builds a new C encoder on every call (~0.7 µs of a message's ~1.4 µs
+# encoding): build the one ``_JSON`` uses once. Same output (ASCII, compact, no NaN);
+# no circular-reference markers, as _enc has already rebuilt the value as a fresh tree.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE = (_c_make_encoder(None, _no_default, json.encoder.encode_basestring_ascii, None,
+                             ":", ",", False, False, False)
+             if _c_make_encoder is not None else None)
 
 
 def _enc(v: Any) -> Any:
@@ -321,6 +338,8 @@ def encode_value(value: Any, *, canonical: bool = False) -> str:
     """
     if not value and type(value) is dict:
         return "{}"
+    if _C_ENCODE is not None and not canonical:
+        return "".join(_C_ENCODE(_enc(value), 0))
     return (_JSON_CANONICAL if canonical else _JSON).encode(_enc(value))
 
 
