@@ -377,6 +377,7 @@ class Broker:
             self._release_credit(ch, q, c)
             if q.deleted:
                 continue
+            touched[id(q)] = q  # credit came back: dispatch q even if m goes elsewhere
             if m.expires_at is not None:
                 if now is None:
                     now = self._now()
@@ -393,7 +394,6 @@ class Broker:
                 # Stored as delivered once it is back in the queue (a clean restart then
                 # reports it redelivered; after a crash every message is).
                 self._mark_delivered(vh, q, m)
-            touched[id(q)] = q
         for q in touched.values():
             if q.overflow == "drop-head" and (q.max_length is not None
                                               or q.max_length_bytes is not None):

@@ -892,6 +892,39 @@ class TestDeliveryLimit:
         assert seen == [b"poison"] * 4
         assert queue_counts(bus, "q") == (0, 0)
 
+    def test_poison_message_dropped_on_requeue_frees_credit(self, bus, ch):
+        # The consumer's credit comes back with the dropped message: what waits behind it
+        # is delivered (it stayed ready, with a consumer that had credit, before).
+        ch.queue_declare("q", arguments={"x-delivery-limit": 0})
+        ch.basic_qos(prefetch_count=1)
+        seen = []
+        ch.basic_consume("q", lambda m: (seen.append(m.body), m.nack(requeue=True)
+                                         if m.body == b"poison" else m.ack()))
+        ch.basic_publish("", "q", b"poison")
+        ch.basic_publish("", "q", b"next")
+        bus.run_until_idle()
+        assert seen == [b"poison", b"next"]
+        assert queue_counts(bus, "q") == (0, 0)
+        bus._check()
+
+
+def test_expired_message_requeued_frees_credit(bus, ch, clock):
+    # nack(requeue) of a message that expired meanwhile drops it, and the credit it held
+    # goes to what is ready behind it (no stall until the next publish).
+    ch.queue_declare("q")
+    ch.basic_qos(prefetch_count=1)
+    got = []
+    ch.basic_consume("q", got.append)
+    ch.basic_publish("", "q", b"a", BasicProperties(expiration="1000"))
+    ch.basic_publish("", "q", b"b")
+    bus.run_until_idle()
+    clock.advance(2)
+    got[0].nack(requeue=True)
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"a", b"b"]
+    assert queue_counts(bus, "q") == (0, 1)
+    bus._check()
+
 
 # --- argument validation ------------------------------------------------------------------------
 
