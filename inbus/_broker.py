@@ -185,7 +185,10 @@ class Broker:
         # As RabbitMQ: a consumer with credit takes the message first (so a TTL 0 or a
         # max-length 0 queue still delivers to a waiting consumer), then what is over the
         # limit is dropped, then a TTL 0 message that nobody took expires at once.
-        if q.consumers:
+        # Messages were ready before this one: then no consumer has credit (every change
+        # of credit dispatches; Bus._check asserts it), so only the first ready message
+        # looks for one (a backlog behind busy consumers costs no scan per publish).
+        if q.consumers and q.ready_count == 1:
             self._dispatch_queue_locked(vh, q, now)
         if q.max_length is not None or q.max_length_bytes is not None:
             while q.over_limit():

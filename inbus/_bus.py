@@ -323,6 +323,13 @@ class Bus(Broker):
                 for q in vh.queues.values():
                     assert q.unacked == unacked.get(id(q), 0), \
                         f"queue {q.name!r}: unacked {q.unacked} != {unacked.get(id(q), 0)}"
+                    # Every change of credit dispatches, so ready messages mean nobody
+                    # who may take them has credit (_enqueue_locked relies on it).
+                    cs = q.consumers
+                    if q.ready_count and cs:
+                        who = [q.active or cs[0]] if q.single_active else cs
+                        assert not any(c.has_credit() for c in who), \
+                            f"queue {q.name!r}: ready messages and a consumer with credit"
 
     @property
     def errors(self) -> list[BaseException]:
