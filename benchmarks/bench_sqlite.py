@@ -76,19 +76,24 @@ class Workdir:
 # --- floors: plain sqlite3 ----------------------------------------------------------------
 
 
+def _floor_table(work: Workdir, state: dict[str, Any], sync: str) -> None:
+    """A fresh file with the floors' table (WAL, ``sync``) in ``state["c"]``."""
+    c = sqlite3.connect(work.new(), isolation_level=None, check_same_thread=False)
+    c.execute("PRAGMA journal_mode=WAL")
+    c.execute(f"PRAGMA synchronous={sync}")
+    c.execute("CREATE TABLE messages (vhost TEXT, queue TEXT, seq INTEGER, body BLOB,"
+              " UNIQUE (vhost, queue, seq))")
+    if "c" in state:
+        state["c"].close()
+    state["c"] = c
+
+
 def floor(work: Workdir, per_txn: int | None,
           sync: str = "NORMAL") -> tuple[Callable[[], None], Callable[[int], None]]:
     state: dict[str, Any] = {}
 
     def setup() -> None:
-        c = sqlite3.connect(work.new(), isolation_level=None)
-        c.execute("PRAGMA journal_mode=WAL")
-        c.execute(f"PRAGMA synchronous={sync}")
-        c.execute("CREATE TABLE messages (vhost TEXT, queue TEXT, seq INTEGER, body BLOB,"
-                  " UNIQUE (vhost, queue, seq))")
-        if "c" in state:
-            state["c"].close()
-        state["c"] = c
+        _floor_table(work, state, sync)
 
     def run(n: int) -> None:
         c: sqlite3.Connection = state["c"]
@@ -120,14 +125,7 @@ def floor_group(work: Workdir, sync: str, threads: int = 8
     state: dict[str, Any] = {}
 
     def setup() -> None:
-        c = sqlite3.connect(work.new(), isolation_level=None, check_same_thread=False)
-        c.execute("PRAGMA journal_mode=WAL")
-        c.execute(f"PRAGMA synchronous={sync}")
-        c.execute("CREATE TABLE messages (vhost TEXT, queue TEXT, seq INTEGER, body BLOB,"
-                  " UNIQUE (vhost, queue, seq))")
-        if "c" in state:
-            state["c"].close()
-        state["c"] = c
+        _floor_table(work, state, sync)
 
     def run(n: int) -> None:
         c: sqlite3.Connection = state["c"]
