@@ -88,6 +88,8 @@ def rebuild(bus: Bus, snap: Snapshot) -> None:
             exp = now_mono + (mr.expires_at - now_wall)
             q.has_ttl = True
         m = QMsg(mr.seq, content_from_record(mr), exp, mr.redelivered)
+        if mr.returns:
+            m.returns = mr.returns  # (x-delivery-limit counts on across restarts)
         q.restore(m)
     for vh in bus._vhosts.values():
         vh.ops.clear()

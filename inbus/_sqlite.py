@@ -107,8 +107,16 @@ _V1 = (
     "INSERT INTO meta VALUES ('clean', '1')",
 )
 
+# Version 2: a message's x-delivery-limit count ("returns": times it went back to its
+# queue) and the routing keys it was published with when CC / BCC headers added some (JSON
+# list; NULL = its routing_key only), so both survive a restart.
+_V2 = (
+    "ALTER TABLE messages ADD COLUMN returns INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE messages ADD COLUMN routing_keys TEXT",
+)
+
 # _MIGRATIONS[i] takes a file from schema version i to i + 1 (version 0 = empty file).
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 # --- error translation ---------------------------------------------------------------------
@@ -303,9 +311,11 @@ class SqliteStore:
             props = _PropertiesCache()
             snap.messages = [
                 MessageRecord(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), props.decode(r[6]),
-                              bool(r[7]), r[8], r[9])
+                              bool(r[7]), r[8], r[9], r[10],
+                              None if r[11] is None else _routing_keys(r[11]))
                 for r in c.execute("SELECT vhost, queue, seq, exchange, routing_key, body,"
-                                   " properties, redelivered, expires_at, death_count"
+                                   " properties, redelivered, expires_at, death_count,"
+                                   " returns, routing_keys"
                                    " FROM messages ORDER BY vhost, queue, seq")]
         except sqlite3.Error as exc:
             raise _translate(self._path, exc, "reading") from exc
@@ -448,16 +458,28 @@ def _delete_binding(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
 
 
 def _put_message(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
-    # A re-put never clears a redelivered mark: redelivered=False must stay honest.
+    # A re-put never clears a redelivered mark nor lowers the return count: redelivered=False
+    # must stay honest, and x-delivery-limit must not be reset.
     c.executemany(
-        "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (vhost, queue, seq)"
+        "INSERT INTO messages (vhost, queue, seq, exchange, routing_key, body, properties,"
+        " redelivered, expires_at, death_count, returns, routing_keys)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (vhost, queue, seq)"
         " DO UPDATE SET exchange=excluded.exchange, routing_key=excluded.routing_key,"
         " body=excluded.body, properties=excluded.properties,"
         " redelivered=max(redelivered, excluded.redelivered),"
-        " expires_at=excluded.expires_at, death_count=excluded.death_count",
+        " expires_at=excluded.expires_at, death_count=excluded.death_count,"
+        " returns=max(returns, excluded.returns), routing_keys=excluded.routing_keys",
         [(r.vhost, r.queue, r.seq, r.exchange, r.routing_key, bytes(r.body),
-          encode_value(r.properties), r.redelivered, r.expires_at, r.death_count)
+          encode_value(r.properties), r.redelivered, r.expires_at, r.death_count,
+          r.returns, None if r.routing_keys is None else encode_value(r.routing_keys))
          for r in (o.record for o in ops)])
+
+
+def _routing_keys(text: str) -> list[str]:
+    keys = decode_value(text)
+    if type(keys) is not list or not all(type(k) is str for k in keys):
+        raise sqlite3.DatabaseError(f"malformed routing_keys column: {text[:80]!r}")
+    return keys
 
 
 def _delete_message(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
@@ -466,8 +488,9 @@ def _delete_message(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
 
 
 def _mark_delivered(c: sqlite3.Connection, ops: Iterable[Any]) -> None:
-    c.executemany("UPDATE messages SET redelivered=1 WHERE vhost=? AND queue=? AND seq=?",
-                  [(o.vhost, o.queue, o.seq) for o in ops])
+    c.executemany("UPDATE messages SET redelivered=1, returns=max(returns, ?)"
+                  " WHERE vhost=? AND queue=? AND seq=?",
+                  [(o.returns, o.vhost, o.queue, o.seq) for o in ops])
 
 
 # Runs of one of these op types need no coalescing: applied in order, they have the net

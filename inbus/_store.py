@@ -123,6 +123,9 @@ class MessageRecord:
     redelivered: bool = False
     expires_at: float | None = None
     death_count: int = 0  # reserved for dead-lettering bookkeeping
+    returns: int = 0  # times it went back to its queue (counted on x-delivery-limit queues)
+    routing_keys: list[str] | None = None  # every key it was routed with, when CC / BCC
+    # headers added some (BCC ones included, though that header was stripped)
 
 
 @dataclass
@@ -204,9 +207,13 @@ class DeleteMessage:
 
 @dataclass(slots=True)
 class MarkDelivered:
+    """The message went back to its queue after a delivery: stored as redelivered, with
+    its return count (x-delivery-limit) raised to ``returns``."""
+
     vhost: str
     queue: str
     seq: int
+    returns: int = 0
 
 
 Op = (
@@ -361,7 +368,8 @@ def coalesce(ops: Sequence[Op]) -> Iterator[tuple[type, list[Any]]]:
 
     PutMessage, DeleteMessage and MarkDelivered on different (vhost, queue, seq) keys
     commute; each key keeps one pending op of net effect: put+delete -> delete; put+mark ->
-    put marked; put+put -> the last put, marked if either was; delete+mark -> delete. A put
+    put marked; put+put -> the last put, marked if either was; delete+mark -> delete (and
+    the highest return count wins wherever two meet, as the store's max() does). A put
     after a pending delete or mark of its key, and any other op, first drains the pending
     ones (so order is kept where it matters).
     """
@@ -388,8 +396,10 @@ def coalesce(ops: Sequence[Op]) -> Iterator[tuple[type, list[Any]]]:
             if other or k in dels or k in marks:
                 yield from drain()
             old = puts.get(k)
-            if old is not None and old.record.redelivered and not r.redelivered:
-                op = PutMessage(replace(r, redelivered=True))
+            if old is not None and ((old.record.redelivered and not r.redelivered)
+                                    or old.record.returns > r.returns):
+                op = PutMessage(replace(r, redelivered=old.record.redelivered or r.redelivered,
+                                        returns=max(old.record.returns, r.returns)))
             puts[k] = op
         elif isinstance(op, DeleteMessage):
             if other:
@@ -404,10 +414,14 @@ def coalesce(ops: Sequence[Op]) -> Iterator[tuple[type, list[Any]]]:
             k = (op.vhost, op.queue, op.seq)
             put = puts.get(k)
             if put is not None:
-                if not put.record.redelivered:
-                    puts[k] = PutMessage(replace(put.record, redelivered=True))
+                r = put.record
+                if not r.redelivered or r.returns < op.returns:
+                    puts[k] = PutMessage(replace(r, redelivered=True,
+                                                 returns=max(r.returns, op.returns)))
             elif k not in dels:
-                marks[k] = op
+                old_mark = marks.get(k)
+                if old_mark is None or old_mark.returns <= op.returns:
+                    marks[k] = op
         else:
             if puts or dels or marks or (other and type(other[0]) is not type(op)):
                 yield from drain()

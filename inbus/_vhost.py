@@ -460,8 +460,13 @@ def message_record(vhost: str, queue: str, m: QMsg, wall_expiry: float | None
                    ) -> st.MessageRecord:
     c = m.content
     return st.MessageRecord(vhost, queue, m.seq, c.exchange, c.routing_key, c.body,
-                            c.properties.to_dict(), m.redelivered, wall_expiry)
+                            c.properties.to_dict(), m.redelivered, wall_expiry, 0,
+                            getattr(m, "returns", 0), getattr(c, "routing_keys", None))
 
 
 def content_from_record(r: st.MessageRecord) -> Content:
-    return Content(r.body, r.exchange, r.routing_key, BasicProperties.from_dict(r.properties))
+    props = BasicProperties.from_dict(r.properties)
+    if r.routing_keys is not None:
+        return RoutedContent(r.body, r.exchange, r.routing_key, props, None,
+                             list(r.routing_keys))
+    return Content(r.body, r.exchange, r.routing_key, props)

@@ -381,35 +381,77 @@ def test_new_files_are_owner_only(path: str) -> None:
 
 def test_migrations_run_in_order_and_a_future_version_is_refused(
         path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    v = _sqlite.SCHEMA_VERSION
     with SqliteStore(path) as s:
-        assert s.schema_version == _sqlite.SCHEMA_VERSION == 1
+        assert s.schema_version == v == len(_sqlite._MIGRATIONS) == 2
         s.apply([PutMessage(msg(1))])
-    v2 = ("CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (42)")
-    monkeypatch.setattr(_sqlite, "_MIGRATIONS", (*_sqlite._MIGRATIONS, v2))
-    monkeypatch.setattr(_sqlite, "SCHEMA_VERSION", 2)
+    future = ("CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (42)")
+    monkeypatch.setattr(_sqlite, "_MIGRATIONS", (*_sqlite._MIGRATIONS, future))
+    monkeypatch.setattr(_sqlite, "SCHEMA_VERSION", v + 1)
     with SqliteStore(path) as s:
-        assert s.schema_version == 2
+        assert s.schema_version == v + 1
         assert s._conn.execute("SELECT x FROM extra").fetchall() == [(42,)]
         assert [m.seq for m in s.load().messages] == [1]
     monkeypatch.undo()
-    with pytest.raises(PersistenceError, match="newer inbus.*version 2") as e:
+    with pytest.raises(PersistenceError, match=f"newer inbus.*version {v + 1}") as e:
         SqliteStore(path)
     assert path in str(e.value)
 
 
 def test_a_failed_migration_changes_nothing(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    v = _sqlite.SCHEMA_VERSION
     with SqliteStore(path) as s:
         s.apply([PutVhost("/")])
     bad = ("CREATE TABLE extra (x INTEGER)", "INSERT INTO nowhere VALUES (1)")
     monkeypatch.setattr(_sqlite, "_MIGRATIONS", (*_sqlite._MIGRATIONS, bad))
-    monkeypatch.setattr(_sqlite, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(_sqlite, "SCHEMA_VERSION", v + 1)
     with pytest.raises(PersistenceError):
         SqliteStore(path)
     monkeypatch.undo()
     with SqliteStore(path) as s:
-        assert s.schema_version == 1 and s.load().vhosts == ["/"]
+        assert s.schema_version == v and s.load().vhosts == ["/"]
         assert s._conn.execute("SELECT count(*) FROM sqlite_master WHERE name='extra'"
                                ).fetchone() == (0,)
+
+
+def test_a_version_1_file_is_upgraded_in_place(path: str) -> None:
+    """A file written by the first schema (as inbus 0.1 wrote it) opens, keeps every
+    message, and gains version 2's columns (return count, CC / BCC routing keys)."""
+    import sqlite3
+    c = sqlite3.connect(path, isolation_level=None)
+    c.execute("PRAGMA journal_mode=WAL")
+    for statement in _sqlite._V1:
+        c.execute(statement)
+    c.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    c.execute("INSERT INTO vhosts VALUES ('/')")
+    c.execute("INSERT INTO queues VALUES ('/', 'q', 1, 0, '{}')")
+    c.execute("INSERT INTO messages VALUES ('/', 'q', 7, '', 'q', x'6869',"
+              " '{\"delivery_mode\":2}', 1, NULL, 0)")
+    c.close()
+    with SqliteStore(path) as s:
+        assert s.schema_version == 2
+        [m] = s.load().messages
+        assert (m.seq, m.body, m.properties, m.redelivered) == (7, b"hi", {"delivery_mode": 2},
+                                                                True)
+        assert (m.returns, m.routing_keys) == (0, None)
+        s.apply([MarkDelivered("/", "q", 7, returns=3),
+                 PutMessage(MessageRecord("/", "q", 8, "x", "a", b"", routing_keys=["a", "b"]))])
+    with SqliteStore(path) as s:
+        m7, m8 = s.load().messages
+        assert m7.returns == 3 and m8.routing_keys == ["a", "b"] and m8.returns == 0
+
+
+def test_return_counts_only_grow(path: str) -> None:
+    with SqliteStore(path) as s:
+        s.apply([PutMessage(msg(1)), MarkDelivered("/", "q", 1, returns=2)])
+        s.apply([MarkDelivered("/", "q", 1, returns=1)])  # (a stale count)
+        s.apply([PutMessage(msg(1))])  # a re-put keeps the count and the mark
+        [m] = s.load().messages
+        assert (m.returns, m.redelivered) == (2, True)
+        # in one batch, coalesced: put + mark + mark
+        s.apply([PutMessage(msg(2)), MarkDelivered("/", "q", 2, returns=4),
+                 MarkDelivered("/", "q", 2, returns=1)])
+        assert {m.seq: m.returns for m in s.load().messages} == {1: 2, 2: 4}
 
 
 def _filled(path: str, n: int = 2000) -> None:
@@ -597,3 +639,31 @@ def test_one_batch_has_the_effect_of_its_ops_one_by_one(
     for op in ops:
         b.apply([op])
     assert a.load() == b.load()
+
+
+_message_ops = st.lists(st.one_of(
+    st.builds(lambda seq, red, ret, keys: PutMessage(msg(
+        seq, redelivered=red, returns=ret, routing_keys=keys)),
+        st.integers(0, 3), st.booleans(), st.integers(0, 3),
+        st.none() | st.lists(st.sampled_from(["a", "b"]), min_size=1, max_size=2)),
+    st.builds(lambda seq: DeleteMessage("/", "q", seq), st.integers(0, 3)),
+    st.builds(lambda seq, ret: MarkDelivered("/", "q", seq, ret),
+              st.integers(0, 3), st.integers(0, 3)),
+    st.just(PutVhost("/"))), max_size=25)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_message_ops)
+def test_a_batch_has_the_effect_of_its_ops_one_by_one(tmp_path: Path, ops: list[Any]) -> None:
+    """apply() coalesces message ops (and applies runs of one kind in order): the file it
+    leaves is the one that applying each op in its own transaction leaves."""
+    with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+        with SqliteStore(os.path.join(d, "one.db"), synchronous="OFF") as one, \
+                SqliteStore(os.path.join(d, "all.db"), synchronous="OFF") as batch:
+            for s in (one, batch):
+                s.apply([PutQueue(QueueRecord("/", "q"))])
+            for op in ops:
+                one.apply([op])
+            batch.apply(ops)
+            assert batch.load().messages == one.load().messages
