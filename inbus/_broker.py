@@ -203,13 +203,18 @@ class Broker:
                 self._arm_timer(m.expires_at)
         return True
 
-    def _dispatch_queue_locked(self, vh: VHost, q: Queue, now: float | None = None) -> None:
+    def _dispatch_queue_locked(self, vh: VHost, q: Queue, now: float | None = None,
+                               acked: Consumer | None = None) -> None:
         """Hand ready messages of ``q`` to its consumers with credit (round-robin, or the
         consumer-priority / single-active rules of ``Queue.next_consumer``): a delivery
         tag, the unacked entry and a sink item each. Messages found expired at the head
         on the way are dead-lettered (a TTL 0 message still reaches a consumer that waits
-        at publish time: expiry removes messages at their deadline)."""
-        if not q.ready_count or not q.consumers:
+        at publish time: expiry removes messages at their deadline).
+
+        ``acked``: the consumer whose ack (of one message) is the only change since ``q``
+        was last dispatched, so the only one of ``q``'s consumers that may have credit."""
+        cs = q.consumers
+        if not q.ready_count or not cs:
             return
         dead: list[QMsg] | None = None
         t = 0.0
@@ -221,6 +226,14 @@ class Broker:
         solo = q.solo
         if solo is not None and (solo.auto_ack or solo.qos.global_prefetch):
             solo = None
+        elif (acked is not None and acked.live and acked.prefetch and not q.single_active
+              and not acked.qos.global_prefetch and cs[0].priority == cs[-1].priority):
+            # So does the consumer whose ack freed a credit when it is one of several of
+            # equal priority: nobody else has credit (ready messages and no credit go
+            # together, see _enqueue_locked), so next_consumer() would pick it after a
+            # scan of every consumer, and scan them all again to find nobody.
+            solo = acked
+            q.rr = (cs.index(acked) + 1) % len(cs)  # where next_consumer() leaves it
         while q.ready_count:
             if solo is not None:
                 if solo.prefetch and solo.unacked >= solo.prefetch:

@@ -518,7 +518,7 @@ class Channel(BlockingConsuming):
                         qos.unacked -= 1
                         q.n_acked += 1
                         if q.ready_count and q.consumers:
-                            self._bus._dispatch_queue_locked(self._vh, q)
+                            self._bus._dispatch_queue_locked(self._vh, q, None, c)
                         return
                     self._bus._settle_locked(self, entry, "ack")
                     return
