@@ -149,8 +149,8 @@ class Broker:
                 c.unacked += 1
                 c.qos.unacked += 1
                 q.unacked += 1
+                cch._unacked[tag] = (q, seq, body, exchange, rk, props, c)  # (see Unacked)
                 msg = Message(body, exchange, rk, props, tag, False, c.tag, cch, None, c)
-                cch._unacked[tag] = (q, seq, msg, c)  # (its QMsg made on requeue)
             sink = c.sink
             sink.items.append((c.callback, msg))
             if sink.wanted:  # (Sink.push, inlined)

@@ -508,9 +508,9 @@ class Channel(BlockingConsuming):
                     q = entry[0]
                     c = entry[-1]
                     qos = self._qos
-                    # (a 4-tuple entry is a direct delivery: never persistent)
+                    # (a 7-tuple entry is a direct delivery: never persistent)
                     if (c is not None and not q.deleted and not qos.global_prefetch
-                            and (len(entry) == 4 or not (
+                            and (len(entry) == 7 or not (
                                 q.durable and entry[1].content.persistent))):
                         # The hot path of _settle_locked(entry, "ack"), inlined.
                         q.unacked -= 1

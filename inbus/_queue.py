@@ -33,7 +33,7 @@ import heapq
 from collections import deque
 from typing import Any, NamedTuple
 
-from ._message import Content, Message
+from ._message import BasicProperties, Content
 
 __all__ = ["ChannelQos", "Consumer", "DeclareResult", "QMsg", "Queue"]
 
@@ -68,19 +68,20 @@ class QMsg:
 
 # An unacked delivery, kept by its channel until it is settled: (queue, message, consumer,
 # or None for basic_get). A message the publisher handed straight to a manual-ack consumer
-# is kept as (queue, seq, delivered Message, consumer) instead, and gets its Content and
-# QMsg only if it goes back to the queue (most are acked: two objects less per message on
-# the hot path). Such a message is never persistent, has no TTL and no CC / BCC keys.
-Unacked = tuple["Queue", QMsg, "Consumer | None"] | tuple["Queue", int, Message, "Consumer"]
+# is kept as (queue, seq, body, exchange, routing key, properties, consumer) instead, and
+# gets its Content and QMsg only if it goes back to the queue (most are acked: two objects
+# less per message on the hot path). Such a message is never persistent, has no TTL and no
+# CC / BCC keys. (Not the delivered Message: a callback may rebind its attributes.)
+Unacked = (tuple["Queue", QMsg, "Consumer | None"]
+           | tuple["Queue", int, bytes, str, str, BasicProperties, "Consumer"])
 
 
 def unacked_entry(e: Unacked) -> tuple[Queue, QMsg, Consumer | None]:
     """``e`` as (queue, QMsg, consumer), making the QMsg of a direct delivery."""
     if len(e) == 3:
         return e
-    q, seq, msg, c = e
-    content = Content(msg.body, msg.exchange, msg.routing_key, msg.properties)
-    return q, QMsg(seq, content, None, False, True), c
+    q, seq, body, exchange, rk, props, c = e
+    return q, QMsg(seq, Content(body, exchange, rk, props), None, False, True), c
 
 
 class ChannelQos:

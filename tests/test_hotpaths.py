@@ -283,7 +283,7 @@ def test_direct_deliveries_keep_their_place_when_they_go_back(bus: Bus) -> None:
         ch.basic_publish("", "q", b)  # each goes straight to the consumer
     bus.run_until_idle()
     assert [m.body for m in got] == [b"a", b"b", b"c"]
-    assert all(type(e) is tuple and len(e) == 4 for e in ch._unacked.values())
+    assert all(type(e) is tuple and len(e) == 7 for e in ch._unacked.values())
     ch.basic_cancel(tag)
     got[1].nack(requeue=True)  # b back first...
     ch.basic_publish("", "q", b"d")  # ...no consumer now: d is queued behind it
@@ -319,3 +319,24 @@ def test_cc_bcc_delivery_to_a_waiting_consumer_keeps_its_routing_keys(bus: Bus) 
         d = ch.basic_get(q, auto_ack=True)
         assert d is not None and d.routing_key == "rk", q
         assert d.properties.headers["x-death"][0]["routing-keys"] == ["rk", "cc1"]
+
+
+def test_a_callback_rebinding_message_attributes_does_not_change_the_redelivery(
+        bus: Bus) -> None:
+    """The unacked entry of a direct delivery keeps its own copy of the fields."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    got: list[Message] = []
+
+    def on_message(m: Message) -> None:
+        got.append(m)
+        if not m.redelivered:
+            m.body, m.routing_key, m.exchange = b"changed", "changed", "changed"
+            m.properties = BasicProperties(app_id="changed")
+            m.nack(requeue=True)
+    ch.basic_consume("q", on_message)
+    ch.basic_publish("", "q", b"original", BasicProperties(app_id="me"))
+    bus.run_until_idle()
+    again = got[-1]
+    assert again.redelivered and again.body == b"original"
+    assert (again.exchange, again.routing_key, again.properties.app_id) == ("", "q", "me")
