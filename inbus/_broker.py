@@ -273,7 +273,11 @@ class Broker:
             q.n_delivered += 1
             if m.redelivered:
                 q.n_redelivered += 1
-            c.sink.push((c.callback, msg))
+            sink = c.sink
+            sink.items.append((c.callback, msg))
+            if sink.wanted:  # (Sink.push, inlined)
+                sink.wanted = False
+                sink.cond.notify()
         if dead:
             for m in dead:
                 self._dead_letter_locked(vh, q, m, "expired")

@@ -272,10 +272,19 @@ class Queue:
 
     def pop(self) -> QMsg | None:
         """Take the head message (highest priority first). O(1)."""
-        lane = self._head_lane()
-        if lane is None:
-            return None
-        m = lane.pop()
+        if self.simple:  # (one lane: _head_lane() and _Lane.pop() inlined, once per delivery)
+            lane = self.lanes[0]
+            if lane.front:
+                m = heapq.heappop(lane.front)
+            elif lane.tail:
+                m = lane.tail.popleft()
+            else:
+                return None
+        else:
+            head = self._head_lane()
+            if head is None:
+                return None
+            m = head.pop()
         self.ready_count -= 1
         self.ready_bytes -= m.content.size
         return m
