@@ -340,3 +340,40 @@ def test_a_callback_rebinding_message_attributes_does_not_change_the_redelivery(
     again = got[-1]
     assert again.redelivered and again.body == b"original"
     assert (again.exchange, again.routing_key, again.properties.app_id) == ("", "q", "me")
+
+
+def test_acks_freeing_credit_keep_round_robin_order(bus: Bus) -> None:
+    """With a backlog, the consumer whose ack freed a credit is served at once (nobody
+    else has credit), and the round robin goes on after it, as next_consumer() leaves
+    it: once everyone has credit again, the next messages follow that order."""
+    pub = bus.channel()
+    pub.queue_declare("q")
+    held: dict[str, list[Message]] = {}
+    order: list[tuple[str, bytes]] = []
+    for name in ("a", "b", "c"):
+        ch = bus.channel()
+        ch.basic_qos(prefetch_count=1)
+        ch.basic_consume("q", lambda m, n=name: (order.append((n, m.body)),
+                                                 held.setdefault(n, []).append(m)),
+                         consumer_tag=name)
+    for i in range(9):
+        pub.basic_publish("", "q", b"%d" % i)
+    bus.run_until_idle()
+    assert order == [("a", b"0"), ("b", b"1"), ("c", b"2")]
+    for n in ("c", "a", "b", "b", "c"):  # ack the oldest held message of n
+        held[n].pop(0).ack()
+        bus.run_until_idle()
+    assert [n for n, _ in order[3:]] == ["c", "a", "b", "b", "c"]
+    assert [b for _, b in order] == [b"%d" % i for i in range(8)]
+    held["a"].pop(0).ack()  # a takes the last one: the round robin goes on after a
+    bus.run_until_idle()
+    assert order[-1] == ("a", b"8")
+    for n in ("a", "b", "c"):
+        while held[n]:
+            held[n].pop(0).ack()  # nothing ready: every consumer has credit again
+    for body in (b"x", b"y", b"z"):
+        pub.basic_publish("", "q", body)
+    bus.run_until_idle()
+    # (the pump runs connections in creation order: compare who got what)
+    assert sorted(order[-3:], key=lambda o: o[1]) == [("b", b"x"), ("c", b"y"), ("a", b"z")]
+    bus._check()
