@@ -287,7 +287,7 @@ class Broker:
     def _mark_delivered(self, vh: VHost, q: Queue, m: QMsg) -> None:
         if q.exclusive_owner is None:
             from ._store import MarkDelivered
-            vh.ops.append(MarkDelivered(vh.name, q.name, m.seq))
+            vh.ops.append(MarkDelivered(vh.name, q.name, m.seq, getattr(m, "returns", 0)))
 
     def _dispatch_channel_locked(self, ch: Channel) -> None:
         seen: set[int] = set()

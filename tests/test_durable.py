@@ -315,3 +315,52 @@ def test_mixed_confirm_styles_from_many_threads_lose_nothing(tmp_path: Path) -> 
             assert bodies == list(range(n)), (q, style)  # all of them, in order
             if style != "plain":
                 assert sorted(confirmed[q]) == list(range(n)), (q, style)
+
+
+def test_an_x_delivery_limit_count_survives_a_restart(tmp_path: Path) -> None:
+    db = str(tmp_path / "app.db")
+    args = {"x-delivery-limit": 2, "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": "poison"}
+    with Bus(db) as bus:
+        ch = bus.channel()
+        ch.queue_declare("poison", durable=True)
+        ch.queue_declare("work", durable=True, arguments=args)
+        ch.basic_publish("", "work", "bad", P)
+        for _ in range(2):  # returned twice: at the limit, not over it
+            m = ch.basic_get("work")
+            assert m is not None
+            m.nack(requeue=True)
+    with Bus(db) as bus:
+        ch = bus.channel()
+        m = ch.basic_get("work")
+        assert m is not None and m.body == b"bad" and m.redelivered
+        m.nack(requeue=True)  # the third return: over the limit, dead-lettered
+        assert ch.basic_get("work") is None
+        dead = ch.basic_get("poison", auto_ack=True)
+        assert dead is not None and dead.body == b"bad"
+        assert dead.properties.headers["x-death"][0]["reason"] == "delivery_limit"
+
+
+def test_bcc_routing_keys_of_a_stored_message_survive_a_restart(tmp_path: Path) -> None:
+    """A dead-lettered message is routed with every key it was published with, BCC ones
+    included (the BCC header itself is stripped at publish), after a restart too."""
+    db = str(tmp_path / "app.db")
+    with Bus(db) as bus:
+        ch = bus.channel()
+        ch.exchange_declare("in", "direct", durable=True)
+        ch.exchange_declare("dlx", "direct", durable=True)
+        ch.queue_declare("q", durable=True, arguments={"x-dead-letter-exchange": "dlx"})
+        ch.queue_bind("q", "in", "a")
+        ch.queue_bind("q", "in", "b")
+        for name in ("dead-a", "dead-b"):
+            ch.queue_declare(name, durable=True)
+            ch.queue_bind(name, "dlx", name[-1])
+        ch.basic_publish("in", "a", "m", BasicProperties(delivery_mode=2,
+                                                         headers={"BCC": ["b"]}))
+        # (routed to q once, though both keys match: a queue gets one copy)
+    with Bus(db) as bus:
+        ch = bus.channel()
+        m = ch.basic_get("q")
+        assert m is not None and "BCC" not in (m.properties.headers or {})
+        m.reject(requeue=False)
+        assert drain(ch, "dead-a") == drain(ch, "dead-b") == [(b"m", False)]
