@@ -321,7 +321,8 @@ class Channel(BlockingConsuming):
                       properties: BasicProperties | None = None, mandatory: bool = False,
                       immediate: bool = False) -> None:
         """Publish a message. Unroutable + mandatory: returned (312 NO_ROUTE) to the
-        return callbacks, or in confirm mode raised as :class:`UnroutableError`.
+        return callbacks, or in confirm mode raised as :class:`UnroutableError`. The bus
+        keeps a copy of ``properties``: the caller may reuse or change its object.
 
         >>> from inbus import Bus
         >>> ch = Bus().channel()
@@ -333,7 +334,14 @@ class Channel(BlockingConsuming):
         if type(routing_key) is not str or len(routing_key) > 63:
             routing_key = check_short(routing_key, "routing_key")
         bus = self._bus
-        props = properties if properties is not None else bus._no_props
+        props: BasicProperties
+        if properties is None:
+            props = bus._no_props
+        elif type(properties) is BasicProperties or isinstance(properties, BasicProperties):
+            props = properties._snapshot()  # the caller may reuse or change its object
+        else:
+            raise TypeError(f"properties must be an inbus.BasicProperties, not "
+                            f"{type(properties).__name__}")
         # A blocking confirm of a persistent message will flush: say so before the submit,
         # so the committer lets this thread commit it instead of waking its writer.
         waiter = (bus._committer if self._confirm and self._confirm_callback is None

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ._channel import Channel
@@ -35,6 +35,7 @@ class BasicProperties:
     """
 
     __slots__ = PROPERTY_NAMES
+    _read_only: ClassVar[bool] = False  # (the shared all-None properties: True)
 
     def __init__(
         self,
@@ -77,6 +78,37 @@ class BasicProperties:
     def from_dict(cls, d: dict[str, Any]) -> BasicProperties:
         return cls(**{k: v for k, v in d.items() if k in PROPERTY_NAMES})
 
+    def _snapshot(self) -> BasicProperties:
+        """The copy the bus keeps of a publisher's properties (~0.15 µs; the headers table
+        is copied too, nested tables and lists included): as with pika, whose publish
+        encodes them, the publisher may change or reuse its object right after
+        ``basic_publish`` without changing what was published."""
+        if self._read_only:
+            return self
+        new = _new_properties(BasicProperties)
+        new.content_type = self.content_type
+        new.content_encoding = self.content_encoding
+        h = self.headers
+        if h is not None:
+            try:
+                h = _copy_value(h)
+            except RecursionError:
+                raise TypeError("the headers table contains itself (a reference cycle): "
+                                "it cannot be published") from None
+        new.headers = h
+        new.delivery_mode = self.delivery_mode
+        new.priority = self.priority
+        new.correlation_id = self.correlation_id
+        new.reply_to = self.reply_to
+        new.expiration = self.expiration
+        new.message_id = self.message_id
+        new.timestamp = self.timestamp
+        new.type = self.type
+        new.user_id = self.user_id
+        new.app_id = self.app_id
+        new.cluster_id = self.cluster_id
+        return new
+
     def copy(self, **changes: Any) -> BasicProperties:
         d = {k: getattr(self, k) for k in PROPERTY_NAMES}
         d.update(changes)
@@ -94,12 +126,26 @@ class BasicProperties:
         return f"BasicProperties({inner})"
 
 
+_new_properties = object.__new__
+
+
+def _copy_value(v: Any) -> Any:
+    """``v`` with every dict and list in it copied (other values are immutable or kept)."""
+    t = type(v)
+    if t is dict:
+        return {k: _copy_value(x) for k, x in v.items()}
+    if t is list:
+        return [_copy_value(x) for x in v]
+    return v
+
+
 class _NoProperties(BasicProperties):
     """The read-only, all-None properties shared by every message its bus publishes
     without properties (a BasicProperties costs ~150 bytes and 14 stores per publish).
     Assigning to it raises; ``copy(...)`` gives a mutable one."""
 
     __slots__ = ()
+    _read_only = True
 
     def __init__(self) -> None:
         for k in PROPERTY_NAMES:

@@ -897,6 +897,31 @@ def test_properties_none_when_not_published(ch: inbus.Channel) -> None:
     assert (m.exchange, m.routing_key, m.redelivered, m.consumer_tag) == ("", "q", False, None)
 
 
+def test_the_publisher_may_reuse_and_change_its_properties(ch: inbus.Channel) -> None:
+    """As with pika (whose publish encodes them), changing a BasicProperties object (or its
+    headers, nested values included) after basic_publish changes nothing published."""
+    ch.queue_declare("q")
+    props = BasicProperties(headers={"trail": ["start"], "meta": {"n": 0}})
+    for i in range(3):
+        props.correlation_id = str(i)
+        props.headers["trail"].append(i)
+        props.headers["meta"]["n"] = i
+        ch.basic_publish("", "q", b"x", props)
+    got = [ch.basic_get("q", auto_ack=True) for _ in range(3)]
+    assert [(m.properties.correlation_id, m.properties.headers["trail"],
+             m.properties.headers["meta"]) for m in got if m is not None] == [
+        ("0", ["start", 0], {"n": 0}), ("1", ["start", 0, 1], {"n": 1}),
+        ("2", ["start", 0, 1, 2], {"n": 2})]
+    assert props.correlation_id == "2" and props.headers["meta"] == {"n": 2}  # untouched
+    with pytest.raises(TypeError, match="inbus.BasicProperties, not dict"):
+        ch.basic_publish("", "q", b"x", {"delivery_mode": 2})  # type: ignore[arg-type]
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(TypeError, match="reference cycle"):
+        ch.basic_publish("", "q", b"x", BasicProperties(headers=cyclic))
+    assert ch.queue_declare("q", passive=True).message_count == 0
+
+
 def test_basic_get_message_count_and_empty(ch: inbus.Channel) -> None:
     ch.queue_declare("q")
     assert ch.basic_get("q") is None
