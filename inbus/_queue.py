@@ -194,9 +194,11 @@ class Queue:
         self.deleted = False
         self.has_ttl = self.message_ttl is not None  # sticky: may hold expiring messages
         self.simple = self.max_priority == 0
-        # No priority, queue TTL or length limit: a message may skip the lanes (see
-        # deliver_now) when nothing is ready.
-        self.plain = (self.simple and self.message_ttl is None and self.max_length is None
+        # No queue TTL or length limit: when nothing is ready, the publisher may hand a
+        # message straight to a consumer with credit instead of through the lanes. A
+        # priority queue too: with nothing ready, the message would be the head anyway
+        # (and it goes back to its priority's lane if it is requeued).
+        self.plain = (self.message_ttl is None and self.max_length is None
                       and self.max_length_bytes is None)
         # counters for statistics() (see totals())
         self.n_published = self.n_delivered = self.n_acked = self.n_redelivered = 0

@@ -377,3 +377,28 @@ def test_acks_freeing_credit_keep_round_robin_order(bus: Bus) -> None:
     # (the pump runs connections in creation order: compare who got what)
     assert sorted(order[-3:], key=lambda o: o[1]) == [("b", b"x"), ("c", b"y"), ("a", b"z")]
     bus._check()
+
+
+def test_priority_queue_direct_deliveries_go_back_to_their_lane(bus: Bus) -> None:
+    """With nothing ready, a priority queue hands a message straight to a consumer with
+    credit (it would be the head anyway); requeued, it goes back to its priority's lane
+    at its original position."""
+    ch = bus.channel()
+    ch.queue_declare("pq", arguments={"x-max-priority": 10})
+    ch.basic_qos(prefetch_count=1)
+    got: list[Message] = []
+    tag = ch.basic_consume("pq", got.append)
+    P = BasicProperties
+    ch.basic_publish("", "pq", b"p1", P(priority=1))  # straight to the consumer
+    for body, p in ((b"p9", 9), (b"p5", 5), (b"p1-later", 1)):
+        ch.basic_publish("", "pq", body, P(priority=p))  # no credit: queued
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"p1"]
+    ch.basic_cancel(tag)
+    got[0].nack(requeue=True)
+    order = []
+    while (m := ch.basic_get("pq", auto_ack=True)) is not None:
+        order.append((m.body, m.redelivered))
+    assert order == [(b"p9", False), (b"p5", False), (b"p1", True), (b"p1-later", False)]
+    s = bus.statistics().queue("pq")
+    assert (s.published, s.delivered, s.acked) == (4, 5, 4)
