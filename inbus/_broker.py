@@ -141,7 +141,7 @@ class Broker:
             cch._next_tag = tag + 1
             if c.auto_ack:  # settled on delivery: the queue keeps nothing
                 q.n_direct_auto += 1  # (published, delivered and acked)
-                msg = Message(body, exchange, rk, props, tag, False, c.tag, cch)
+                msg = Message(body, exchange, rk, props, tag, False, c.tag, cch, None, c)
             else:
                 q.n_direct += 1  # (published and delivered)
                 seq = q.next_seq
@@ -152,7 +152,7 @@ class Broker:
                 cch._unacked[tag] = (q, seq, body, exchange, rk, props, c)  # (see Unacked)
                 msg = Message(body, exchange, rk, props, tag, False, c.tag, cch, None, c)
             sink = c.sink
-            sink.items.append((c.callback, msg))
+            sink.items.append(msg)
             if sink.wanted:  # (Sink.push, inlined)
                 sink.wanted = False
                 sink.cond.notify()
@@ -256,7 +256,7 @@ class Broker:
             if c.auto_ack:
                 mc = m.content
                 msg = Message(mc.body, mc.exchange, mc.routing_key, mc.properties, tag,
-                              m.redelivered, c.tag, ch)
+                              m.redelivered, c.tag, ch, None, c)
                 q.n_acked += 1
                 if m.content.persistent and q.durable:
                     vh.persist_remove(q, m)
@@ -265,7 +265,6 @@ class Broker:
                 c.qos.unacked += 1
                 q.unacked += 1
                 ch._unacked[tag] = (q, m, c)
-                # (the consumer lets the pump skip it if c is cancelled before it runs)
                 mc = m.content
                 msg = Message(mc.body, mc.exchange, mc.routing_key, mc.properties, tag,
                               m.redelivered, c.tag, ch, None, c)
@@ -274,7 +273,7 @@ class Broker:
             if m.redelivered:
                 q.n_redelivered += 1
             sink = c.sink
-            sink.items.append((c.callback, msg))
+            sink.items.append(msg)
             if sink.wanted:  # (Sink.push, inlined)
                 sink.wanted = False
                 sink.cond.notify()
@@ -460,18 +459,12 @@ class Broker:
         if c in q.consumers:
             q.remove_consumer(c)
         if putback and not c.auto_ack and c.sink.items:
-            mine = [it for it in c.sink.items
-                    if isinstance(it[1], Message) and it[1]._channel is ch
-                    and it[1].consumer_tag == c.tag]
+            mine = c.sink.remove_deliveries(lambda m: m._consumer is c)
             if mine:
-                ids = {id(it) for it in mine}
-                rest = [it for it in c.sink.items if id(it) not in ids]
-                c.sink.items.clear()
-                c.sink.items.extend(rest)
                 # As RabbitMQ + a client that rejects what it had not dispatched: they
                 # go back to their positions flagged redelivered (DESIGN §1).
                 back = []
-                for _fn, msg in mine:
+                for msg in mine:
                     entry = ch._unacked.pop(msg.delivery_tag, None)
                     if entry is not None:
                         back.append(entry)

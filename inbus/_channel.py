@@ -179,7 +179,7 @@ class Channel(BlockingConsuming):
         it to its position, flagged redelivered as basic_cancel does, and return True;
         False if the consumer is still current (then the callback runs)."""
         with self._lock:
-            c = msg._callback
+            c = msg._consumer
             if self._consumers.get(c.tag) is c:
                 return False
             entry = self._unacked.pop(msg.delivery_tag, None)
@@ -188,11 +188,7 @@ class Channel(BlockingConsuming):
             return True
 
     def _drop_pending(self) -> None:
-        sink = self._sink
-        if sink.items:
-            keep = [it for it in sink.items if getattr(it[1], "_channel", None) is not self]
-            sink.items.clear()
-            sink.items.extend(keep)
+        self._sink.remove_deliveries(lambda m: m._channel is self)
 
     # --- exchanges ---------------------------------------------------------------------
 

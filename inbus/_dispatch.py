@@ -3,9 +3,11 @@
 Theory of operation
 -------------------
 The bus has one lock (an RLock). Channels and queues are changed under it; a delivery
-decided under it is appended to a :class:`Sink` as an item ``(callback, argument)``.
-Callbacks run later, from a sink, with no lock held, so they may publish, ack, declare or
-consume again from any thread without deadlock.
+decided under it is appended to a :class:`Sink` as an item: the :class:`Message` itself
+(its consumer's callback runs it; no pair to allocate and for the garbage collector to
+track per delivery), or ``(callback, argument)`` for anything else (return and cancel
+callbacks...). Callbacks run later, from a sink, with no lock held, so they may publish,
+ack, declare or consume again from any thread without deadlock.
 
 - Every connection has a sink, pumped by whichever thread calls ``run_until_idle``,
   ``start_consuming``, ``process_data_events`` or iterates ``consume()`` (pika's model).
@@ -43,7 +45,7 @@ __all__ = ["Sink", "Timer", "Worker", "acquire_barging", "new_lock"]
 
 log = logging.getLogger("inbus")
 
-Item = tuple[Callable[[Any], Any], Any]
+Item = Message | tuple[Callable[[Any], Any], Any]
 
 
 def new_lock() -> threading.RLock:
@@ -69,7 +71,8 @@ def acquire_barging(lock: Any) -> bool:
 
 
 class Sink:
-    """A FIFO of callback items and a condition to wait for them (under the bus lock)."""
+    """A FIFO of items (deliveries, or ``(callback, argument)``) and a condition to wait
+    for them (under the bus lock)."""
 
     __slots__ = ("items", "cond", "waiting", "wanted", "closed")
 
@@ -102,6 +105,21 @@ class Sink:
         self.items.clear()
         return items
 
+    def remove_deliveries(self, match: Callable[[Message], bool]) -> list[Message]:
+        """Remove the pending deliveries ``match`` selects; returns them in order (caller
+        holds the lock). O(pending)."""
+        mine: list[Message] = []
+        keep: list[Item] = []
+        for it in self.items:
+            if isinstance(it, Message) and match(it):
+                mine.append(it)
+            else:
+                keep.append(it)
+        if mine:
+            self.items.clear()
+            self.items.extend(keep)
+        return mine
+
     def wait(self, timeout: float | None) -> bool:
         """Wait (lock held) until items arrive, the sink closes or timeout passes."""
         if self.items or self.closed:
@@ -118,14 +136,17 @@ class Sink:
         """Run items with no lock held. On an exception, put the rest back and re-raise."""
         i = skipped = 0
         try:
-            for fn, arg in items:
+            for it in items:
                 i += 1
-                # (_cancelled, inlined: the consumer of a manual-ack delivery is current)
-                if (type(arg) is Message and (c := arg._callback) is not None
-                        and not c.live and arg._channel._putback(arg)):
-                    skipped += 1
-                    continue
-                fn(arg)
+                if isinstance(it, Message):
+                    c = it._consumer
+                    # (_cancelled, inlined)
+                    if not c.live and not c.auto_ack and it._channel._putback(it):
+                        skipped += 1
+                        continue
+                    c.callback(it)
+                else:
+                    it[0](it[1])
         except BaseException:
             rest = items[i:]
             if rest:
@@ -135,16 +156,13 @@ class Sink:
         return i - skipped
 
 
-def _cancelled(arg: Any) -> bool:
-    """True for a delivery whose consumer was cancelled (or whose channel closed) after it
-    was taken from the sink but before its callback ran: the channel puts it back in its
-    queue instead, so no callback runs after ``basic_cancel`` / ``stop_consuming``."""
-    if type(arg) is not Message:
-        return False  # a cancel or return callback's argument
-    c = arg._callback
-    if c is None or c.live:
-        return False
-    return bool(arg._channel._putback(arg))
+def _cancelled(m: Message) -> bool:
+    """True for a delivery to a manual-ack consumer that was cancelled (or whose channel
+    closed) after it was taken from the sink but before its callback ran: the channel puts
+    it back in its queue instead, so no callback runs after ``basic_cancel`` /
+    ``stop_consuming``."""
+    c = m._consumer
+    return not c.live and not c.auto_ack and bool(m._channel._putback(m))
 
 
 class Worker:
@@ -171,11 +189,16 @@ class Worker:
                 items = sink.take()
             finally:
                 lock.release()
-            for fn, arg in items:
+            for it in items:
+                arg = it
                 try:
-                    if _cancelled(arg):
-                        continue
-                    fn(arg)
+                    if isinstance(it, Message):
+                        if not it._consumer.live and _cancelled(it):
+                            continue
+                        it._consumer.callback(it)
+                    else:
+                        fn, arg = it
+                        fn(arg)
                 except BaseException as exc:  # noqa: BLE001 - reported, never silent
                     try:
                         self.on_error(exc, arg)

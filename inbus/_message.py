@@ -200,7 +200,7 @@ class Message:
     """
 
     __slots__ = ("body", "exchange", "routing_key", "properties", "delivery_tag",
-                 "redelivered", "consumer_tag", "message_count", "_channel", "_callback")
+                 "redelivered", "consumer_tag", "message_count", "_channel", "_consumer")
 
     # (built from the fields, not from a Content: a message the publisher hands straight
     # to a consumer never gets a Content, one object less per delivery)
@@ -217,9 +217,9 @@ class Message:
         self.consumer_tag = consumer_tag
         self.message_count = message_count
         self._channel = channel
-        # The consumer of a manual-ack delivery (None otherwise): lets the pump skip the
-        # callback if that consumer is cancelled before it runs.
-        self._callback: Any = consumer
+        # The consumer it was delivered to (None for basic_get): the pump runs its
+        # callback, or skips it if a manual-ack consumer was cancelled before it runs.
+        self._consumer: Any = consumer
 
     @property
     def channel(self) -> Channel:

@@ -450,16 +450,10 @@ class BlockingChannel:
         """Remove this consumer's deliveries still waiting in the connection's queue of
         callbacks (auto-ack: they are already settled, so they are handed back)."""
         native_conn = self._connection._native
+        native = self._native
         with native_conn._lock:
-            items = native_conn._sink.items
-            mine = [m for _fn, m in items if isinstance(m, Message)
-                    and m.channel is self._native and m.consumer_tag == tag]
-            if mine:
-                keep = [it for it in items if not (isinstance(it[1], Message)
-                                                   and it[1] in mine)]
-                items.clear()
-                items.extend(keep)
-        return mine
+            return list(native_conn._sink.remove_deliveries(
+                lambda m: m.channel is native and m.consumer_tag == tag))
 
     def _cancel_all_consumers(self) -> None:
         for tag in list(self._consumers):
