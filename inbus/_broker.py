@@ -221,9 +221,9 @@ class Broker:
         if q.has_ttl:
             t = now or self._now()
             dead = []
-        # The only manual-ack consumer of a plain queue (an ack just freed its credit)
-        # skips next_consumer(): the hot case, so the loop is inlined here.
-        solo = q.solo
+        # The only manual-ack consumer of the queue (an ack just freed its credit) skips
+        # next_consumer(): the hot case, so the loop is inlined here.
+        solo = cs[0] if len(cs) == 1 else None
         if solo is not None and (solo.auto_ack or solo.qos.global_prefetch):
             solo = None
         elif (acked is not None and acked.live and acked.prefetch and not q.single_active
