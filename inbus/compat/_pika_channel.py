@@ -452,8 +452,8 @@ class BlockingChannel:
         native_conn = self._connection._native
         native = self._native
         with native_conn._lock:
-            return list(native_conn._sink.remove_deliveries(
-                lambda m: m.channel is native and m.consumer_tag == tag))
+            return native_conn._sink.remove_deliveries(
+                lambda m: m.channel is native and m.consumer_tag == tag)
 
     def _cancel_all_consumers(self) -> None:
         for tag in list(self._consumers):
