@@ -17,7 +17,9 @@ auto-ack, or when it holds fewer unacked messages than its prefetch *and* its ch
 holds fewer than the channel's global prefetch (0 = no limit). The broker's dispatch loop
 (``Broker._dispatch_queue_locked``) pops, counts the credit and makes the delivery; it is
 inlined there because it runs once per delivery. ``solo`` names the only consumer of a
-plain queue, which the publish and dispatch fast paths serve without asking.
+plain queue (no TTL or length limit), which the publisher's fast path serves without
+asking; the dispatch loop serves the only consumer of any queue so, and, after an ack,
+the consumer that acked (ready messages mean nobody else has credit).
 
 Expiry (``x-message-ttl``, per-message ``expiration``) is decided at the head only, as in
 RabbitMQ; ``expire(now)`` returns what died so the vhost can dead-letter it. The caller
