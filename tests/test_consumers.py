@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,14 +20,7 @@ from inbus import (
     NotAllowed,
     PreconditionFailed,
 )
-
-
-@pytest.fixture
-def bus() -> Iterator[Bus]:
-    b = Bus()
-    yield b
-    b._check()
-    b.close()
+from tests._support import checked_bus  # noqa: F401 - the bus fixture
 
 
 def publish(ch: inbus.Channel, queue: str, *bodies: str) -> None:

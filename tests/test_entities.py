@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,14 +29,7 @@ from inbus import (
     ResourceLocked,
     UnroutableError,
 )
-
-
-@pytest.fixture
-def bus() -> Iterator[Bus]:
-    b = Bus()
-    yield b
-    b._check()
-    b.close()
+from tests._support import checked_bus  # noqa: F401 - the bus fixture
 
 
 @pytest.fixture

@@ -4,20 +4,9 @@ its consumers and features."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from inbus import BasicProperties, Bus, Channel, Message
 from inbus.testing import ManualClock
-
-
-@pytest.fixture
-def bus() -> Iterator[Bus]:
-    b = Bus()
-    yield b
-    b._check()
-    b.close()
+from tests._support import checked_bus  # noqa: F401 - the bus fixture
 
 
 def drain(bus: Bus, ch: Channel, *queues: str) -> dict[str, list[bytes]]:
