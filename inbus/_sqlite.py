@@ -614,10 +614,12 @@ def _summarise(p: str, c: sqlite3.Connection) -> FileSummary:
         raise PersistenceError(p, "is not an inbus store (no inbus schema)")
     meta = dict(c.execute("SELECT key, value FROM meta").fetchall())
     version = int(meta.get("schema_version", "0"))
-    if version != SCHEMA_VERSION:
+    # (what is read here has been in every version; an older file is not upgraded: this
+    # never writes, a Bus that opens it does)
+    if not 1 <= version <= SCHEMA_VERSION:
         newer = "newer" if version > SCHEMA_VERSION else "older"
         raise PersistenceError(p, f"has schema version {version}, {newer} than this inbus "
-                               f"reads ({SCHEMA_VERSION})")
+                               f"reads (1 to {SCHEMA_VERSION})")
     _quick_check(p, c)
     s = FileSummary(p, version, meta.get("clean") == "1")
     s.vhosts, s.exchanges, s.queues, s.bindings = _entities(c)

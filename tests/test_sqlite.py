@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from inbus import _sqlite
 from inbus._errors import PersistenceError
-from inbus._sqlite import SqliteStore
+from inbus._sqlite import SqliteStore, read_summary
 from inbus._store import (
     BindingRecord,
     DeleteBinding,
@@ -414,10 +414,8 @@ def test_a_failed_migration_changes_nothing(path: str, monkeypatch: pytest.Monke
                                ).fetchone() == (0,)
 
 
-def test_a_version_1_file_is_upgraded_in_place(path: str) -> None:
-    """A file written by the first schema (as inbus 0.1 wrote it) opens, keeps every
-    message, and gains version 2's columns (return count, CC / BCC routing keys)."""
-    import sqlite3
+def _write_version_1_file(path: str) -> None:
+    """A store file as the first schema wrote it: queue "q" with one message, seq 7."""
     c = sqlite3.connect(path, isolation_level=None)
     c.execute("PRAGMA journal_mode=WAL")
     for statement in _sqlite._V1:
@@ -428,6 +426,12 @@ def test_a_version_1_file_is_upgraded_in_place(path: str) -> None:
     c.execute("INSERT INTO messages VALUES ('/', 'q', 7, '', 'q', x'6869',"
               " '{\"delivery_mode\":2}', 1, NULL, 0)")
     c.close()
+
+
+def test_a_version_1_file_is_upgraded_in_place(path: str) -> None:
+    """A file written by the first schema opens, keeps every message, and gains version
+    2's columns (return count, CC / BCC routing keys)."""
+    _write_version_1_file(path)
     with SqliteStore(path) as s:
         assert s.schema_version == 2
         [m] = s.load().messages
@@ -439,6 +443,14 @@ def test_a_version_1_file_is_upgraded_in_place(path: str) -> None:
     with SqliteStore(path) as s:
         m7, m8 = s.load().messages
         assert m7.returns == 3 and m8.routing_keys == ["a", "b"] and m8.returns == 0
+
+
+def test_inspect_reads_a_version_1_file_without_upgrading_it(path: str) -> None:
+    _write_version_1_file(path)
+    before = open(path, "rb").read()
+    summary = read_summary(path)
+    assert summary.schema_version == 1 and summary.ready == {("/", "q"): (1, 2)}
+    assert open(path, "rb").read() == before
 
 
 def test_return_counts_only_grow(path: str) -> None:
