@@ -16,9 +16,9 @@ fails after ``timeout`` seconds with a PersistenceError saying the file is in us
 is a kernel file lock: when its owner dies (even by SIGKILL) the kernel drops it and the
 next open recovers the WAL. (No ``-shm`` file is used in exclusive mode.)
 
-*Schema.* Table ``meta`` holds the rows ``schema_version`` and ``clean``. ``_MIGRATIONS[i]``
-takes a file from version ``i`` to ``i + 1`` and runs in the opening transaction, so an
-upgrade is all-or-nothing. A file of a version newer than this code knows is refused.
+*Schema.* The tables, versions and migrations are data in :mod:`inbus._schema`; opening
+runs the migrations a file needs in the opening transaction, so an upgrade is
+all-or-nothing. A file of a version newer than this code knows is refused.
 
 *Durability.* ``apply(ops)`` is one transaction (``BEGIN`` .. ``COMMIT``); when it returns
 the ops are durable to the level chosen by ``synchronous``:
@@ -57,6 +57,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import PersistenceError
+from ._schema import MIGRATIONS as _MIGRATIONS
+from ._schema import SCHEMA_VERSION
 from ._store import (
     BindingRecord,
     DeleteBinding,
@@ -84,40 +86,6 @@ from ._store import (
 __all__ = ["SCHEMA_VERSION", "FileSummary", "SqliteStore", "read_summary"]
 
 SYNCHRONOUS_LEVELS = ("FULL", "NORMAL", "OFF")
-
-# --- schema and migrations -----------------------------------------------------------------
-
-_V1 = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE vhosts (name TEXT NOT NULL UNIQUE)",
-    "CREATE TABLE exchanges (vhost TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,"
-    " durable INTEGER NOT NULL, auto_delete INTEGER NOT NULL, internal INTEGER NOT NULL,"
-    " arguments TEXT NOT NULL, UNIQUE (vhost, name))",
-    "CREATE TABLE queues (vhost TEXT NOT NULL, name TEXT NOT NULL, durable INTEGER NOT NULL,"
-    " auto_delete INTEGER NOT NULL, arguments TEXT NOT NULL, UNIQUE (vhost, name))",
-    "CREATE TABLE bindings (vhost TEXT NOT NULL, source TEXT NOT NULL,"
-    " destination TEXT NOT NULL, destination_kind TEXT NOT NULL,"
-    " routing_key TEXT NOT NULL, arguments TEXT NOT NULL,"
-    " UNIQUE (vhost, source, destination, destination_kind, routing_key, arguments))",
-    "CREATE INDEX bindings_by_destination ON bindings (vhost, destination)",
-    "CREATE TABLE messages (vhost TEXT NOT NULL, queue TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " exchange TEXT NOT NULL, routing_key TEXT NOT NULL, body BLOB NOT NULL,"
-    " properties TEXT NOT NULL, redelivered INTEGER NOT NULL, expires_at REAL,"
-    " death_count INTEGER NOT NULL, UNIQUE (vhost, queue, seq))",
-    "INSERT INTO meta VALUES ('clean', '1')",
-)
-
-# Version 2: a message's x-delivery-limit count ("returns": times it went back to its
-# queue) and the routing keys it was published with when CC / BCC headers added some (JSON
-# list; NULL = its routing_key only), so both survive a restart.
-_V2 = (
-    "ALTER TABLE messages ADD COLUMN returns INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE messages ADD COLUMN routing_keys TEXT",
-)
-
-# _MIGRATIONS[i] takes a file from schema version i to i + 1 (version 0 = empty file).
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 # --- error translation ---------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inbus import _sqlite
+from inbus import _schema, _sqlite
 from inbus._errors import PersistenceError
 from inbus._sqlite import SqliteStore, read_summary
 from inbus._store import (
@@ -418,7 +418,7 @@ def _write_version_1_file(path: str) -> None:
     """A store file as the first schema wrote it: queue "q" with one message, seq 7."""
     c = sqlite3.connect(path, isolation_level=None)
     c.execute("PRAGMA journal_mode=WAL")
-    for statement in _sqlite._V1:
+    for statement in _schema.V1:
         c.execute(statement)
     c.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     c.execute("INSERT INTO vhosts VALUES ('/')")
