@@ -10,6 +10,10 @@ the same lock, then propagates; later use of the channel raises :class:`ChannelC
 naming why it closed. Callbacks never run here: they are pumped from sinks (see
 :mod:`inbus._dispatch`).
 
+The exchange and queue methods (declare, delete, bind, purge) live in the
+:class:`inbus._topology.Topology` mixin, the blocking consume loops in
+:class:`inbus._pumping.BlockingConsuming`.
+
 Delivery tags are per channel and strictly increasing. ``basic_ack(tag, multiple=True)``
 settles every unacked tag up to and including ``tag`` (``0`` with multiple = all).
 """
@@ -28,15 +32,15 @@ from ._errors import (
     ConnectionClosed,
     NackError,
     NotAllowed,
-    NotFound,
     NotImplementedByBus,
     PreconditionFailed,
     UnroutableError,
 )
 from ._message import BasicProperties, Message, ReturnedMessage
-from ._names import check_short, coerce_body, gen_consumer_tag, gen_queue_name
+from ._names import check_short, coerce_body, gen_consumer_tag
 from ._pumping import BlockingConsuming
 from ._queue import ChannelQos, Consumer, DeclareResult, Queue, Unacked
+from ._topology import Topology
 
 if TYPE_CHECKING:
     from ._connection import Connection
@@ -44,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["Channel", "DeclareResult"]
 
 
-class Channel(BlockingConsuming):
+class Channel(Topology, BlockingConsuming):
     """An AMQP channel with pika 1.x BlockingChannel's method names and arguments.
 
     >>> from inbus import Bus
@@ -189,127 +193,6 @@ class Channel(BlockingConsuming):
 
     def _drop_pending(self) -> None:
         self._sink.remove_deliveries(lambda m: m._channel is self)
-
-    # --- exchanges ---------------------------------------------------------------------
-
-    def exchange_declare(self, exchange: str, exchange_type: str = "direct",
-                         passive: bool = False, durable: bool = False,
-                         auto_delete: bool = False, internal: bool = False,
-                         arguments: dict[str, Any] | None = None) -> None:
-        """Declare an exchange of type direct, fanout, topic or headers.
-
-        >>> from inbus import Bus
-        >>> ch = Bus().channel()
-        >>> ch.exchange_declare("logs", "fanout")
-        """
-        name = check_short(exchange, "exchange")
-        xtype = getattr(exchange_type, "value", exchange_type)
-        with self._op():
-            self._vh.exchange_declare(name, xtype, passive, durable, auto_delete, internal,
-                                      arguments)
-            self._bus._flush_ops_locked(self._vh)
-
-    def exchange_delete(self, exchange: str | None = None, if_unused: bool = False) -> None:
-        """Delete an exchange and its bindings (a missing exchange is not an error)."""
-        name = check_short(exchange or "", "exchange")
-        with self._op():
-            self._vh.exchange_delete(name, if_unused)
-            self._bus._flush_ops_locked(self._vh)
-
-    def exchange_bind(self, destination: str, source: str, routing_key: str = "",
-                      arguments: dict[str, Any] | None = None) -> None:
-        """Bind exchange ``destination`` to exchange ``source``."""
-        d, s = check_short(destination, "destination"), check_short(source, "source")
-        rk = check_short(routing_key, "routing_key")
-        with self._op():
-            self._vh.bind(("exchange", d), s, rk, arguments, "exchange.bind")
-            self._bus._flush_ops_locked(self._vh)
-
-    def exchange_unbind(self, destination: str | None = None, source: str | None = None,
-                        routing_key: str = "", arguments: dict[str, Any] | None = None
-                        ) -> None:
-        d = check_short(destination or "", "destination")
-        s = check_short(source or "", "source")
-        rk = check_short(routing_key, "routing_key")
-        with self._op():
-            self._vh.unbind(("exchange", d), s, rk, arguments, "exchange.unbind")
-            self._bus._flush_ops_locked(self._vh)
-
-    # --- queues ------------------------------------------------------------------------
-
-    def _queue_name(self, queue: str) -> str:
-        name = check_short(queue, "queue")
-        if not name and not self._last_queue:
-            raise NotFound("no previously declared queue")
-        return name or self._last_queue
-
-    def queue_declare(self, queue: str = "", passive: bool = False, durable: bool = False,
-                      exclusive: bool = False, auto_delete: bool = False,
-                      arguments: dict[str, Any] | None = None) -> DeclareResult:
-        """Declare a queue; ``""`` asks for a server-generated ``amq.gen-...`` name.
-
-        >>> from inbus import Bus
-        >>> r = Bus().channel().queue_declare("", exclusive=True)
-        >>> r.queue.startswith("amq.gen-"), r.message_count, r.consumer_count
-        (True, 0, 0)
-        """
-        name = check_short(queue, "queue")
-        with self._op():
-            generated = not name and not passive
-            if generated:
-                name = gen_queue_name()
-            elif not name:
-                name = self._last_queue
-            bus = self._bus
-            q = self._vh.queue_declare(name, passive, durable, exclusive, auto_delete,
-                                       arguments, self._conn, bus._now(), generated)
-            if exclusive and not passive and q not in self._conn._exclusive:
-                self._conn._exclusive.append(q)
-            bus._flush_ops_locked(self._vh)
-            if q.ready_count and (q.has_ttl or q.next_expiry() is not None):
-                bus._expire_queue_locked(self._vh, q)
-            if not passive:
-                bus._queue_touched(q)
-            self._last_queue = name
-            return DeclareResult(name, q.ready_count, len(q.consumers))
-
-    def queue_delete(self, queue: str = "", if_unused: bool = False,
-                     if_empty: bool = False) -> int:
-        """Delete a queue; returns how many ready messages it held. Its consumers are
-        cancelled (their channels' cancel callbacks run)."""
-        with self._op():
-            name = self._queue_name(queue)
-            count, q = self._vh.queue_delete(name, if_unused, if_empty, self._conn)
-            if q is not None:
-                self._bus._after_queue_removed_locked(self._vh, q)
-            return count
-
-    def queue_purge(self, queue: str = "") -> int:
-        """Remove every ready message; returns how many. Unacked messages stay."""
-        with self._op():
-            n = self._vh.queue_purge(self._queue_name(queue), self._conn)
-            self._bus._flush_ops_locked(self._vh)
-            return n
-
-    def queue_bind(self, queue: str, exchange: str, routing_key: str | None = None,
-                   arguments: dict[str, Any] | None = None) -> None:
-        """Bind a queue to an exchange (routing_key None = the queue's name)."""
-        with self._op():
-            name = self._queue_name(queue)
-            rk = name if routing_key is None else check_short(routing_key, "routing_key")
-            self._vh.bind(("queue", name), check_short(exchange, "exchange"), rk, arguments,
-                          "queue.bind", self._conn)
-            self._bus._flush_ops_locked(self._vh)
-
-    def queue_unbind(self, queue: str, exchange: str | None = None,
-                     routing_key: str | None = None,
-                     arguments: dict[str, Any] | None = None) -> None:
-        with self._op():
-            name = self._queue_name(queue)
-            rk = name if routing_key is None else check_short(routing_key, "routing_key")
-            self._vh.unbind(("queue", name), check_short(exchange or "", "exchange"), rk,
-                            arguments, "queue.unbind", self._conn)
-            self._bus._flush_ops_locked(self._vh)
 
     # --- publishing --------------------------------------------------------------------
 
