@@ -389,32 +389,63 @@ class Channel(Topology, BlockingConsuming):
         try:
             if not self._open:
                 self._check_open()
-            if not multiple:
-                entry = self._unacked.pop(delivery_tag, None)
-                if entry is not None:
-                    q = entry[0]
-                    c = entry[-1]
-                    qos = self._qos
-                    # (a 7-tuple entry is a direct delivery: never persistent)
-                    if (c is not None and not q.deleted and not qos.global_prefetch
-                            and (len(entry) == 7 or not (
-                                q.durable and entry[1].content.persistent))):
-                        # The hot path of _settle_locked(entry, "ack"), inlined.
-                        q.unacked -= 1
-                        c.unacked -= 1
-                        qos.unacked -= 1
-                        q.n_acked += 1
-                        if q.ready_count and q.consumers:
-                            self._bus._dispatch_queue_locked(self._vh, q, None, c)
-                        return
-                    self._bus._settle_locked(self, entry, "ack")
-                    return
-            try:
-                self._bus._settle_tags_locked(self, delivery_tag, multiple, "ack",
-                                              "basic.ack")
-            except AMQPError as e:
-                self._error(e)
-                raise
+            entry = None if multiple else self._unacked.pop(delivery_tag, None)
+            if entry is None:  # multiple, or an unknown tag (406)
+                try:
+                    self._bus._settle_tags_locked(self, delivery_tag, multiple, "ack",
+                                                  "basic.ack")
+                except AMQPError as e:
+                    self._error(e)
+                    raise
+                return
+            q = entry[0]
+            c = entry[-1]
+            qos = self._qos
+            # (a 7-tuple entry is a direct delivery: never persistent)
+            if (c is None or q.deleted or qos.global_prefetch or (
+                    len(entry) == 3 and q.durable and entry[1].content.persistent)):
+                self._bus._settle_locked(self, entry, "ack")
+                return
+            # The hot path of _settle_locked(entry, "ack"), inlined.
+            q.n_acked += 1
+            cs = q.consumers
+            if not (q.ready_count and cs and c.live and c.prefetch and not q.has_ttl
+                    and not q.single_active and cs[0].priority == cs[-1].priority):
+                q.unacked -= 1
+                c.unacked -= 1
+                qos.unacked -= 1
+                if q.ready_count and cs:
+                    self._bus._dispatch_queue_locked(self._vh, q, None, c)
+                return
+            # A work queue's backlog: the credit this ack frees is the only one (ready
+            # messages mean nobody had credit), so the acker takes the head at once, as
+            # _dispatch_queue_locked would do; its unacked counts stay (one out, one in).
+            if len(cs) > 1:
+                q.rr = (cs.index(c) + 1) % len(cs)  # where next_consumer() leaves it
+            lane = q.lanes[0]
+            if lane.front or not q.simple:  # a requeued message first, or priority lanes
+                head = q.pop()
+                assert head is not None  # (ready_count says so)
+                m = head
+            else:  # (Queue.pop, inlined)
+                m = lane.tail.popleft()
+                q.ready_count -= 1
+                q.ready_bytes -= m.content.size
+            tag = self._next_tag
+            self._next_tag = tag + 1
+            self._unacked[tag] = (q, m, c)
+            m.delivered = True
+            q.n_delivered += 1
+            if m.redelivered:
+                q.n_redelivered += 1
+            mc = m.content
+            msg = Message(mc.body, mc.exchange, mc.routing_key, mc.properties, tag,
+                          m.redelivered, c.tag, self, None, c)
+            sink = c.sink
+            sink.items.append(msg)
+            if sink.wanted:  # (Sink.push, inlined)
+                sink.wanted = False
+                sink.cond.notify()
         finally:
             lock.release()
 

@@ -391,3 +391,59 @@ def test_priority_queue_direct_deliveries_go_back_to_their_lane(bus: Bus) -> Non
     assert order == [(b"p9", False), (b"p5", False), (b"p1", True), (b"p1-later", False)]
     s = bus.statistics().queue("pq")
     assert (s.published, s.delivered, s.acked) == (4, 5, 4)
+
+
+def test_an_ack_hands_the_backlog_head_to_the_acker(bus: Bus) -> None:
+    """basic_ack's hot path serves the acking consumer the head of a backlog: a requeued
+    message first (flagged redelivered), then the tail; on a priority queue, the highest
+    priority; a cancelled consumer's ack frees no credit for anyone else."""
+    pub = bus.channel()
+    pub.queue_declare("q")
+    pub.queue_declare("pq", arguments={"x-max-priority": 5})
+    got: dict[str, list[Message]] = {}
+    chans = {}
+    for name, queue in (("a", "q"), ("b", "q"), ("p", "pq")):
+        ch = chans[name] = bus.channel()
+        ch.basic_qos(prefetch_count=1)
+        ch.basic_consume(queue, lambda m, n=name: got.setdefault(n, []).append(m),
+                         consumer_tag=name)
+    for i in range(4):
+        pub.basic_publish("", "q", b"%d" % i)
+    bus.run_until_idle()
+    assert [m.body for m in got["a"] + got["b"]] == [b"0", b"1"]
+    chans["b"].close()  # b's message goes back to the head; a has no credit
+    bus.run_until_idle()
+    seen = []
+    for _ in range(3):
+        got["a"][-1].ack()
+        bus.run_until_idle()
+        seen.append((got["a"][-1].body, got["a"][-1].redelivered))
+    assert seen == [(b"1", True), (b"2", False), (b"3", False)]
+    s = bus.statistics().queue("q")
+    assert (s.published, s.delivered, s.acked, s.redelivered, s.messages) == (4, 5, 3, 1, 1)
+
+    pub.basic_publish("", "pq", b"first")  # straight to p
+    for body, prio in ((b"low", 1), (b"high", 5), (b"mid", 3)):
+        pub.basic_publish("", "pq", body, BasicProperties(priority=prio))
+    bus.run_until_idle()
+    for _ in range(3):
+        got["p"][-1].ack()
+        bus.run_until_idle()
+    assert [m.body for m in got["p"]] == [b"first", b"high", b"mid", b"low"]
+
+    c = bus.channel()
+    c.basic_qos(prefetch_count=1)
+    c.basic_consume("q", lambda m: got.setdefault("c", []).append(m), consumer_tag="c")
+    got["a"][-1].ack()  # a gets nothing (empty queue) and keeps one credit
+    pub.basic_publish("", "q", b"4")  # to a (round robin: a, then c)
+    pub.basic_publish("", "q", b"5")
+    pub.basic_publish("", "q", b"6")  # queued: nobody has credit
+    bus.run_until_idle()
+    chans["a"].basic_cancel("a")  # a's message stays unacked, and ackable
+    held = got["a"][-1]
+    held.ack()  # a cancelled consumer: its freed credit is nobody's
+    assert bus.statistics().queue("q").messages_ready == 1
+    got["c"][-1].ack()
+    bus.run_until_idle()
+    assert [m.body for m in got["a"]][-1:] + [m.body for m in got["c"]] == [b"4", b"5", b"6"]
+    bus._check()
