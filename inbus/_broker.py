@@ -32,7 +32,7 @@ from ._message import (
     ReturnedMessage,
     RoutedContent,
 )
-from ._queue import Consumer, QMsg, Queue, Unacked, unacked_entry
+from ._queue import Consumer, QMsg, Queue, Unacked, stored, unacked_entry
 from ._vhost import VHost
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ class Broker:
         if q.max_length is not None or q.max_length_bytes is not None:
             if q.overflow != "drop-head" and q.would_overflow(content.size):
                 if q.overflow == "reject-publish-dlx":
-                    self._dead_letter_locked(vh, q, QMsg(0, content, None), "maxlen",
+                    self._dead_letter_locked(vh, q, stored(0, content, None), "maxlen",
                                              persisted=False)
                 else:
                     q.n_dropped += 1
@@ -196,8 +196,10 @@ class Broker:
                 if d is None:
                     break
                 self._dead_letter_locked(vh, q, d, "maxlen")
+        # (Messages are ready, so no consumer took this one: had one taken it, it was the
+        # only ready message, and nothing would be left.)
         if m.expires_at is not None and q.ready_count:
-            if m.expires_at <= now and not m.delivered:
+            if m.expires_at <= now:
                 self._expire_queue_locked(vh, q)
             else:
                 self._arm_timer(m.expires_at)
@@ -254,21 +256,18 @@ class Broker:
             tag = ch._next_tag
             ch._next_tag = tag + 1
             if c.auto_ack:
-                mc = m.content
-                msg = Message(mc.body, mc.exchange, mc.routing_key, mc.properties, tag,
+                msg = Message(m.body, m.exchange, m.routing_key, m.properties, tag,
                               m.redelivered, c.tag, ch, None, c)
                 q.n_acked += 1
-                if m.content.persistent and q.durable:
+                if q.durable and m.persistent:
                     vh.persist_remove(q, m)
             else:
                 c.unacked += 1
                 c.qos.unacked += 1
                 q.unacked += 1
                 ch._unacked[tag] = (q, m, c)
-                mc = m.content
-                msg = Message(mc.body, mc.exchange, mc.routing_key, mc.properties, tag,
+                msg = Message(m.body, m.exchange, m.routing_key, m.properties, tag,
                               m.redelivered, c.tag, ch, None, c)
-            m.delivered = True
             q.n_delivered += 1
             if m.redelivered:
                 q.n_redelivered += 1
@@ -314,8 +313,7 @@ class Broker:
                 self._dead_letter_locked(vh, q, d, "expired")
         tag = ch._next_tag
         ch._next_tag = tag + 1
-        mc = m.content
-        msg = Message(mc.body, mc.exchange, mc.routing_key, mc.properties, tag,
+        msg = Message(m.body, m.exchange, m.routing_key, m.properties, tag,
                       m.redelivered, None, ch, q.ready_count)
         q.n_delivered += 1
         if m.redelivered:
@@ -326,7 +324,6 @@ class Broker:
         else:
             ch._unacked[tag] = (q, m, None)
             q.unacked += 1
-        m.delivered = True
         self._flush_ops_locked(vh)
         return msg
 
@@ -358,7 +355,7 @@ class Broker:
     def _settle_in_queue_locked(self, vh: VHost, q: Queue, m: QMsg, how: str) -> None:
         if how == "ack":
             q.n_acked += 1
-            if m.content.persistent and q.durable:
+            if q.durable and m.persistent:
                 vh.persist_remove(q, m)
         else:
             self._dead_letter_locked(vh, q, m, "rejected")
@@ -409,7 +406,7 @@ class Broker:
                     self._dead_letter_locked(vh, q, m, "delivery_limit")
                     continue
             q.requeue(m)
-            if m.content.persistent and q.durable:
+            if q.durable and m.persistent:
                 # Stored as delivered once it is back in the queue (a clean restart then
                 # reports it redelivered; after a crash every message is).
                 self._mark_delivered(vh, q, m)
@@ -433,7 +430,7 @@ class Broker:
 
     def _dead_letter_locked(self, vh: VHost, q: Queue, m: QMsg, reason: str,
                             persisted: bool = True) -> None:
-        if persisted and m.content.persistent and q.durable:
+        if persisted and q.durable and m.persistent:
             vh.persist_remove(q, m)
         res = vh.dead_letter(q, m, reason, self._clock.time())
         if res is None:

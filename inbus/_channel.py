@@ -403,7 +403,7 @@ class Channel(Topology, BlockingConsuming):
             qos = self._qos
             # (a 7-tuple entry is a direct delivery: never persistent)
             if (c is None or q.deleted or qos.global_prefetch or (
-                    len(entry) == 3 and q.durable and entry[1].content.persistent)):
+                    len(entry) == 3 and q.durable and entry[1].persistent)):
                 self._bus._settle_locked(self, entry, "ack")
                 return
             # The hot path of _settle_locked(entry, "ack"), inlined.
@@ -430,16 +430,14 @@ class Channel(Topology, BlockingConsuming):
             else:  # (Queue.pop, inlined)
                 m = lane.tail.popleft()
                 q.ready_count -= 1
-                q.ready_bytes -= m.content.size
+                q.ready_bytes -= len(m.body)
             tag = self._next_tag
             self._next_tag = tag + 1
             self._unacked[tag] = (q, m, c)
-            m.delivered = True
             q.n_delivered += 1
             if m.redelivered:
                 q.n_redelivered += 1
-            mc = m.content
-            msg = Message(mc.body, mc.exchange, mc.routing_key, mc.properties, tag,
+            msg = Message(m.body, m.exchange, m.routing_key, m.properties, tag,
                           m.redelivered, c.tag, self, None, c)
             sink = c.sink
             sink.items.append(msg)

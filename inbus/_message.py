@@ -2,8 +2,9 @@
 
 - :class:`BasicProperties` takes every field of pika's ``BasicProperties``. A property that
   was not published is ``None`` (``headers`` too, never ``{}``).
-- :class:`Content` is what the bus stores once per publish and shares between the queues a
-  message reaches (immutable by convention).
+- :class:`Content` is a message as published and routed (immutable by convention): what a
+  queue's ``QMsg`` is made from (it shares the body and properties), what a return, a
+  tap or a dead-lettered copy carries.
 - :class:`Message` is what a consumer callback and ``basic_get`` get: one per delivery,
   with ``.ack() .nack() .reject()`` bound to the channel that delivered it.
 - :class:`ReturnedMessage` is what a return callback gets for an unroutable mandatory
@@ -160,7 +161,7 @@ class _NoProperties(BasicProperties):
 
 
 class Content:
-    """One published message as stored: shared by every queue it was routed to."""
+    """One published message on its way to queues (each keeps a ``QMsg`` of its own)."""
 
     __slots__ = ("body", "exchange", "routing_key", "properties", "persistent", "size",
                  "priority", "ttl")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._committer import GroupCommitter
 from ._exchanges import make_exchange
-from ._queue import QMsg, Queue
+from ._queue import Queue, stored
 from ._store import PutVhost, Snapshot
 from ._vhost import VHost, content_from_record
 
@@ -87,7 +87,7 @@ def rebuild(bus: Bus, snap: Snapshot) -> None:
         if mr.expires_at is not None:
             exp = now_mono + (mr.expires_at - now_wall)
             q.has_ttl = True
-        m = QMsg(mr.seq, content_from_record(mr), exp, mr.redelivered)
+        m = stored(mr.seq, content_from_record(mr), exp, mr.redelivered)
         if mr.returns:
             m.returns = mr.returns  # (x-delivery-limit counts on across restarts)
         q.restore(m)

@@ -35,9 +35,10 @@ import heapq
 from collections import deque
 from typing import Any, NamedTuple
 
-from ._message import BasicProperties, Content
+from ._message import BasicProperties, Content, RoutedContent
 
-__all__ = ["ChannelQos", "Consumer", "DeclareResult", "QMsg", "Queue"]
+__all__ = ["ChannelQos", "Consumer", "DeclareResult", "QMsg", "Queue", "RoutedQMsg",
+           "stored"]
 
 
 class DeclareResult(NamedTuple):
@@ -49,30 +50,65 @@ class DeclareResult(NamedTuple):
 
 
 class QMsg:
-    """A message in one queue: its content and per-queue state."""
+    """A message in one queue: what was published (body, exchange, routing key and
+    properties, never changed; shared, not copied, with the other queues it reached) and
+    this queue's state of it.
+
+    One object per queued message, not a QMsg pointing at a shared Content: a message is
+    mostly routed to one queue, where the second object cost ~100 bytes, an allocation
+    and one more object for the garbage collector to track (a fanout copies 4 pointers
+    per queue instead)."""
 
     # "returns" (requeues so far) is set only on x-delivery-limit queues.
-    __slots__ = ("seq", "content", "redelivered", "expires_at", "delivered", "returns")
+    __slots__ = ("body", "exchange", "routing_key", "properties", "persistent", "priority",
+                 "seq", "expires_at", "redelivered", "returns")
     returns: int
 
-    def __init__(self, seq: int, content: Content, expires_at: float | None,
-                 redelivered: bool = False, delivered: bool = False) -> None:
+    def __init__(self, seq: int, body: bytes, exchange: str, routing_key: str,
+                 properties: BasicProperties, expires_at: float | None,
+                 redelivered: bool = False) -> None:
+        self.body = body
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.properties = properties
+        # Decided once, as it entered: the properties object is the one consumers get,
+        # and one changed in place must not change where the message is stored or kept.
+        self.persistent = properties.delivery_mode == 2
+        self.priority = properties.priority or 0  # None (not published) counts as 0
         self.seq = seq
-        self.content = content
-        self.redelivered = redelivered
         self.expires_at = expires_at
-        # ever handed to a consumer (for persistence); a redelivered one always was
-        self.delivered = delivered or redelivered
+        self.redelivered = redelivered
 
     def __lt__(self, other: QMsg) -> bool:
         return self.seq < other.seq
 
 
+class RoutedQMsg(QMsg):
+    """A queued message published with ``CC`` / ``BCC`` keys (see RoutedContent)."""
+
+    __slots__ = ("routing_keys",)
+
+    def __init__(self, seq: int, content: RoutedContent, expires_at: float | None,
+                 redelivered: bool = False) -> None:
+        super().__init__(seq, content.body, content.exchange, content.routing_key,
+                         content.properties, expires_at, redelivered)
+        self.routing_keys = content.routing_keys
+
+
+def stored(seq: int, content: Content, expires_at: float | None,
+           redelivered: bool = False) -> QMsg:
+    """The queued form of ``content`` (which may be shared by several queues)."""
+    if isinstance(content, RoutedContent):
+        return RoutedQMsg(seq, content, expires_at, redelivered)
+    return QMsg(seq, content.body, content.exchange, content.routing_key,
+                content.properties, expires_at, redelivered)
+
+
 # An unacked delivery, kept by its channel until it is settled: (queue, message, consumer,
 # or None for basic_get). A message the publisher handed straight to a manual-ack consumer
 # is kept as (queue, seq, body, exchange, routing key, properties, consumer) instead, and
-# gets its Content and QMsg only if it goes back to the queue (most are acked: two objects
-# less per message on the hot path). Such a message is never persistent, has no TTL and no
+# gets its QMsg only if it goes back to the queue (most are acked: one object less per
+# message on the hot path). Such a message is never persistent, has no TTL and no
 # CC / BCC keys. (Not the delivered Message: a callback may rebind its attributes.)
 Unacked = (tuple["Queue", QMsg, "Consumer | None"]
            | tuple["Queue", int, bytes, str, str, BasicProperties, "Consumer"])
@@ -83,7 +119,7 @@ def unacked_entry(e: Unacked) -> tuple[Queue, QMsg, Consumer | None]:
     if len(e) == 3:
         return e
     q, seq, body, exchange, rk, props, c = e
-    return q, QMsg(seq, Content(body, exchange, rk, props), None, False, True), c
+    return q, QMsg(seq, body, exchange, rk, props, None), c
 
 
 class ChannelQos:
@@ -232,7 +268,7 @@ class Queue:
             if exp is not None:
                 self.has_ttl = True
                 self.solo = None
-        m = QMsg(seq, content, exp)
+        m = stored(seq, content, exp)
         if self.simple:
             self.lanes[0].tail.append(m)
         else:
@@ -247,23 +283,22 @@ class Queue:
         lane = self._lane_of(m)
         lane.tail.append(m)
         self.ready_count += 1
-        self.ready_bytes += m.content.size
+        self.ready_bytes += len(m.body)
         if m.seq >= self.next_seq:
             self.next_seq = m.seq + 1
 
     def _lane_of(self, m: QMsg) -> _Lane:
         if self.simple:
             return self.lanes[0]
-        p = m.content.priority
+        p = m.priority
         return self.lanes[p if p <= self.max_priority else self.max_priority]
 
     def requeue(self, m: QMsg) -> None:
         """Return an unacked message to its original position, flagged redelivered."""
         m.redelivered = True
-        m.delivered = True
         heapq.heappush(self._lane_of(m).front, m)
         self.ready_count += 1
-        self.ready_bytes += m.content.size
+        self.ready_bytes += len(m.body)
 
     def _head_lane(self) -> _Lane | None:
         if self.simple:
@@ -290,7 +325,7 @@ class Queue:
                 return None
             m = head.pop()
         self.ready_count -= 1
-        self.ready_bytes -= m.content.size
+        self.ready_bytes -= len(m.body)
         return m
 
     def drop_head_for_overflow(self) -> QMsg | None:
@@ -309,7 +344,7 @@ class Queue:
                     break
                 lane.pop()
                 self.ready_count -= 1
-                self.ready_bytes -= m.content.size
+                self.ready_bytes -= len(m.body)
                 dead.append(m)
         return dead
 
@@ -437,7 +472,7 @@ class Queue:
         """Invariants, for stress and stateful tests."""
         n = sum(len(lane) for lane in self.lanes)
         assert n == self.ready_count, (n, self.ready_count)
-        assert sum(m.content.size for lane in self.lanes for m in lane.in_order()) == \
+        assert sum(len(m.body) for lane in self.lanes for m in lane.in_order()) == \
             self.ready_bytes
         for lane in self.lanes:
             seqs = [m.seq for m in lane.in_order()]

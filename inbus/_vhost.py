@@ -278,7 +278,7 @@ class VHost:
     def queue_purge(self, name: str, conn: Any = None) -> int:
         q = self.get_queue(name, "queue.purge", conn)
         gone = q.purge()
-        if q.durable and any(m.content.persistent for m in gone):
+        if q.durable and any(m.persistent for m in gone):
             self.ops.append(st.PurgeQueue(self.name, q.name))
         return len(gone)
 
@@ -377,10 +377,9 @@ class VHost:
         x = self.exchanges.get(q.dlx)
         if x is None:
             return None
-        c = m.content
-        props = c.properties
+        props = m.properties
         headers = dict(props.headers or {})
-        keys = [c.routing_key]
+        keys = [m.routing_key]
         cc = headers.get("CC")
         if isinstance(cc, list):
             keys += [k for k in cc if isinstance(k, str)]
@@ -396,7 +395,7 @@ class VHost:
             entry = {"count": 1, "reason": reason, "queue": q.name,
                      "time": datetime.datetime.fromtimestamp(int(wall_time),
                                                              datetime.timezone.utc),
-                     "exchange": c.exchange, "routing-keys": list(keys)}
+                     "exchange": m.exchange, "routing-keys": list(keys)}
             if props.expiration is not None:
                 entry["original-expiration"] = props.expiration
         deaths.insert(0, entry)
@@ -404,17 +403,17 @@ class VHost:
         if "x-first-death-reason" not in headers:
             headers["x-first-death-reason"] = reason
             headers["x-first-death-queue"] = q.name
-            headers["x-first-death-exchange"] = c.exchange
+            headers["x-first-death-exchange"] = m.exchange
         if q.dlrk is not None:
             rks = [q.dlrk]
             headers.pop("CC", None)  # RabbitMQ removes CC when it sets the key
         else:
             # The message's own routing keys: BCC ones too (RabbitMQ keeps them).
-            rks = list(getattr(c, "routing_keys", None) or keys)
+            rks = list(getattr(m, "routing_keys", None) or keys)
         new_props = props.copy(headers=headers, expiration=None)
         if len(rks) > 1:
-            return x, rks, RoutedContent(c.body, x.name, rks[0], new_props, None, rks)
-        return x, rks, Content(c.body, x.name, rks[0], new_props)
+            return x, rks, RoutedContent(m.body, x.name, rks[0], new_props, None, rks)
+        return x, rks, Content(m.body, x.name, rks[0], new_props)
 
     @staticmethod
     def is_cycle(target: Queue, content: Content) -> bool:
@@ -431,11 +430,11 @@ class VHost:
     # --- persistence helpers -----------------------------------------------------------
 
     def persist_push(self, q: Queue, m: QMsg, wall_expiry: float | None) -> None:
-        if q.durable and m.content.persistent and q.exclusive_owner is None:
+        if q.durable and m.persistent and q.exclusive_owner is None:
             self.ops.append(st.PutMessage(message_record(self.name, q.name, m, wall_expiry)))
 
     def persist_remove(self, q: Queue, m: QMsg) -> None:
-        if q.durable and m.content.persistent and q.exclusive_owner is None:
+        if q.durable and m.persistent and q.exclusive_owner is None:
             self.ops.append(st.DeleteMessage(self.name, q.name, m.seq))
 
     def _check(self) -> None:
@@ -458,10 +457,9 @@ class VHost:
 
 def message_record(vhost: str, queue: str, m: QMsg, wall_expiry: float | None
                    ) -> st.MessageRecord:
-    c = m.content
-    return st.MessageRecord(vhost, queue, m.seq, c.exchange, c.routing_key, c.body,
-                            c.properties.to_dict(), m.redelivered, wall_expiry, 0,
-                            getattr(m, "returns", 0), getattr(c, "routing_keys", None))
+    return st.MessageRecord(vhost, queue, m.seq, m.exchange, m.routing_key, m.body,
+                            m.properties.to_dict(), m.redelivered, wall_expiry, 0,
+                            getattr(m, "returns", 0), getattr(m, "routing_keys", None))
 
 
 def content_from_record(r: st.MessageRecord) -> Content:

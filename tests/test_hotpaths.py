@@ -447,3 +447,31 @@ def test_an_ack_hands_the_backlog_head_to_the_acker(bus: Bus) -> None:
     bus.run_until_idle()
     assert [m.body for m in got["a"]][-1:] + [m.body for m in got["c"]] == [b"4", b"5", b"6"]
     bus._check()
+
+
+def test_properties_changed_in_place_do_not_move_a_queued_message(bus: Bus) -> None:
+    """A queued message's priority (and persistence) is decided as it enters the queue: a
+    consumer changing the delivered properties in place does not move it to another
+    lane when it goes back."""
+    ch = bus.channel()
+    ch.queue_declare("pq", arguments={"x-max-priority": 10})
+    ch.basic_qos(prefetch_count=1)
+    got: list[Message] = []
+    tag = ch.basic_consume("pq", got.append)
+    P = BasicProperties
+    ch.basic_publish("", "pq", b"a", P(priority=0))  # straight to the consumer
+    ch.basic_publish("", "pq", b"y", P(priority=1))  # queued
+    bus.run_until_idle()
+    got[0].ack()
+    bus.run_until_idle()
+    y = got[-1]
+    assert y.body == b"y"
+    ch.basic_publish("", "pq", b"z", P(priority=5))
+    ch.basic_publish("", "pq", b"w", P(priority=3))
+    ch.basic_cancel(tag)
+    y.properties.priority = 9
+    y.nack(requeue=True)
+    order = []
+    while (m := ch.basic_get("pq", auto_ack=True)) is not None:
+        order.append((m.body, m.redelivered))
+    assert order == [(b"z", False), (b"w", False), (b"y", True)]

@@ -331,7 +331,7 @@ class BrokerMachine(RuleBasedStateMachine):
             assert (s.messages_ready, s.messages_unacknowledged, s.consumers) == (
                 len(mq.ready), mq.unacked, len(mq.consumers)), name
             assert s.messages == s.messages_ready + s.messages_unacknowledged
-            real = [(m.content.body, m.redelivered) for m in vh.queues[name].ready_messages()]
+            real = [(m.body, m.redelivered) for m in vh.queues[name].ready_messages()]
             assert real == [(m.body, m.redelivered) for m in mq.ready], name
             assert s.auto_delete == mq.auto_delete
             assert s.exclusive == (mq.owner is not None)
