@@ -131,6 +131,21 @@ class Broker:
             elif simple and q.consumers and not q.ready_count and q.plain and not q.has_ttl:
                 c = q.next_consumer()
             if c is None:
+                if simple and q.plain and q.simple:
+                    # Queue.push and _enqueue_locked, inlined for what a backlog is mostly
+                    # made of: one lane, no length limit or TTL, nothing to store; and no
+                    # Content, the QMsg is the one object per queued message.
+                    seq = q.next_seq
+                    q.next_seq = seq + 1
+                    q.lanes[0].tail.append(QMsg(seq, body, exchange, rk, props, None))
+                    q.ready_count += 1
+                    q.ready_bytes += len(body)
+                    q.n_published += 1
+                    # With nothing ready before, the lines above found no consumer with
+                    # credit, unless q.has_ttl skipped them: then look, as _enqueue_locked.
+                    if q.ready_count == 1 and q.has_ttl and q.consumers:
+                        self._dispatch_queue_locked(vh, q)
+                    continue
                 if content is None:
                     content = Content(body, exchange, rk, props, ttl)
                 if not self._enqueue_locked(vh, q, content):
