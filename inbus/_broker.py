@@ -7,7 +7,7 @@ Channel methods take the bus lock, ask the pure core (:mod:`inbus._vhost`,
 
 - publish: route, then enqueue into each queue (overflow: drop-head / reject-publish /
   reject-publish-dlx; persistence ops; a fast path straight to a consumer with credit
-  when nothing is queued);
+  when nothing is queued, and one onto the backlog of a plain queue);
 - deliver: a delivery tag from the consumer's channel, unacked bookkeeping, one sink
   item ``(callback, Message)``;
 - settle (ack, or reject = dead-letter or drop), requeue (original position,
