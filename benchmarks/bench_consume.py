@@ -18,6 +18,11 @@ Groups (each row's ratio is its median over the reference row's median, same run
 * ``background threads`` (ref: the cross-thread floor, a SimpleQueue from the producer to
   a consumer thread that calls the callback): ``Bus(background=True)``, callbacks on each
   channel's worker thread; the clock stops when the last callback ran.
+* ``skeleton`` rows, in both groups (``benchmarks/skeleton.py``): the least a thread-safe
+  manual-ack bus must do (one lock, a route dict, delivery tags, one message object, an
+  unacked dict, prefetch credit with a ready deque, callbacks outside the lock, an ack
+  that takes the lock), with none of inbus's features. Not a peer: a yardstick for how
+  much of inbus's ratio to the CPython floors the job itself costs.
 * ``fanout 10`` (ref: blinker ``Signal.send`` with 10 receivers): one publish to a fanout
   exchange bound to 10 queues, each with an auto_ack consumer; cost per publish (10
   callbacks).
@@ -47,8 +52,10 @@ if os.path.dirname(_HERE) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, os.path.dirname(_HERE))
 try:
     from benchmarks.harness import Suite
+    from benchmarks.skeleton import SkeletonBus
 except ImportError:  # pragma: no cover - run with benchmarks/ as the working directory
     from harness import Suite  # type: ignore[no-redef]
+    from skeleton import SkeletonBus  # type: ignore[no-redef]
 
 from inbus import BasicProperties, Bus  # noqa: E402
 
@@ -56,6 +63,8 @@ BODY = b"x" * 100
 BATCH = 100
 FLOOR = "floor: deque append+popleft+call"
 TFLOOR = "floor: SimpleQueue -> consumer thread"
+SKEL = "skeleton: minimal thread-safe bus, manual ack"
+SKEL4 = "skeleton: minimal thread-safe bus, 4 consumers, prefetch 100"
 PLAIN = "inbus: plain queue"
 
 
@@ -210,6 +219,44 @@ def inbus_fanout(k: int) -> Any:
     return go, bus
 
 
+# --- the minimal bus skeleton (benchmarks/skeleton.py) -------------------------------------
+
+def skeleton_pump(consumers: int = 1, prefetch: int = 0) -> Any:
+    bus = SkeletonBus()
+    q = bus.bind("x", "k")
+    cb = Counter(True)
+    for _ in range(consumers):
+        bus.consume(q, cb, prefetch)
+    publish, run = bus.publish, bus.run_until_idle
+
+    def go(n: int) -> None:
+        start = cb.n
+        for _ in range(n // BATCH):
+            for _ in range(BATCH):
+                publish("x", "k", BODY)
+            run()
+        assert cb.n - start == n // BATCH * BATCH, "lost messages"
+    return go, bus
+
+
+def skeleton_background(consumers: int = 1, prefetch: int = 0) -> Any:
+    bus = SkeletonBus(background=True)
+    q = bus.bind("x", "k")
+    cb = Counter(True)
+    for _ in range(consumers):
+        bus.consume(q, cb, prefetch)
+    publish = bus.publish
+
+    def go(n: int) -> None:
+        cb.done.clear()
+        cb.target = cb.n + n
+        for _ in range(n):
+            publish("x", "k", BODY)
+        if not cb.done.wait(120):
+            raise RuntimeError(f"skeleton delivery stalled at {cb.n}/{cb.target}")
+    return go, bus
+
+
 # --- peers ------------------------------------------------------------------------------------
 
 def pyee_emit() -> Any:
@@ -346,6 +393,10 @@ def main(quick: bool = False, json_path: str | None = None) -> Suite:
         go, bus = inbus_pump(**kw)  # type: ignore[arg-type]
         keep.append(bus)
         suite.add(name, go, n, group=g, ref=FLOOR)
+    for name, kw in ((SKEL, {}), (SKEL4, dict(consumers=4, prefetch=100))):
+        go, sk = skeleton_pump(**kw)
+        keep.append(sk)
+        suite.add(name, go, n, group=g, ref=FLOOR)
     suite.add("pyee: emit", pyee_emit(), n, group=g, ref=FLOOR)
     suite.add("blinker: Signal.send", blinker_send(1), n, group=g, ref=FLOOR)
     go, k = kombu_memory()
@@ -366,6 +417,10 @@ def main(quick: bool = False, json_path: str | None = None) -> Suite:
                       dict(ack=True, consumers=4, prefetch=100))):
         go, bus = inbus_background(**kw)  # type: ignore[arg-type]
         keep.append(bus)
+        suite.add(name, go, n, group=g, ref=TFLOOR)
+    for name, kw in ((SKEL, {}), (SKEL4, dict(consumers=4, prefetch=100))):
+        go, sk = skeleton_background(**kw)
+        keep.append(sk)
         suite.add(name, go, n, group=g, ref=TFLOOR)
 
     g = "fanout 10"
@@ -423,6 +478,22 @@ def _ratios(suite: Suite) -> None:
          r("inbus background: manual ack", TFLOOR, "background threads")),
         ("background auto_ack / SimpleQueue floor (target <= 20x)",
          r("inbus background: auto_ack", TFLOOR, "background threads")),
+        ("background 4 consumers, prefetch 100 / SimpleQueue floor (target <= 20x)",
+         r("inbus background: 4 consumers, prefetch 100", TFLOOR, "background threads")),
+        ("skeleton manual ack / single-thread floor",
+         r(SKEL, FLOOR, "caller's thread")),
+        ("inbus manual ack / skeleton manual ack",
+         r("inbus: manual ack", SKEL, "caller's thread")),
+        ("skeleton 4 consumers / single-thread floor",
+         r(SKEL4, FLOOR, "caller's thread")),
+        ("skeleton background manual ack / SimpleQueue floor",
+         r(SKEL, TFLOOR, "background threads")),
+        ("inbus background manual ack / skeleton",
+         r("inbus background: manual ack", SKEL, "background threads")),
+        ("skeleton background 4 consumers / SimpleQueue floor",
+         r(SKEL4, TFLOOR, "background threads")),
+        ("inbus background 4 consumers / skeleton",
+         r("inbus background: 4 consumers, prefetch 100", SKEL4, "background threads")),
         ("fanout 10 / blinker 10 (target <= 1x)",
          r("inbus: fanout to 10 queues", "blinker: Signal.send, 10 receivers", "fanout 10")),
         ("priority / plain (target <= 2x)",
