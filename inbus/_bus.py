@@ -79,6 +79,7 @@ class Bus(Broker):
         self._background = background
         self._vhosts: dict[str, VHost] = {"/": VHost("/")}
         self._connections: list[Connection] = []
+        self._n_connections = 0  # connections ever opened (numbers them)
         self._closed = False
         self._on_error = on_error
         self._errors: list[BaseException] = []

@@ -87,7 +87,8 @@ class Channel(Topology, BlockingConsuming):
         self._barging = background
         if background:
             self._sink = Sink(self._lock)
-            self._worker = Worker(self._sink, self._lock, f"inbus-ch{number}",
+            self._worker = Worker(self._sink, self._lock,
+                                  f"inbus-c{conn._number}-ch{number}",
                                   self._bus._callback_error)
         else:
             self._sink = conn._sink

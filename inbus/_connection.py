@@ -44,6 +44,8 @@ class Connection:
         self._open = True
         self._closed_reason: AMQPError | None = None
         self._exclusive: list[Queue] = []
+        bus._n_connections += 1
+        self._number = bus._n_connections  # (names its channels' worker threads)
 
     @property
     def is_open(self) -> bool:

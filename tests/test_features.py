@@ -1014,7 +1014,7 @@ def test_real_clock_ttl_expires_on_its_own_and_close_joins_the_timer():
     finally:
         bus.close()
     assert len(_timer_threads()) == before
-    assert not [t for t in threading.enumerate() if t.name.startswith("inbus-ch")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("inbus-c")]
 
 
 def test_real_clock_x_expires_on_its_own():

@@ -224,3 +224,21 @@ def test_close_bus_while_busy_from_many_threads() -> None:
         assert not t.is_alive()
     assert inbus_threads() == []
     assert len(errors) == 3
+
+
+def test_background_worker_threads_have_distinct_names() -> None:
+    """Every channel of Bus.channel() is channel 1 of its own connection: the worker
+    threads' names carry the connection's number too, so a thread dump tells them apart."""
+    import threading
+
+    from inbus import Bus
+
+    bus = Bus(background=True)
+    try:
+        chans = [bus.channel() for _ in range(3)]
+        chans.append(chans[0].connection.channel())  # channel 2 of connection 1
+        names = [t.name for t in threading.enumerate() if t.name.startswith("inbus-c")]
+        assert len(names) == 4 and len(set(names)) == 4, names
+    finally:
+        bus.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("inbus-c")]
