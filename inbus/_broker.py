@@ -8,8 +8,8 @@ Channel methods take the bus lock, ask the pure core (:mod:`inbus._vhost`,
 - publish: route, then enqueue into each queue (overflow: drop-head / reject-publish /
   reject-publish-dlx; persistence ops; a fast path straight to a consumer with credit
   when nothing is queued, and one onto the backlog of a plain queue);
-- deliver: a delivery tag from the consumer's channel, unacked bookkeeping, one sink
-  item ``(callback, Message)``;
+- deliver: a delivery tag from the consumer's channel and one read-only ``Message``,
+  which is both the channel's unacked record and the consumer's sink item;
 - settle (ack, or reject = dead-letter or drop), requeue (original position,
   redelivered=True; ``x-delivery-limit``), dead-letter (``x-death``; fully automatic
   cycles dropped), expiry (at the head, by the manual clock or the timer thread);
@@ -164,8 +164,9 @@ class Broker:
                 c.unacked += 1
                 c.qos.unacked += 1
                 q.unacked += 1
-                cch._unacked[tag] = (q, seq, body, exchange, rk, props, c)  # (see Unacked)
-                msg = Message(body, exchange, rk, props, tag, False, c.tag, cch, None, c)
+                # (the delivered message is the unacked record, see Unacked)
+                cch._unacked[tag] = msg = Message(body, exchange, rk, props, tag, False,
+                                                  c.tag, cch, None, c, q, None, seq)
             sink = c.sink
             sink.items.append(msg)
             if sink.wanted:  # (Sink.push, inlined)
@@ -280,9 +281,9 @@ class Broker:
                 c.unacked += 1
                 c.qos.unacked += 1
                 q.unacked += 1
-                ch._unacked[tag] = (q, m, c)
-                msg = Message(m.body, m.exchange, m.routing_key, m.properties, tag,
-                              m.redelivered, c.tag, ch, None, c)
+                ch._unacked[tag] = msg = Message(m.body, m.exchange, m.routing_key,
+                                                 m.properties, tag, m.redelivered, c.tag,
+                                                 ch, None, c, q, m)
             q.n_delivered += 1
             if m.redelivered:
                 q.n_redelivered += 1
@@ -329,7 +330,7 @@ class Broker:
         tag = ch._next_tag
         ch._next_tag = tag + 1
         msg = Message(m.body, m.exchange, m.routing_key, m.properties, tag,
-                      m.redelivered, None, ch, q.ready_count)
+                      m.redelivered, None, ch, q.ready_count, None, q, m)
         q.n_delivered += 1
         if m.redelivered:
             q.n_redelivered += 1
@@ -337,7 +338,7 @@ class Broker:
             q.n_acked += 1
             vh.persist_remove(q, m)
         else:
-            ch._unacked[tag] = (q, m, None)
+            ch._unacked[tag] = msg
             q.unacked += 1
         self._flush_ops_locked(vh)
         return msg
@@ -477,7 +478,7 @@ class Broker:
                 # go back to their positions flagged redelivered (DESIGN §1).
                 back = []
                 for msg in mine:
-                    entry = ch._unacked.pop(msg.delivery_tag, None)
+                    entry = ch._unacked.pop(msg._tag, None)
                     if entry is not None:
                         back.append(entry)
                 self._requeue_locked(ch, back)

@@ -311,7 +311,7 @@ class Bus(Broker):
                     for ch in conn._channels.values():
                         held = 0
                         for e in ch._unacked.values():
-                            q, c = e[0], e[-1]
+                            q, c = e._queue, e._consumer
                             unacked[id(q)] = unacked.get(id(q), 0) + 1
                             if c is not None:
                                 held += 1

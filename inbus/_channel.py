@@ -187,7 +187,7 @@ class Channel(Topology, BlockingConsuming):
             c = msg._consumer
             if self._consumers.get(c.tag) is c:
                 return False
-            entry = self._unacked.pop(msg.delivery_tag, None)
+            entry = self._unacked.pop(msg._tag, None)
             if entry is not None:
                 self._bus._requeue_locked(self, [entry])
             return True
@@ -399,12 +399,12 @@ class Channel(Topology, BlockingConsuming):
                     self._error(e)
                     raise
                 return
-            q = entry[0]
-            c = entry[-1]
+            q = entry._queue
+            c = entry._consumer
             qos = self._qos
-            # (a 7-tuple entry is a direct delivery: never persistent)
+            # (no QMsg: a direct delivery, never persistent)
             if (c is None or q.deleted or qos.global_prefetch or (
-                    len(entry) == 3 and q.durable and entry[1].persistent)):
+                    q.durable and entry._qmsg is not None and entry._qmsg.persistent)):
                 self._bus._settle_locked(self, entry, "ack")
                 return
             # The hot path of _settle_locked(entry, "ack"), inlined.
@@ -434,12 +434,12 @@ class Channel(Topology, BlockingConsuming):
                 q.ready_bytes -= len(m.body)
             tag = self._next_tag
             self._next_tag = tag + 1
-            self._unacked[tag] = (q, m, c)
             q.n_delivered += 1
             if m.redelivered:
                 q.n_redelivered += 1
-            msg = Message(m.body, m.exchange, m.routing_key, m.properties, tag,
-                          m.redelivered, c.tag, self, None, c)
+            self._unacked[tag] = msg = Message(m.body, m.exchange, m.routing_key,
+                                               m.properties, tag, m.redelivered, c.tag,
+                                               self, None, c, q, m)
             sink = c.sink
             sink.items.append(msg)
             if sink.wanted:  # (Sink.push, inlined)

@@ -6,7 +6,8 @@
   queue's ``QMsg`` is made from (it shares the body and properties), what a return, a
   tap or a dead-lettered copy carries.
 - :class:`Message` is what a consumer callback and ``basic_get`` get: one per delivery,
-  with ``.ack() .nack() .reject()`` bound to the channel that delivered it.
+  read-only, with ``.ack() .nack() .reject()`` bound to the channel that delivered it; it
+  is also that channel's record of the delivery until it is settled.
 - :class:`ReturnedMessage` is what a return callback gets for an unroutable mandatory
   message (312 NO_ROUTE).
 """
@@ -193,34 +194,85 @@ class RoutedContent(Content):
 
 
 class Message:
-    """A delivered message, as a consumer callback or ``basic_get`` receives it.
+    """A delivered message, as a consumer callback or ``basic_get`` receives it. Read-only:
+    it is also the bus's record of the unacked delivery, and a nack, a recover or a channel
+    close puts exactly what was delivered back in the queue (its ``properties`` object is
+    shared with the other copies of the message: do not change it in place).
 
     >>> def on_message(m):           # doctest: +SKIP
     ...     print(m.body, m.routing_key, m.redelivered)
     ...     m.ack()
     """
 
-    __slots__ = ("body", "exchange", "routing_key", "properties", "delivery_tag",
-                 "redelivered", "consumer_tag", "message_count", "_channel", "_consumer")
+    __slots__ = ("_body", "_exchange", "_routing_key", "_properties", "_tag", "_redelivered",
+                 "_consumer_tag", "_message_count", "_channel", "_consumer", "_queue",
+                 "_qmsg", "_seq")
 
     # (built from the fields, not from a Content: a message the publisher hands straight
     # to a consumer never gets a Content, one object less per delivery)
     def __init__(self, body: bytes, exchange: str, routing_key: str,
                  properties: BasicProperties, delivery_tag: int, redelivered: bool,
                  consumer_tag: str | None, channel: Channel,
-                 message_count: int | None = None, consumer: Any = None) -> None:
-        self.body = body
-        self.exchange = exchange
-        self.routing_key = routing_key
-        self.properties = properties
-        self.delivery_tag = delivery_tag
-        self.redelivered = redelivered
-        self.consumer_tag = consumer_tag
-        self.message_count = message_count
+                 message_count: int | None = None, consumer: Any = None,
+                 queue: Any = None, qmsg: Any = None, seq: int = 0) -> None:
+        self._body = body
+        self._exchange = exchange
+        self._routing_key = routing_key
+        self._properties = properties
+        self._tag = delivery_tag
+        self._redelivered = redelivered
+        self._consumer_tag = consumer_tag
+        self._message_count = message_count
         self._channel = channel
         # The consumer it was delivered to (None for basic_get): the pump runs its
         # callback, or skips it if a manual-ack consumer was cancelled before it runs.
         self._consumer: Any = consumer
+        # As the channel's unacked record (see inbus._queue.Unacked): the queue it came
+        # from and its QMsg there, or, for a message the publisher handed straight to a
+        # consumer (it never was in the queue), its position in the queue, ``seq``.
+        self._queue: Any = queue
+        self._qmsg: Any = qmsg
+        self._seq = seq
+
+    @property
+    def body(self) -> bytes:
+        """The body, as published (bytes)."""
+        return self._body
+
+    @property
+    def exchange(self) -> str:
+        """The exchange it was published to (``""``: the default exchange)."""
+        return self._exchange
+
+    @property
+    def routing_key(self) -> str:
+        """The routing key it was published with."""
+        return self._routing_key
+
+    @property
+    def properties(self) -> BasicProperties:
+        """Its :class:`BasicProperties` (unset ones are None)."""
+        return self._properties
+
+    @property
+    def delivery_tag(self) -> int:
+        """This delivery's tag on its channel (what ``basic_ack`` takes)."""
+        return self._tag
+
+    @property
+    def redelivered(self) -> bool:
+        """True if the message was delivered before (and requeued)."""
+        return self._redelivered
+
+    @property
+    def consumer_tag(self) -> str | None:
+        """The consumer it was delivered to (None for ``basic_get``)."""
+        return self._consumer_tag
+
+    @property
+    def message_count(self) -> int | None:
+        """``basic_get`` only: ready messages left in the queue (else None)."""
+        return self._message_count
 
     @property
     def channel(self) -> Channel:
@@ -229,20 +281,20 @@ class Message:
 
     def ack(self, multiple: bool = False) -> None:
         """Acknowledge this message (``multiple=True``: and every earlier unacked one)."""
-        self._channel.basic_ack(self.delivery_tag, multiple)
+        self._channel.basic_ack(self._tag, multiple)
 
     def nack(self, multiple: bool = False, requeue: bool = True) -> None:
         """Negatively acknowledge; ``requeue=True`` puts it back at its original position."""
-        self._channel.basic_nack(self.delivery_tag, multiple, requeue)
+        self._channel.basic_nack(self._tag, multiple, requeue)
 
     def reject(self, requeue: bool = True) -> None:
         """Reject this message; ``requeue=False`` drops it or dead-letters it."""
-        self._channel.basic_reject(self.delivery_tag, requeue)
+        self._channel.basic_reject(self._tag, requeue)
 
     def __repr__(self) -> str:
-        return (f"<Message tag={self.delivery_tag} exchange={self.exchange!r} "
-                f"routing_key={self.routing_key!r} redelivered={self.redelivered} "
-                f"body={self.body[:40]!r}>")
+        return (f"<Message tag={self._tag} exchange={self._exchange!r} "
+                f"routing_key={self._routing_key!r} redelivered={self._redelivered} "
+                f"body={self._body[:40]!r}>")
 
 
 class ReturnedMessage:

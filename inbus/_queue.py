@@ -35,7 +35,7 @@ import heapq
 from collections import deque
 from typing import Any, NamedTuple
 
-from ._message import BasicProperties, Content, RoutedContent
+from ._message import BasicProperties, Content, Message, RoutedContent
 
 __all__ = ["ChannelQos", "Consumer", "DeclareResult", "QMsg", "Queue", "RoutedQMsg",
            "stored"]
@@ -104,22 +104,21 @@ def stored(seq: int, content: Content, expires_at: float | None,
                 content.properties, expires_at, redelivered)
 
 
-# An unacked delivery, kept by its channel until it is settled: (queue, message, consumer,
-# or None for basic_get). A message the publisher handed straight to a manual-ack consumer
-# is kept as (queue, seq, body, exchange, routing key, properties, consumer) instead, and
-# gets its QMsg only if it goes back to the queue (most are acked: one object less per
-# message on the hot path). Such a message is never persistent, has no TTL and no
-# CC / BCC keys. (Not the delivered Message: a callback may rebind its attributes.)
-Unacked = (tuple["Queue", QMsg, "Consumer | None"]
-           | tuple["Queue", int, bytes, str, str, BasicProperties, "Consumer"])
+# An unacked delivery, kept by its channel until it is settled, is the delivered Message
+# itself (read-only, one object per delivery): its ``_queue``, its ``_consumer`` (None for
+# basic_get) and its ``_qmsg`` in the queue; a message the publisher handed straight to a
+# manual-ack consumer never was in the queue and has no QMsg (``_qmsg`` None), only its
+# position ``_seq``, and gets a QMsg only if it goes back (most are acked). Such a message
+# is never persistent, has no TTL and no CC / BCC keys.
+Unacked = Message
 
 
 def unacked_entry(e: Unacked) -> tuple[Queue, QMsg, Consumer | None]:
     """``e`` as (queue, QMsg, consumer), making the QMsg of a direct delivery."""
-    if len(e) == 3:
-        return e
-    q, seq, body, exchange, rk, props, c = e
-    return q, QMsg(seq, body, exchange, rk, props, None), c
+    m = e._qmsg
+    if m is None:
+        m = QMsg(e._seq, e._body, e._exchange, e._routing_key, e._properties, None)
+    return e._queue, m, e._consumer
 
 
 class ChannelQos:

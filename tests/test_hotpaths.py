@@ -272,7 +272,9 @@ def test_direct_deliveries_keep_their_place_when_they_go_back(bus: Bus) -> None:
         ch.basic_publish("", "q", b)  # each goes straight to the consumer
     bus.run_until_idle()
     assert [m.body for m in got] == [b"a", b"b", b"c"]
-    assert all(type(e) is tuple and len(e) == 7 for e in ch._unacked.values())
+    # (the unacked records are the delivered messages themselves, with no queue entry)
+    assert list(ch._unacked.values()) == got
+    assert all(e._qmsg is None for e in got)
     ch.basic_cancel(tag)
     got[1].nack(requeue=True)  # b back first...
     ch.basic_publish("", "q", b"d")  # ...no consumer now: d is queued behind it
@@ -310,22 +312,32 @@ def test_cc_bcc_delivery_to_a_waiting_consumer_keeps_its_routing_keys(bus: Bus) 
         assert d.properties.headers["x-death"][0]["routing-keys"] == ["rk", "cc1"]
 
 
-def test_a_callback_rebinding_message_attributes_does_not_change_the_redelivery(
-        bus: Bus) -> None:
-    """The unacked entry of a direct delivery keeps its own copy of the fields."""
+def test_a_delivered_message_is_read_only_and_comes_back_as_it_was(bus: Bus) -> None:
+    """The delivered Message is also the channel's unacked record of it: its attributes
+    cannot be rebound (a callback that tried to change what it got would otherwise change
+    what a nack puts back), and the redelivery is the message as published."""
     ch = bus.channel()
     ch.queue_declare("q")
     got: list[Message] = []
+    refused: list[str] = []
 
     def on_message(m: Message) -> None:
         got.append(m)
         if not m.redelivered:
-            m.body, m.routing_key, m.exchange = b"changed", "changed", "changed"
-            m.properties = BasicProperties(app_id="changed")
+            for name, value in (("body", b"changed"), ("routing_key", "changed"),
+                                ("exchange", "changed"), ("redelivered", True),
+                                ("delivery_tag", 99),
+                                ("properties", BasicProperties(app_id="changed"))):
+                try:
+                    setattr(m, name, value)
+                except AttributeError:
+                    refused.append(name)
             m.nack(requeue=True)
     ch.basic_consume("q", on_message)
     ch.basic_publish("", "q", b"original", BasicProperties(app_id="me"))
     bus.run_until_idle()
+    assert refused == ["body", "routing_key", "exchange", "redelivered", "delivery_tag",
+                       "properties"]
     again = got[-1]
     assert again.redelivered and again.body == b"original"
     assert (again.exchange, again.routing_key, again.properties.app_id) == ("", "q", "me")
