@@ -1,4 +1,5 @@
-"""Validation and equivalence of RabbitMQ's queue and exchange arguments.
+"""Validation and equivalence of RabbitMQ's queue and exchange arguments, and the
+message properties the broker reads at publish (``expiration``, ``CC`` / ``BCC``).
 
 RabbitMQ checks a redeclaration against the existing entity (406 ``inequivalent arg``)
 before it validates the new arguments, and compares only the arguments it knows; unknown
@@ -14,7 +15,8 @@ from typing import Any
 
 from ._errors import PreconditionFailed
 
-__all__ = ["QUEUE_ARGS", "amqp_type", "check_equivalent", "fmt_value", "validate_queue_args"]
+__all__ = ["QUEUE_ARGS", "amqp_type", "check_equivalent", "fmt_value", "parse_expiration",
+           "str_list", "validate_queue_args"]
 
 QUEUE_ARGS = (
     "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
@@ -145,3 +147,32 @@ def validate_queue_args(args: dict[str, Any], name: str, vhost: str) -> None:
     if qt is not None and qt != "classic":
         raise _bad("x-queue-type", name, vhost,
                    f"{{unsupported queue type {qt!r}: inbus implements classic queues}}")
+
+
+def str_list(v: Any) -> list[str]:
+    """The strings of a ``CC`` / ``BCC`` header (a list; anything else counts as none)."""
+    if isinstance(v, list):
+        return [k for k in v if isinstance(k, str)]
+    return []
+
+
+def parse_expiration(exp: Any) -> float:
+    """The ``expiration`` property in seconds, or RabbitMQ's 406 for a bad one."""
+    if isinstance(exp, bytes):
+        exp = exp.decode("utf-8", "replace")
+    if isinstance(exp, str) and exp.isdigit():
+        return int(exp) / 1000.0
+    # RabbitMQ's wording (Erlang's string:to_integer): no_integer, {leftover_string,..},
+    # {value_negative,N}.
+    s = exp if isinstance(exp, str) else str(exp)
+    i = 1 if s[:1] in ("+", "-") else 0
+    j = i
+    while j < len(s) and s[j] in "0123456789":
+        j += 1
+    if j == i:
+        why = "no_integer"
+    elif j < len(s):
+        why = f'{{leftover_string,"{s[j:]}"}}'
+    else:
+        why = f"{{value_negative,{int(s)}}}"
+    raise PreconditionFailed(f"invalid expiration '{s}': {why}", method="basic.publish")

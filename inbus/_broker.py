@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._args import parse_expiration, str_list
 from ._dispatch import Timer
 from ._errors import AccessRefused, NotFound, PreconditionFailed
 from ._message import (
@@ -79,11 +80,11 @@ class Broker:
                                 f"vhost '{vh.name}'", method="basic.publish")
         ttl = None
         if props.expiration is not None:
-            ttl = _parse_expiration(props.expiration)
+            ttl = parse_expiration(props.expiration)
         headers = props.headers
         keys = None
         if headers and ("CC" in headers or "BCC" in headers):
-            keys = [rk] + _str_list(headers.get("CC")) + _str_list(headers.get("BCC"))
+            keys = [rk] + str_list(headers.get("CC")) + str_list(headers.get("BCC"))
             if "BCC" in headers:
                 props = props.copy(headers={k: v for k, v in headers.items() if k != "BCC"})
         # The stored form, made only when a queue keeps the message (or a tap or a return
@@ -118,6 +119,7 @@ class Broker:
         # (CC / BCC: never direct, its unacked entry must keep the RoutedContent)
         simple = ttl is None and props.delivery_mode != 2 and keys is None
         for q in queues:
+            expires: float | None = None
             # Fast path (the hot one): nothing waits and no feature applies, so a consumer
             # with credit takes the message at once, exactly as push + dispatch would;
             # inlined because it runs once per queue per publish.
@@ -146,11 +148,27 @@ class Broker:
                     if q.ready_count == 1 and q.has_ttl and q.consumers:
                         self._dispatch_queue_locked(vh, q)
                     continue
-                if content is None:
-                    content = Content(body, exchange, rk, props, ttl)
-                if not self._enqueue_locked(vh, q, content):
-                    nacked = True
-                continue
+                if (not q.ready_count and q.consumers and keys is None
+                        and props.delivery_mode != 2 and q.max_length is None
+                        and q.max_length_bytes is None and (q.has_ttl or ttl is not None)):
+                    # A TTL (of the queue or the message) and nothing ready: a consumer
+                    # with credit takes the message at once too, as push + dispatch would
+                    # (even at TTL 0, as RabbitMQ); only a message that goes back to the
+                    # queue can expire, so its unacked record keeps the expiry (a QMsg).
+                    c = q.next_consumer()
+                if c is None:
+                    if content is None:
+                        content = Content(body, exchange, rk, props, ttl)
+                    if not self._enqueue_locked(vh, q, content):
+                        nacked = True
+                    continue
+                t = q.message_ttl
+                if ttl is not None and (t is None or ttl < t):
+                    t = ttl
+                if t is not None:
+                    expires = self._now() + t
+                    q.has_ttl = True  # (sticky, as Queue.push: it may come back)
+                    q.solo = None
             cch: Channel = c.channel
             tag = cch._next_tag
             cch._next_tag = tag + 1
@@ -166,7 +184,11 @@ class Broker:
                 q.unacked += 1
                 # (the delivered message is the unacked record, see Unacked)
                 cch._unacked[tag] = msg = Message(body, exchange, rk, props, tag, False,
-                                                  c.tag, cch, None, c, q, None, seq)
+                                                  c.tag, cch, None, c)
+                msg._queue = q
+                msg._qmsg = (None if expires is None
+                             else QMsg(seq, body, exchange, rk, props, expires))
+                msg._seq = seq
             sink = c.sink
             sink.items.append(msg)
             if sink.wanted:  # (Sink.push, inlined)
@@ -283,7 +305,9 @@ class Broker:
                 q.unacked += 1
                 ch._unacked[tag] = msg = Message(m.body, m.exchange, m.routing_key,
                                                  m.properties, tag, m.redelivered, c.tag,
-                                                 ch, None, c, q, m)
+                                                 ch, None, c)
+                msg._queue = q
+                msg._qmsg = m
             q.n_delivered += 1
             if m.redelivered:
                 q.n_redelivered += 1
@@ -330,7 +354,9 @@ class Broker:
         tag = ch._next_tag
         ch._next_tag = tag + 1
         msg = Message(m.body, m.exchange, m.routing_key, m.properties, tag,
-                      m.redelivered, None, ch, q.ready_count, None, q, m)
+                      m.redelivered, None, ch, q.ready_count)
+        msg._queue = q
+        msg._qmsg = m
         q.n_delivered += 1
         if m.redelivered:
             q.n_redelivered += 1
@@ -557,32 +583,3 @@ class Broker:
                                 self._clock.monotonic)
         else:
             self._timer.poke(deadline)
-
-
-def _str_list(v: Any) -> list[str]:
-    if isinstance(v, list):
-        return [k for k in v if isinstance(k, str)]
-    return []
-
-
-def _parse_expiration(exp: Any) -> float:
-    if isinstance(exp, bytes):
-        exp = exp.decode("utf-8", "replace")
-    if isinstance(exp, str) and exp.isdigit():
-        return int(exp) / 1000.0
-    # RabbitMQ's wording (Erlang's string:to_integer): no_integer, {leftover_string,..},
-    # {value_negative,N}.
-    s = exp if isinstance(exp, str) else str(exp)
-    i = 1 if s[:1] in ("+", "-") else 0
-    j = i
-    while j < len(s) and s[j] in "0123456789":
-        j += 1
-    if j == i:
-        why = "no_integer"
-    elif j < len(s):
-        why = f'{{leftover_string,"{s[j:]}"}}'
-    else:
-        why = f"{{value_negative,{int(s)}}}"
-    raise PreconditionFailed(f"invalid expiration '{s}': {why}", method="basic.publish")
-
-

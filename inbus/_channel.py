@@ -439,7 +439,9 @@ class Channel(Topology, BlockingConsuming):
                 q.n_redelivered += 1
             self._unacked[tag] = msg = Message(m.body, m.exchange, m.routing_key,
                                                m.properties, tag, m.redelivered, c.tag,
-                                               self, None, c, q, m)
+                                               self, None, c)
+            msg._queue = q
+            msg._qmsg = m
             sink = c.sink
             sink.items.append(msg)
             if sink.wanted:  # (Sink.push, inlined)

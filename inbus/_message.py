@@ -207,14 +207,16 @@ class Message:
     __slots__ = ("_body", "_exchange", "_routing_key", "_properties", "_tag", "_redelivered",
                  "_consumer_tag", "_message_count", "_channel", "_consumer", "_queue",
                  "_qmsg", "_seq")
+    _queue: Any
+    _qmsg: Any
+    _seq: int
 
     # (built from the fields, not from a Content: a message the publisher hands straight
     # to a consumer never gets a Content, one object less per delivery)
     def __init__(self, body: bytes, exchange: str, routing_key: str,
                  properties: BasicProperties, delivery_tag: int, redelivered: bool,
                  consumer_tag: str | None, channel: Channel,
-                 message_count: int | None = None, consumer: Any = None,
-                 queue: Any = None, qmsg: Any = None, seq: int = 0) -> None:
+                 message_count: int | None = None, consumer: Any = None) -> None:
         self._body = body
         self._exchange = exchange
         self._routing_key = routing_key
@@ -227,12 +229,10 @@ class Message:
         # The consumer it was delivered to (None for basic_get): the pump runs its
         # callback, or skips it if a manual-ack consumer was cancelled before it runs.
         self._consumer: Any = consumer
-        # As the channel's unacked record (see inbus._queue.Unacked): the queue it came
-        # from and its QMsg there, or, for a message the publisher handed straight to a
-        # consumer (it never was in the queue), its position in the queue, ``seq``.
-        self._queue: Any = queue
-        self._qmsg: Any = qmsg
-        self._seq = seq
+        # Set by the broker when the message is the channel's unacked record (see
+        # inbus._queue.Unacked), not for auto-ack deliveries: ``_queue``, the queue it came
+        # from, and ``_qmsg``, its QMsg there, or None for a message the publisher handed
+        # straight to a consumer (it never was in the queue), with ``_seq``, its position.
 
     @property
     def body(self) -> bytes:

@@ -168,6 +168,33 @@ class TestTTL:
         clock.advance(0.5)
         assert ready(bus, "q") == 0
 
+    @pytest.mark.parametrize("args, props", [({"x-message-ttl": 1000}, None),
+                                             ({}, P(expiration="1000"))])
+    def test_delivered_at_publish_then_requeued_keeps_its_deadline(self, bus, ch, clock,
+                                                                   args, props):
+        """A consumer waiting with credit gets the message at publish (it never waits in
+        the queue); put back later, it still expires at publish time + TTL."""
+        dlx_setup(ch, "w", args)
+        got = []
+        tag = ch.basic_consume("w", got.append)
+        ch.basic_publish("", "w", b"a", props)
+        ch.basic_publish("", "w", b"b", props)
+        bus.run_until_idle()
+        assert [m.body for m in got] == [b"a", b"b"] and ready(bus, "w") == 0
+        ch.basic_cancel(tag)  # (its deliveries stay unacked: nack them back)
+        clock.advance(0.5)
+        got[0].nack(requeue=True)
+        assert ready(bus, "w") == 1
+        clock.advance(0.499)
+        assert ready(bus, "w") == 1
+        clock.advance(0.001)
+        assert ready(bus, "w") == 0
+        clock.advance(1)
+        got[1].nack(requeue=True)  # past its deadline: dead-lettered at once
+        assert ready(bus, "w") == 0
+        assert [get(ch, "dead").properties.headers["x-death"][0]["reason"]
+                for _ in range(2)] == ["expired", "expired"]
+
     def test_ttl_zero_delivered_to_a_waiting_consumer(self, bus, ch, clock):
         # RabbitMQ: a TTL 0 message goes to a consumer that can take it at once.
         ch.queue_declare("q", arguments={"x-message-ttl": 0})
