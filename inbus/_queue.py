@@ -118,6 +118,7 @@ def unacked_entry(e: Unacked) -> tuple[Queue, QMsg, Consumer | None]:
     m = e._qmsg
     if m is None:
         m = QMsg(e._seq, e._body, e._exchange, e._routing_key, e._properties, None)
+        m.persistent = False  # (it was not, whatever a consumer did to the properties)
     return e._queue, m, e._consumer
 
 
