@@ -135,6 +135,30 @@ class Counter:
             self.done.set()
 
 
+def pumped(publish: Any, run: Any, cb: Counter) -> Any:
+    """The caller's-thread case: batches of BATCH publishes, each followed by ``run()``."""
+    def go(n: int) -> None:
+        start = cb.n
+        for _ in range(n // BATCH):
+            for _ in range(BATCH):
+                publish("x", "k", BODY)
+            run()
+        assert cb.n - start == n // BATCH * BATCH, "lost messages"
+    return go
+
+
+def backgrounded(publish: Any, cb: Counter) -> Any:
+    """The background case: n publishes; the clock stops when the last callback ran."""
+    def go(n: int) -> None:
+        cb.done.clear()
+        cb.target = cb.n + n
+        for _ in range(n):
+            publish("x", "k", BODY)
+        if not cb.done.wait(120):
+            raise RuntimeError(f"background delivery stalled at {cb.n}/{cb.target}")
+    return go
+
+
 def inbus_pump(ack: bool, consumers: int = 1, prefetch: int = 0,
                args: dict[str, Any] | None = None,
                props: list[BasicProperties] | None = None) -> Any:
@@ -152,13 +176,7 @@ def inbus_pump(ack: bool, consumers: int = 1, prefetch: int = 0,
     publish, run = pub.basic_publish, bus.run_until_idle
 
     if props is None:
-        def go(n: int) -> None:
-            start = cb.n
-            for _ in range(n // BATCH):
-                for _ in range(BATCH):
-                    publish("x", "k", BODY)
-                run()
-            assert cb.n - start == n // BATCH * BATCH, "lost messages"
+        go = pumped(publish, run, cb)
     else:
         k = len(props)
 
@@ -186,16 +204,7 @@ def inbus_background(ack: bool, consumers: int = 1, prefetch: int = 0) -> Any:
         if prefetch:
             ch.basic_qos(prefetch_count=prefetch)
         ch.basic_consume("q", cb, auto_ack=not ack)
-    publish = pub.basic_publish
-
-    def go(n: int) -> None:
-        cb.done.clear()
-        cb.target = cb.n + n
-        for _ in range(n):
-            publish("x", "k", BODY)
-        if not cb.done.wait(120):
-            raise RuntimeError(f"background delivery stalled at {cb.n}/{cb.target}")
-    return go, bus
+    return backgrounded(pub.basic_publish, cb), bus
 
 
 def inbus_fanout(k: int) -> Any:
@@ -227,16 +236,7 @@ def skeleton_pump(consumers: int = 1, prefetch: int = 0) -> Any:
     cb = Counter(True)
     for _ in range(consumers):
         bus.consume(q, cb, prefetch)
-    publish, run = bus.publish, bus.run_until_idle
-
-    def go(n: int) -> None:
-        start = cb.n
-        for _ in range(n // BATCH):
-            for _ in range(BATCH):
-                publish("x", "k", BODY)
-            run()
-        assert cb.n - start == n // BATCH * BATCH, "lost messages"
-    return go, bus
+    return pumped(bus.publish, bus.run_until_idle, cb), bus
 
 
 def skeleton_background(consumers: int = 1, prefetch: int = 0) -> Any:
@@ -245,16 +245,7 @@ def skeleton_background(consumers: int = 1, prefetch: int = 0) -> Any:
     cb = Counter(True)
     for _ in range(consumers):
         bus.consume(q, cb, prefetch)
-    publish = bus.publish
-
-    def go(n: int) -> None:
-        cb.done.clear()
-        cb.target = cb.n + n
-        for _ in range(n):
-            publish("x", "k", BODY)
-        if not cb.done.wait(120):
-            raise RuntimeError(f"skeleton delivery stalled at {cb.n}/{cb.target}")
-    return go, bus
+    return backgrounded(bus.publish, cb), bus
 
 
 # --- peers ------------------------------------------------------------------------------------
