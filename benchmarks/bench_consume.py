@@ -17,7 +17,8 @@ Groups (each row's ratio is its median over the reference row's median, same run
   and acked; a round trip per message, so a smaller N).
 * ``background threads`` (ref: the cross-thread floor, a SimpleQueue from the producer to
   a consumer thread that calls the callback): ``Bus(background=True)``, callbacks on each
-  channel's worker thread; the clock stops when the last callback ran.
+  channel's worker thread; the clock stops when the last callback ran. Peer: pyzmq
+  ``inproc://`` PUSH -> PULL to a consumer thread, when pyzmq is installed.
 * ``skeleton`` rows, in both groups (``benchmarks/skeleton.py``): the least a thread-safe
   manual-ack bus must do (one lock, a route dict, delivery tags, one message object, an
   unacked dict, prefetch credit with a ready deque, callbacks outside the lock, an ack
@@ -307,6 +308,41 @@ def kombu_memory() -> Any:
     return go, (conn, cons)
 
 
+def zmq_inproc() -> Any:
+    """pyzmq: PUSH -> PULL over ``inproc://`` to a consumer thread that calls the callback
+    (the sockets are made once; each run starts its consumer thread, as the floor does)."""
+    import types
+
+    import zmq
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.bind("inproc://inbus-bench")
+    pull = ctx.socket(zmq.PULL)
+    pull.connect("inproc://inbus-bench")
+
+    def go(n: int) -> None:
+        got: list[int] = []
+
+        def consumer() -> None:
+            recv, cb = pull.recv, _callback
+            for _ in range(n):
+                cb(recv())
+            got.append(n)
+        t = threading.Thread(target=consumer)
+        t.start()
+        send = push.send
+        for _ in range(n):
+            send(BODY)
+        t.join()
+        assert got == [n]
+
+    def close() -> None:
+        push.close(0)
+        pull.close(0)
+        ctx.term()
+    return go, types.SimpleNamespace(close=close)
+
+
 def pika_rabbit() -> Any:
     import pika
     conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1"))
@@ -409,6 +445,14 @@ def main(quick: bool = False, json_path: str | None = None) -> Suite:
         go, bus = inbus_background(**kw)  # type: ignore[arg-type]
         keep.append(bus)
         suite.add(name, go, n, group=g, ref=TFLOOR)
+    try:
+        go, z = zmq_inproc()
+    except ImportError:
+        suite.skip("pyzmq: inproc PUSH -> PULL consumer thread", "pyzmq is not installed",
+                   group=g)
+    else:
+        keep.append(z)
+        suite.add("pyzmq: inproc PUSH -> PULL consumer thread", go, n, group=g, ref=TFLOOR)
     for name, kw in ((SKEL, {}), (SKEL4, dict(consumers=4, prefetch=100))):
         go, sk = skeleton_background(**kw)
         keep.append(sk)
@@ -481,6 +525,9 @@ def _ratios(suite: Suite) -> None:
          r(SKEL, TFLOOR, "background threads")),
         ("inbus background manual ack / skeleton",
          r("inbus background: manual ack", SKEL, "background threads")),
+        ("inbus background manual ack / pyzmq inproc (no routing, no acks)",
+         r("inbus background: manual ack", "pyzmq: inproc PUSH -> PULL consumer thread",
+           "background threads")),
         ("skeleton background 4 consumers / SimpleQueue floor",
          r(SKEL4, TFLOOR, "background threads")),
         ("inbus background 4 consumers / skeleton",
