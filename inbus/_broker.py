@@ -229,11 +229,15 @@ class Broker:
         if q.consumers and q.ready_count == 1:
             self._dispatch_queue_locked(vh, q, now)
         if q.max_length is not None or q.max_length_bytes is not None:
+            dropped = False
             while q.over_limit():
                 d = q.drop_head_for_overflow()
                 if d is None:
                     break
                 self._dead_letter_locked(vh, q, d, "maxlen")
+                dropped = True
+            if dropped and q.has_ttl and q.ready_count:
+                self._new_head_locked(vh, q, now)
         # (Messages are ready, so no consumer took this one: had one taken it, it was the
         # only ready message, and nothing would be left.)
         if m.expires_at is not None and q.ready_count:
@@ -319,6 +323,15 @@ class Broker:
         if dead:
             for m in dead:
                 self._dead_letter_locked(vh, q, m, "expired")
+        if dead is not None and q.ready_count:
+            # The head moved: it may be expired already, or expire before the timer wakes
+            # (_new_head_locked); checked inline for one lane, as this runs per delivery.
+            lane = q.lanes[0]
+            e = (lane.front[0] if lane.front else lane.tail[0]).expires_at if q.simple else t
+            if e is not None:
+                w = self._timer.waiting_until if self._timer is not None else None
+                if e <= t or w is None or e < w:
+                    self._new_head_locked(vh, q, t)
         if vh.ops:
             self._flush_ops_locked(vh)
 
@@ -349,8 +362,7 @@ class Broker:
             break
         if q.has_ttl and q.ready_count:
             # As RabbitMQ's fetch: expired messages now at the head go before the count.
-            for d in q.expire(now):
-                self._dead_letter_locked(vh, q, d, "expired")
+            self._new_head_locked(vh, q, now)
         tag = ch._next_tag
         ch._next_tag = tag + 1
         msg = Message(m.body, m.exchange, m.routing_key, m.properties, tag,
@@ -539,6 +551,23 @@ class Broker:
             self._arm_timer()
 
     # --- expiry ------------------------------------------------------------------------
+
+    def _new_head_locked(self, vh: VHost, q: Queue, now: float) -> None:
+        """The head of ``q`` (which may hold expiring messages) was taken: delivered,
+        fetched or dropped. As RabbitMQ, expired messages now at the head go at once, and
+        the timer, which watches heads only, learns the next head's deadline."""
+        e = q.next_expiry()
+        if e is None:
+            return
+        if e <= now:
+            for m in q.expire(now):
+                self._dead_letter_locked(vh, q, m, "expired")
+            e = q.next_expiry() if q.ready_count else None
+            if e is None:
+                return
+        timer = self._timer
+        if timer is None or timer.waiting_until is None or e < timer.waiting_until:
+            self._arm_timer(e)
 
     def _expire_queue_locked(self, vh: VHost, q: Queue) -> None:
         for m in q.expire(self._now()):

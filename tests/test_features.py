@@ -195,6 +195,28 @@ class TestTTL:
         assert [get(ch, "dead").properties.headers["x-death"][0]["reason"]
                 for _ in range(2)] == ["expired", "expired"]
 
+    def test_expired_message_reaching_the_head_by_a_delivery_goes_at_once(self, bus, ch,
+                                                                          clock):
+        """Per-message TTL: an expired message behind a live one waits (only heads
+        expire); once the one ahead of it is delivered, RabbitMQ dead-letters it at once
+        (checked on 3.10), not at the next clock tick."""
+        dlx_setup(ch, "w", {})
+        ch.basic_qos(prefetch_count=1)
+        got = []
+        ch.basic_consume("w", got.append)
+        ch.basic_publish("", "w", b"x")  # held unacked: no credit left
+        ch.basic_publish("", "w", b"a")
+        ch.basic_publish("", "w", b"b", P(expiration="100"))
+        bus.run_until_idle()
+        clock.advance(1)
+        assert bus._vhosts["/"].queues["w"].ready_count == 2  # b waits behind a
+        got[0].ack()  # a goes out: b, expired, is the head
+        bus.run_until_idle()
+        assert [m.body for m in got] == [b"x", b"a"]
+        assert bus._vhosts["/"].queues["w"].ready_count == 0
+        d = get(ch, "dead")
+        assert d.body == b"b" and d.properties.headers["x-death"][0]["reason"] == "expired"
+
     def test_ttl_zero_delivered_to_a_waiting_consumer(self, bus, ch, clock):
         # RabbitMQ: a TTL 0 message goes to a consumer that can take it at once.
         ch.queue_declare("q", arguments={"x-message-ttl": 0})
@@ -1042,6 +1064,38 @@ def test_real_clock_ttl_expires_on_its_own_and_close_joins_the_timer():
         bus.close()
     assert len(_timer_threads()) == before
     assert not [t for t in threading.enumerate() if t.name.startswith("inbus-c")]
+
+
+@pytest.mark.parametrize("how", ["get", "consume", "drop-head"])
+def test_real_clock_ttl_of_a_new_head_expires_on_its_own(how):
+    """The timer watches queue heads: when the head goes (fetched, delivered, dropped for
+    overflow), it learns the deadline of the message behind it, which expires on its own
+    (RabbitMQ 3.10 dead-letters b in all three cases)."""
+    bus = Bus()
+    try:
+        ch = bus.channel()
+        args: dict = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}
+        if how == "drop-head":
+            args["x-max-length"] = 2
+        ch.queue_declare("w", arguments=args)
+        ch.queue_declare("dead")
+        ev = threading.Event()
+        ch2 = bus.channel(background=True)
+        ch2.basic_consume("dead", lambda m: m.body == b"b" and ev.set(), auto_ack=True)
+        ch.basic_publish("", "w", b"a")
+        ch.basic_publish("", "w", b"b", BasicProperties(expiration="50"))
+        time.sleep(0.02)  # the timer thread looks at the heads: none expires (a is first)
+        if how == "get":
+            assert ch.basic_get("w", auto_ack=True).body == b"a"
+        elif how == "consume":
+            ch3 = bus.channel()
+            ch3.basic_qos(prefetch_count=1)
+            ch3.basic_consume("w", lambda m: None)
+        else:
+            ch.basic_publish("", "w", b"c")  # drops a: b is the head
+        assert ev.wait(5.0), "the new head's TTL never expired on its own"
+    finally:
+        bus.close()
 
 
 def test_real_clock_x_expires_on_its_own():
