@@ -448,13 +448,14 @@ class Broker:
             if q.deleted:
                 continue
             touched[id(q)] = q  # credit came back: dispatch q even if m goes elsewhere
+            expired = False
             if m.expires_at is not None:
                 if now is None:
                     now = self._now()
-                if m.expires_at <= now:
-                    self._dead_letter_locked(vh, q, m, "expired")
-                    continue
-            if q.delivery_limit is not None:
+                # Expired meanwhile, it goes back all the same: as RabbitMQ, expired
+                # messages go at the head only (below), not wherever they are requeued.
+                expired = m.expires_at <= now
+            if q.delivery_limit is not None and not expired:
                 m.returns = n = getattr(m, "returns", 0) + 1
                 if n > q.delivery_limit:  # a poison message: stop redelivering it
                     self._dead_letter_locked(vh, q, m, "delivery_limit")
@@ -473,6 +474,8 @@ class Broker:
                     if d is None:
                         break
                     self._dead_letter_locked(vh, q, d, "maxlen")
+            if q.has_ttl and q.ready_count:
+                self._new_head_locked(vh, q, self._now() if now is None else now)
             self._dispatch_queue_locked(vh, q)
             if q.has_ttl:
                 self._arm_timer()

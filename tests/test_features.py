@@ -217,6 +217,26 @@ class TestTTL:
         d = get(ch, "dead")
         assert d.body == b"b" and d.properties.headers["x-death"][0]["reason"] == "expired"
 
+    def test_requeued_after_ttl_behind_a_live_message_waits_for_the_head(self, bus, ch,
+                                                                         clock):
+        """RabbitMQ drops expired messages at the head only, requeued ones too (checked on
+        3.10: a nack of a, b (expired), c keeps 3 ready; b goes when a is fetched)."""
+        dlx_setup(ch, "w", {})
+        got = []
+        tag = ch.basic_consume("w", got.append)
+        ch.basic_publish("", "w", b"a")
+        ch.basic_publish("", "w", b"b", P(expiration="100"))
+        ch.basic_publish("", "w", b"c")
+        bus.run_until_idle()
+        ch.basic_cancel(tag)
+        clock.advance(1)
+        ch.basic_nack(0, multiple=True, requeue=True)
+        assert bus._vhosts["/"].queues["w"].ready_count == 3
+        assert ch.basic_get("dead") is None
+        assert get(ch, "w").body == b"a"  # b, expired, is the head: it goes now
+        assert get(ch, "dead").body == b"b"
+        assert [m.body for m in [get(ch, "w")]] == [b"c"]
+
     def test_ttl_zero_delivered_to_a_waiting_consumer(self, bus, ch, clock):
         # RabbitMQ: a TTL 0 message goes to a consumer that can take it at once.
         ch.queue_declare("q", arguments={"x-message-ttl": 0})
