@@ -11,6 +11,7 @@ classic queues) the test says so.
 from __future__ import annotations
 
 import datetime
+import re
 import threading
 import time
 
@@ -1083,7 +1084,7 @@ def test_real_clock_ttl_expires_on_its_own_and_close_joins_the_timer():
     finally:
         bus.close()
     assert len(_timer_threads()) == before
-    assert not [t for t in threading.enumerate() if t.name.startswith("inbus-c")]
+    assert not [t for t in threading.enumerate() if re.fullmatch(r"inbus-c\d+-ch\d+", t.name)]
 
 
 @pytest.mark.parametrize("how", ["get", "consume", "drop-head"])

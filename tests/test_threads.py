@@ -229,16 +229,16 @@ def test_close_bus_while_busy_from_many_threads() -> None:
 def test_background_worker_threads_have_distinct_names() -> None:
     """Every channel of Bus.channel() is channel 1 of its own connection: the worker
     threads' names carry the connection's number too, so a thread dump tells them apart."""
-    import threading
-
-    from inbus import Bus
+    import re
 
     bus = Bus(background=True)
     try:
         chans = [bus.channel() for _ in range(3)]
         chans.append(chans[0].connection.channel())  # channel 2 of connection 1
-        names = [t.name for t in threading.enumerate() if t.name.startswith("inbus-c")]
-        assert len(names) == 4 and len(set(names)) == 4, names
+        workers = [ch._worker.thread for ch in chans if ch._worker is not None]
+        names = [t.name for t in workers]
+        assert len(set(names)) == 4, names
+        assert all(re.fullmatch(r"inbus-c\d+-ch\d+", n) for n in names), names
     finally:
         bus.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("inbus-c")]
+    assert not [t for t in workers if t.is_alive()]
