@@ -380,15 +380,22 @@ def test_acks_freeing_credit_keep_round_robin_order(bus: Bus) -> None:
     bus._check()
 
 
-def test_priority_queue_direct_deliveries_go_back_to_their_lane(bus: Bus) -> None:
-    """With nothing ready, a priority queue hands a message straight to a consumer with
-    credit (it would be the head anyway); requeued, it goes back to its priority's lane
-    at its original position."""
+def _priority_queue_consumer(bus: Bus) -> tuple[Channel, list[Message], str]:
+    """A channel consuming "pq" (x-max-priority 10) with prefetch 1, collecting into a
+    list: (channel, the list, the consumer tag)."""
     ch = bus.channel()
     ch.queue_declare("pq", arguments={"x-max-priority": 10})
     ch.basic_qos(prefetch_count=1)
     got: list[Message] = []
     tag = ch.basic_consume("pq", got.append)
+    return ch, got, tag
+
+
+def test_priority_queue_direct_deliveries_go_back_to_their_lane(bus: Bus) -> None:
+    """With nothing ready, a priority queue hands a message straight to a consumer with
+    credit (it would be the head anyway); requeued, it goes back to its priority's lane
+    at its original position."""
+    ch, got, tag = _priority_queue_consumer(bus)
     P = BasicProperties
     ch.basic_publish("", "pq", b"p1", P(priority=1))  # straight to the consumer
     for body, p in ((b"p9", 9), (b"p5", 5), (b"p1-later", 1)):
@@ -465,11 +472,7 @@ def test_properties_changed_in_place_do_not_move_a_queued_message(bus: Bus) -> N
     """A queued message's priority (and persistence) is decided as it enters the queue: a
     consumer changing the delivered properties in place does not move it to another
     lane when it goes back."""
-    ch = bus.channel()
-    ch.queue_declare("pq", arguments={"x-max-priority": 10})
-    ch.basic_qos(prefetch_count=1)
-    got: list[Message] = []
-    tag = ch.basic_consume("pq", got.append)
+    ch, got, tag = _priority_queue_consumer(bus)
     P = BasicProperties
     ch.basic_publish("", "pq", b"a", P(priority=0))  # straight to the consumer
     ch.basic_publish("", "pq", b"y", P(priority=1))  # queued
