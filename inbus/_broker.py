@@ -12,7 +12,8 @@ Channel methods take the bus lock, ask the pure core (:mod:`inbus._vhost`,
   which is both the channel's unacked record and the consumer's sink item;
 - settle (ack, or reject = dead-letter or drop), requeue (original position,
   redelivered=True; ``x-delivery-limit``), dead-letter (``x-death``; fully automatic
-  cycles dropped), expiry (at the head, by the manual clock or the timer thread);
+  cycles dropped), expiry (at the head, by the manual clock or the timer thread: the
+  :class:`inbus._expiry.Expiry` mixin);
 - consumers come and go (auto-delete queues, ``x-expires``, cancel notifications).
 
 Nothing here runs a callback or blocks; every method expects the lock held.
@@ -24,8 +25,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._args import parse_expiration, str_list
-from ._dispatch import Timer
 from ._errors import AccessRefused, NotFound, PreconditionFailed
+from ._expiry import Expiry
 from ._message import (
     BasicProperties,
     Content,
@@ -42,26 +43,15 @@ if TYPE_CHECKING:
 __all__ = ["Broker"]
 
 
-class Broker:
+class Broker(Expiry):
     """The ``*_locked`` half of :class:`inbus.Bus` (state lives on the Bus)."""
 
-    _clock: Any
-    _manual_clock: bool
-    _closed: bool
-    _timer: Timer | None
-    _vhosts: dict[str, VHost]
     _taps: dict[tuple[str, str], list[ReturnedMessage]]
     _n_published: int
     _n_returned: int
     _n_unroutable: int
     _n_submits: int
     _lock: Any
-
-    def _now(self) -> float:
-        return float(self._clock.monotonic())
-
-    def _flush_ops_locked(self, vh: VHost) -> None:
-        raise NotImplementedError
 
     # --- publishing and delivery (lock held) -----------------------------------------------
 
@@ -548,70 +538,3 @@ class Broker:
                 ch._sink.push((cb, c.tag))
         q.deleted = True
         self._flush_ops_locked(vh)
-
-    def _queue_touched(self, q: Queue) -> None:
-        if q.expires is not None:
-            self._arm_timer()
-
-    # --- expiry ------------------------------------------------------------------------
-
-    def _new_head_locked(self, vh: VHost, q: Queue, now: float) -> None:
-        """The head of ``q`` (which may hold expiring messages) was taken: delivered,
-        fetched or dropped. As RabbitMQ, expired messages now at the head go at once, and
-        the timer, which watches heads only, learns the next head's deadline."""
-        e = q.next_expiry()
-        if e is None:
-            return
-        if e <= now:
-            for m in q.expire(now):
-                self._dead_letter_locked(vh, q, m, "expired")
-            e = q.next_expiry() if q.ready_count else None
-            if e is None:
-                return
-        timer = self._timer
-        if timer is None or timer.waiting_until is None or e < timer.waiting_until:
-            self._arm_timer(e)
-
-    def _expire_queue_locked(self, vh: VHost, q: Queue) -> None:
-        for m in q.expire(self._now()):
-            self._dead_letter_locked(vh, q, m, "expired")
-
-    def _next_deadline(self) -> float | None:
-        best: float | None = None
-        for vh in self._vhosts.values():
-            for q in vh.queues.values():
-                e = q.next_expiry() if q.has_ttl and q.ready_count else None
-                if q.expires is not None and not q.consumers:
-                    d = q.last_used + q.expires
-                    e = d if e is None or d < e else e
-                if e is not None and (best is None or e < best):
-                    best = e
-        return best
-
-    def _expire_due_locked(self) -> None:
-        now = self._now()
-        for vh in list(self._vhosts.values()):
-            for q in list(vh.queues.values()):
-                if q.has_ttl and q.ready_count:
-                    for m in q.expire(now):
-                        self._dead_letter_locked(vh, q, m, "expired")
-                if (q.expires is not None and not q.consumers
-                        and q.last_used + q.expires <= now and not q.deleted):
-                    self._delete_queue_locked(vh, q)
-            if vh.ops:
-                self._flush_ops_locked(vh)
-
-    def _fire_timer(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._expire_due_locked()
-
-    def _arm_timer(self, deadline: float | None = None) -> None:
-        """Make sure the timer thread wakes by ``deadline`` (None: recompute)."""
-        if self._manual_clock or self._closed:
-            return
-        if self._timer is None:
-            self._timer = Timer(self._lock, self._next_deadline, self._fire_timer,
-                                self._clock.monotonic)
-        else:
-            self._timer.poke(deadline)

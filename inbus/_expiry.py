@@ -1,0 +1,115 @@
+"""When messages and queues expire, and the timer thread that wakes for it (a mixin of
+:class:`inbus._broker.Broker`, so of :class:`inbus.Bus`).
+
+Theory of operation
+-------------------
+Only ready messages expire, and only at the head of their queue, as in RabbitMQ: a
+queue's next deadline is its head's (``Queue.next_expiry``). A queue with ``x-expires``
+is deleted once it has been unused (no consumers, no ``basic_get``, no redeclare) that
+long. On a :class:`inbus.testing.ManualClock` nothing runs by itself: ``advance()``
+calls :meth:`Expiry._expire_due_locked`. On the real clock one :class:`inbus._dispatch.Timer`
+thread sleeps until the earliest deadline of the whole bus (:meth:`_next_deadline`) and
+is poked when a deadline may have moved earlier (:meth:`_arm_timer`): when a head is
+taken (:meth:`_new_head_locked`: expired new heads go at once), a message is requeued, or a
+queue becomes unused. Every method expects the bus lock held, except ``_fire_timer``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._dispatch import Timer
+from ._queue import QMsg, Queue
+from ._vhost import VHost
+
+__all__ = ["Expiry"]
+
+
+class Expiry:
+    """Expiry of messages and queues (state lives on the Bus)."""
+
+    _clock: Any
+    _manual_clock: bool
+    _closed: bool
+    _timer: Timer | None
+    _vhosts: dict[str, VHost]
+    _lock: Any
+
+    def _now(self) -> float:
+        return float(self._clock.monotonic())
+
+    # (the broker's and the bus's)
+    def _flush_ops_locked(self, vh: VHost) -> None:
+        raise NotImplementedError
+
+    def _dead_letter_locked(self, vh: VHost, q: Queue, m: QMsg, reason: str,
+                            persisted: bool = True) -> None:
+        raise NotImplementedError
+
+    def _delete_queue_locked(self, vh: VHost, q: Queue) -> None:
+        raise NotImplementedError
+
+    def _queue_touched(self, q: Queue) -> None:
+        if q.expires is not None:
+            self._arm_timer()
+
+    def _new_head_locked(self, vh: VHost, q: Queue, now: float) -> None:
+        """The head of ``q`` (which may hold expiring messages) was taken: delivered,
+        fetched or dropped. As RabbitMQ, expired messages now at the head go at once, and
+        the timer, which watches heads only, learns the next head's deadline."""
+        e = q.next_expiry()
+        if e is None:
+            return
+        if e <= now:
+            for m in q.expire(now):
+                self._dead_letter_locked(vh, q, m, "expired")
+            e = q.next_expiry() if q.ready_count else None
+            if e is None:
+                return
+        timer = self._timer
+        if timer is None or timer.waiting_until is None or e < timer.waiting_until:
+            self._arm_timer(e)
+
+    def _expire_queue_locked(self, vh: VHost, q: Queue) -> None:
+        for m in q.expire(self._now()):
+            self._dead_letter_locked(vh, q, m, "expired")
+
+    def _next_deadline(self) -> float | None:
+        best: float | None = None
+        for vh in self._vhosts.values():
+            for q in vh.queues.values():
+                e = q.next_expiry() if q.has_ttl and q.ready_count else None
+                if q.expires is not None and not q.consumers:
+                    d = q.last_used + q.expires
+                    e = d if e is None or d < e else e
+                if e is not None and (best is None or e < best):
+                    best = e
+        return best
+
+    def _expire_due_locked(self) -> None:
+        now = self._now()
+        for vh in list(self._vhosts.values()):
+            for q in list(vh.queues.values()):
+                if q.has_ttl and q.ready_count:
+                    for m in q.expire(now):
+                        self._dead_letter_locked(vh, q, m, "expired")
+                if (q.expires is not None and not q.consumers
+                        and q.last_used + q.expires <= now and not q.deleted):
+                    self._delete_queue_locked(vh, q)
+            if vh.ops:
+                self._flush_ops_locked(vh)
+
+    def _fire_timer(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._expire_due_locked()
+
+    def _arm_timer(self, deadline: float | None = None) -> None:
+        """Make sure the timer thread wakes by ``deadline`` (None: recompute)."""
+        if self._manual_clock or self._closed:
+            return
+        if self._timer is None:
+            self._timer = Timer(self._lock, self._next_deadline, self._fire_timer,
+                                self._clock.monotonic)
+        else:
+            self._timer.poke(deadline)
