@@ -297,6 +297,24 @@ class Message:
                 f"body={self._body[:40]!r}>")
 
 
+def _read_only(name: str) -> Any:
+    def refuse(self: Message, value: Any) -> None:
+        raise AttributeError(
+            f"a delivered Message is read-only: cannot set '{name}' (the message is also "
+            f"its channel's record of the delivery, which a nack or a recover puts back "
+            f"as delivered); publish a new message to send something else")
+    return refuse
+
+
+# Assigning a field raises an AttributeError that says why (a property without a setter
+# would only say "has no setter"); reads and construction cost the same.
+for _name in ("body", "exchange", "routing_key", "properties", "delivery_tag",
+              "redelivered", "consumer_tag", "message_count", "channel"):
+    _prop = Message.__dict__[_name]
+    setattr(Message, _name, _prop.setter(_read_only(_name)))
+del _name, _prop
+
+
 class ReturnedMessage:
     """An unroutable mandatory message handed back to the publisher (basic.return)."""
 

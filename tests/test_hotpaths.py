@@ -330,7 +330,8 @@ def test_a_delivered_message_is_read_only_and_comes_back_as_it_was(bus: Bus) -> 
                                 ("properties", BasicProperties(app_id="changed"))):
                 try:
                     setattr(m, name, value)
-                except AttributeError:
+                except AttributeError as e:
+                    assert "read-only" in str(e) and f"'{name}'" in str(e), e
                     refused.append(name)
             m.nack(requeue=True)
     ch.basic_consume("q", on_message)
