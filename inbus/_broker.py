@@ -126,10 +126,10 @@ class Broker(Expiry):
                 if simple and q.plain and q.simple:
                     # Queue.push and _enqueue_locked, inlined for what a backlog is mostly
                     # made of: one lane, no length limit or TTL, nothing to store; and no
-                    # Content, the QMsg is the one object per queued message.
+                    # Content or QMsg, a Fresh tuple is the one object per queued message.
                     seq = q.next_seq
                     q.next_seq = seq + 1
-                    q.lanes[0].tail.append(QMsg(seq, body, exchange, rk, props, None))
+                    q.lanes[0].tail.append((seq, body, exchange, rk, props))
                     q.ready_count += 1
                     q.ready_bytes += len(body)
                     q.n_published += 1
@@ -316,8 +316,7 @@ class Broker(Expiry):
         if dead is not None and q.ready_count:
             # The head moved: it may be expired already, or expire before the timer wakes
             # (_new_head_locked); checked inline for one lane, as this runs per delivery.
-            lane = q.lanes[0]
-            e = (lane.front[0] if lane.front else lane.tail[0]).expires_at if q.simple else t
+            e = q.lanes[0].head_expires() if q.simple else t
             if e is not None:
                 w = self._timer.waiting_until if self._timer is not None else None
                 if e <= t or w is None or e < w:

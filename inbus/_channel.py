@@ -423,25 +423,31 @@ class Channel(Topology, BlockingConsuming):
             # _dispatch_queue_locked would do; its unacked counts stay (one out, one in).
             if len(cs) > 1:
                 q.rr = (cs.index(c) + 1) % len(cs)  # where next_consumer() leaves it
-            lane = q.lanes[0]
-            if lane.front or not q.simple:  # a requeued message first, or priority lanes
-                head = q.pop()
-                assert head is not None  # (ready_count says so)
-                m = head
-            else:  # (Queue.pop, inlined)
-                m = lane.tail.popleft()
-                q.ready_count -= 1
-                q.ready_bytes -= len(m.body)
             tag = self._next_tag
             self._next_tag = tag + 1
             q.n_delivered += 1
-            if m.redelivered:
-                q.n_redelivered += 1
-            self._unacked[tag] = msg = Message(m.body, m.exchange, m.routing_key,
-                                               m.properties, tag, m.redelivered, c.tag,
-                                               self, None, c)
-            msg._queue = q
-            msg._qmsg = m
+            lane = q.lanes[0]
+            m = None if lane.front or not q.simple else lane.tail[0]
+            if type(m) is tuple:  # a Fresh one (inbus._queue): delivered as it is
+                lane.tail.popleft()
+                seq, body, exchange, rk, props = m
+                q.ready_count -= 1
+                q.ready_bytes -= len(body)
+                self._unacked[tag] = msg = Message(body, exchange, rk, props, tag, False,
+                                                   c.tag, self, None, c)
+                msg._queue = q
+                msg._qmsg = None  # (as a direct delivery: a QMsg only if it goes back)
+                msg._seq = seq
+            else:  # a requeued message first, a priority queue, or a QMsg
+                head = q.pop()
+                assert head is not None  # (ready_count says so)
+                if head.redelivered:
+                    q.n_redelivered += 1
+                self._unacked[tag] = msg = Message(head.body, head.exchange,
+                                                   head.routing_key, head.properties, tag,
+                                                   head.redelivered, c.tag, self, None, c)
+                msg._queue = q
+                msg._qmsg = head
             sink = c.sink
             sink.items.append(msg)
             if sink.wanted:  # (Sink.push, inlined)

@@ -25,6 +25,13 @@ Expiry (``x-message-ttl``, per-message ``expiration``) is decided at the head on
 RabbitMQ; ``expire(now)`` returns what died so the vhost can dead-letter it. The caller
 passes ``now``; this module never reads a clock.
 
+A message the publisher appended to the backlog of a plain one-lane queue without
+anything special about it (no TTL, not persistent, no CC / BCC) is kept as a bare tuple
+:data:`Fresh` ``(seq, body, exchange, routing_key, properties)``: a work queue's backlog
+is mostly made of these, and a tuple costs a fifth of a QMsg to make. Only the tails of
+lanes hold them; the lane and queue methods hand out QMsgs (:func:`as_qmsg`), except
+the broker's ack hand-off, which delivers a fresh one as it is.
+
 Pure: no locks, threads, time or I/O. Complexity: push O(1); pop O(1) (O(log r) with r
 requeued messages; O(P) lanes for a priority queue); requeue O(log r).
 """
@@ -93,6 +100,21 @@ class RoutedQMsg(QMsg):
         super().__init__(seq, content.body, content.exchange, content.routing_key,
                          content.properties, expires_at, redelivered)
         self.routing_keys = content.routing_keys
+
+
+# A fresh message in a lane's tail: (seq, body, exchange, routing_key, properties), as a
+# QMsg with expires_at None, redelivered False, not persistent, priority 0.
+Fresh = tuple[int, bytes, str, str, BasicProperties]
+
+
+def as_qmsg(m: QMsg | Fresh) -> QMsg:
+    """``m`` as a QMsg (a fresh tuple becomes one)."""
+    if type(m) is tuple:
+        seq, body, exchange, rk, props = m
+        q = QMsg(seq, body, exchange, rk, props, None)
+        q.persistent = False  # (as it entered, whatever was done to the properties since)
+        return q
+    return m  # type: ignore[return-value]
 
 
 def stored(seq: int, content: Content, expires_at: float | None,
@@ -171,20 +193,25 @@ class _Lane:
     __slots__ = ("tail", "front")
 
     def __init__(self) -> None:
-        self.tail: deque[QMsg] = deque()
+        self.tail: deque[QMsg | Fresh] = deque()  # arrival order; see Fresh
         self.front: list[QMsg] = []  # heap of requeued messages, by seq
 
     def __len__(self) -> int:
         return len(self.tail) + len(self.front)
 
     def peek(self) -> QMsg:
-        return self.front[0] if self.front else self.tail[0]
+        return self.front[0] if self.front else as_qmsg(self.tail[0])
+
+    def head_expires(self) -> float | None:
+        """The head's deadline (None: it does not expire). O(1), makes nothing."""
+        m = self.front[0] if self.front else self.tail[0]
+        return None if type(m) is tuple else m.expires_at  # type: ignore[union-attr]
 
     def pop(self) -> QMsg:
-        return heapq.heappop(self.front) if self.front else self.tail.popleft()
+        return heapq.heappop(self.front) if self.front else as_qmsg(self.tail.popleft())
 
     def in_order(self) -> list[QMsg]:
-        return sorted(self.front) + list(self.tail)
+        return sorted(self.front) + [as_qmsg(m) for m in self.tail]
 
 
 class Queue:
@@ -210,6 +237,7 @@ class Queue:
         # The only consumer of a plain queue that never held an expiring message: the
         # publisher's fast path hands it messages without looking further (else None).
         self.solo: Consumer | None = None
+        self.round_robin = False  # see _update_solo()
         self.rr = 0
         self.had_consumer = False
         self.exclusive_consumer = False
@@ -316,7 +344,7 @@ class Queue:
             if lane.front:
                 m = heapq.heappop(lane.front)
             elif lane.tail:
-                m = lane.tail.popleft()
+                m = as_qmsg(lane.tail.popleft())
             else:
                 return None
         else:
@@ -339,10 +367,10 @@ class Queue:
         dead: list[QMsg] = []
         for lane in self.lanes:
             while lane.tail or lane.front:
-                m = lane.peek()
-                if m.expires_at is None or m.expires_at > now:
+                e = lane.head_expires()
+                if e is None or e > now:
                     break
-                lane.pop()
+                m = lane.pop()
                 self.ready_count -= 1
                 self.ready_bytes -= len(m.body)
                 dead.append(m)
@@ -353,21 +381,24 @@ class Queue:
         best: float | None = None
         for lane in self.lanes:
             if lane.tail or lane.front:
-                e = lane.peek().expires_at
+                e = lane.head_expires()
                 if e is not None and (best is None or e < best):
                     best = e
         return best
 
-    def purge(self) -> list[QMsg]:
-        """Remove every ready message (unacked ones stay). Returns them."""
-        out: list[QMsg] = []
+    def purge(self) -> tuple[int, bool]:
+        """Remove every ready message (unacked ones stay). Returns how many, and whether
+        any of them was persistent. O(n)."""
+        n = self.ready_count
+        persistent = False
         for lane in self.lanes:
-            out.extend(lane.in_order())
+            persistent = persistent or any(m.persistent for m in lane.front) or any(
+                type(m) is not tuple and m.persistent for m in lane.tail)  # type: ignore[union-attr]
             lane.tail.clear()
             lane.front.clear()
         self.ready_count = 0
         self.ready_bytes = 0
-        return out
+        return n, persistent
 
     def ready_messages(self) -> list[QMsg]:
         """Ready messages in delivery order (for inspection and tests). O(n log n)."""
@@ -408,6 +439,10 @@ class Queue:
     def _update_solo(self) -> None:
         cs = self.consumers
         self.solo = cs[0] if len(cs) == 1 and self.plain and not self.has_ttl else None
+        # Plain round-robin (several consumers, one priority, no single active one):
+        # next_consumer() tries the one whose turn it is before anything else.
+        self.round_robin = (len(cs) > 1 and not self.single_active
+                            and cs[0].priority == cs[-1].priority)
 
     def remove_consumer(self, c: Consumer) -> None:
         cs = self.consumers
@@ -428,6 +463,15 @@ class Queue:
         """The consumer that gets the next message, or None if nobody has credit."""
         cs = self.consumers
         n = len(cs)
+        if self.round_robin:
+            # The common case first: the consumer whose turn it is has credit.
+            # (c.has_credit(), inlined: this runs for every delivery)
+            rr = self.rr
+            c = cs[rr]
+            if c.auto_ack or ((not (p := c.prefetch) or c.unacked < p) and (
+                    not (g := c.qos).global_prefetch or g.unacked < g.global_prefetch)):
+                self.rr = rr + 1 if rr + 1 < n else 0
+                return c
         if n == 1:
             c = cs[0]
             return c if c.auto_ack or c.has_credit() else None
@@ -482,6 +526,9 @@ class Queue:
         cs = self.consumers
         assert self.solo is (cs[0] if len(cs) == 1 and self.plain and not self.has_ttl
                              else None), f"queue {self.name!r}: solo consumer drifted"
+        assert self.round_robin == (len(cs) > 1 and not self.single_active
+                                    and cs[0].priority == cs[-1].priority)
+        assert not cs or 0 <= self.rr < len(cs), f"queue {self.name!r}: rr out of range"
         for c in self.consumers:
             if c.prefetch and not c.auto_ack:
                 assert c.unacked <= c.prefetch, f"consumer {c.tag} over prefetch"

@@ -277,10 +277,10 @@ class VHost:
 
     def queue_purge(self, name: str, conn: Any = None) -> int:
         q = self.get_queue(name, "queue.purge", conn)
-        gone = q.purge()
-        if q.durable and any(m.persistent for m in gone):
+        n, persistent = q.purge()
+        if q.durable and persistent:
             self.ops.append(st.PurgeQueue(self.name, q.name))
-        return len(gone)
+        return n
 
     # --- routing -----------------------------------------------------------------------
 

@@ -491,3 +491,53 @@ def test_properties_changed_in_place_do_not_move_a_queued_message(bus: Bus) -> N
     while (m := ch.basic_get("pq", auto_ack=True)) is not None:
         order.append((m.body, m.redelivered))
     assert order == [(b"z", False), (b"w", False), (b"y", True)]
+
+
+def test_fresh_backlog_messages_behave_as_queued_ones() -> None:
+    """What the publisher appends to a plain queue's backlog is kept as a bare tuple
+    (inbus._queue.Fresh): handed off by an ack, fetched by basic_get, put back by a nack,
+    dead-lettered by a reject, counted by a purge, and passed over by expiry in front of
+    a message that expires, all as a QMsg would be."""
+    clock = ManualClock()
+    bus = Bus(clock=clock)
+    ch = bus.channel()
+    ch.exchange_declare("dlx", "fanout")
+    ch.queue_declare("dead")
+    ch.queue_bind("dead", "dlx")
+    ch.queue_declare("q", arguments={"x-dead-letter-exchange": "dlx"})
+    got: list[Message] = []
+    ch.basic_qos(prefetch_count=1)
+    tag = ch.basic_consume("q", got.append)
+    for body in (b"0", b"1", b"2"):
+        ch.basic_publish("", "q", body)  # 0 to the consumer, 1 and 2 queued
+    ch.basic_publish("", "q", b"ttl", BasicProperties(expiration="1000"))
+    ch.basic_publish("", "q", b"3")
+    bus.run_until_idle()
+    tail = bus._vhosts["/"].queues["q"].lanes[0].tail
+    assert [type(m).__name__ for m in tail] == ["tuple", "tuple", "QMsg", "tuple"]
+    clock.advance(2)
+    bus._expire_due_locked()
+    assert bus.statistics().queue("q").messages_ready == 4  # "ttl" is not the head yet
+    got[-1].ack()  # hands "1" to the consumer
+    bus.run_until_idle()
+    assert got[-1].body == b"1" and not got[-1].redelivered
+    got[-1].nack(requeue=True)  # back to the head, then handed out again by dispatch
+    bus.run_until_idle()
+    assert (got[-1].body, got[-1].redelivered) == (b"1", True)
+    ch.basic_cancel(tag)
+    got[-1].reject(requeue=False)  # dead-lettered
+    m = ch.basic_get("q")  # "ttl" becomes the head, expired: dead-lettered at once
+    assert m is not None and (m.body, m.redelivered, m.message_count) == (b"2", False, 1)
+    m.nack(requeue=True)
+    bus._check()
+    m = ch.basic_get("q", auto_ack=True)
+    assert m is not None and (m.body, m.redelivered) == (b"2", True)
+    assert [x.body for x in bus._vhosts["/"].queues["q"].ready_messages()] == [b"3"]
+    dead = []
+    while (d := ch.basic_get("dead", auto_ack=True)) is not None:
+        dead.append((d.body, d.properties.headers["x-death"][0]["reason"]))
+    assert dead == [(b"1", "rejected"), (b"ttl", "expired")]
+    ch.basic_publish("", "q", b"4")
+    assert ch.queue_purge("q") == 2
+    bus._check()
+    bus.close()
