@@ -232,7 +232,8 @@ class Message:
         # Set by the broker when the message is the channel's unacked record (see
         # inbus._queue.Unacked), not for auto-ack deliveries: ``_queue``, the queue it came
         # from, and ``_qmsg``, its QMsg there, or None for a message the publisher handed
-        # straight to a consumer (it never was in the queue), with ``_seq``, its position.
+        # straight to a consumer (it never was in the queue) or one delivered from a
+        # fresh tuple (inbus._queue.Fresh), with ``_seq``, its position.
 
     @property
     def body(self) -> bytes:
