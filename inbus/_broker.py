@@ -176,7 +176,9 @@ class Broker(Expiry):
                 cch._unacked[tag] = msg = Message(body, exchange, rk, props, tag, False,
                                                   c.tag, cch, None, c)
                 msg._queue = q
-                msg._qmsg = (None if expires is None
+                # (a QMsg only if it must keep something its properties may not: a
+                # deadline, or its priority lane, decided as it entered)
+                msg._qmsg = (None if expires is None and q.simple
                              else QMsg(seq, body, exchange, rk, props, expires))
                 msg._seq = seq
             sink = c.sink

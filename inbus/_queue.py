@@ -128,11 +128,11 @@ def stored(seq: int, content: Content, expires_at: float | None,
 
 # An unacked delivery, kept by its channel until it is settled, is the delivered Message
 # itself (read-only, one object per delivery): its ``_queue``, its ``_consumer`` (None for
-# basic_get) and its ``_qmsg`` in the queue; a message the publisher handed straight to a
-# manual-ack consumer never was in the queue and has no QMsg (``_qmsg`` None), only its
-# position ``_seq``, and gets a QMsg only if it goes back (most are acked); so has one an
-# ack handed off from a Fresh tuple. Such a message is never persistent, has no TTL and
-# no CC / BCC keys.
+# basic_get) and its ``_qmsg`` in the queue. A message the publisher handed straight to a
+# manual-ack consumer of a one-lane queue without a deadline, or one an ack handed off
+# from a Fresh tuple, has no QMsg (``_qmsg`` None), only its position ``_seq``, and gets
+# one only if it goes back (most are acked). Such a message is never persistent and has
+# no TTL and no CC / BCC keys.
 Unacked = Message
 
 

@@ -413,6 +413,25 @@ def test_priority_queue_direct_deliveries_go_back_to_their_lane(bus: Bus) -> Non
     assert (s.published, s.delivered, s.acked) == (4, 5, 4)
 
 
+def test_properties_changed_in_place_do_not_move_a_direct_delivery(bus: Bus) -> None:
+    """A message handed straight to a consumer of a priority queue goes back to the lane
+    of the priority it was published with, whatever the consumer did to the properties
+    object in place (as a queued one does, below)."""
+    ch, got, tag = _priority_queue_consumer(bus)
+    P = BasicProperties
+    ch.basic_publish("", "pq", b"d", P(priority=1))  # straight to the consumer
+    ch.basic_publish("", "pq", b"q", P(priority=5))  # no credit: queued
+    bus.run_until_idle()
+    d = got[0]
+    ch.basic_cancel(tag)
+    d.properties.priority = 9
+    d.nack(requeue=True)
+    order = []
+    while (m := ch.basic_get("pq", auto_ack=True)) is not None:
+        order.append((m.body, m.redelivered))
+    assert order == [(b"q", False), (b"d", True)]
+
+
 def test_an_ack_hands_the_backlog_head_to_the_acker(bus: Bus) -> None:
     """basic_ack's hot path serves the acking consumer the head of a backlog: a requeued
     message first (flagged redelivered), then the tail; on a priority queue, the highest
