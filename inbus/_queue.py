@@ -44,8 +44,8 @@ from typing import Any, NamedTuple
 
 from ._message import BasicProperties, Content, Message, RoutedContent
 
-__all__ = ["ChannelQos", "Consumer", "DeclareResult", "QMsg", "Queue", "RoutedQMsg",
-           "stored"]
+__all__ = ["ChannelQos", "Consumer", "DeclareResult", "Fresh", "QMsg", "Queue", "RoutedQMsg",
+           "as_qmsg", "stored"]
 
 
 class DeclareResult(NamedTuple):
@@ -199,9 +199,6 @@ class _Lane:
 
     def __len__(self) -> int:
         return len(self.tail) + len(self.front)
-
-    def peek(self) -> QMsg:
-        return self.front[0] if self.front else as_qmsg(self.tail[0])
 
     def head_expires(self) -> float | None:
         """The head's deadline (None: it does not expire). O(1), makes nothing."""
@@ -389,12 +386,14 @@ class Queue:
 
     def purge(self) -> tuple[int, bool]:
         """Remove every ready message (unacked ones stay). Returns how many, and whether
-        any of them was persistent. O(n)."""
+        any of them was persistent (always False for a transient queue, which stores
+        nothing). O(n)."""
         n = self.ready_count
         persistent = False
         for lane in self.lanes:
-            persistent = persistent or any(m.persistent for m in lane.front) or any(
-                type(m) is not tuple and m.persistent for m in lane.tail)  # type: ignore[union-attr]
+            persistent = persistent or self.durable and (
+                any(m.persistent for m in lane.front) or any(
+                    type(m) is not tuple and m.persistent for m in lane.tail))  # type: ignore[union-attr]
             lane.tail.clear()
             lane.front.clear()
         self.ready_count = 0
@@ -528,7 +527,8 @@ class Queue:
         assert self.solo is (cs[0] if len(cs) == 1 and self.plain and not self.has_ttl
                              else None), f"queue {self.name!r}: solo consumer drifted"
         assert self.round_robin == (len(cs) > 1 and not self.single_active
-                                    and cs[0].priority == cs[-1].priority)
+                                    and cs[0].priority == cs[-1].priority), \
+            f"queue {self.name!r}: round_robin flag drifted"
         assert not cs or 0 <= self.rr < len(cs), f"queue {self.name!r}: rr out of range"
         for c in self.consumers:
             if c.prefetch and not c.auto_ack:

@@ -535,7 +535,8 @@ def test_fresh_backlog_messages_behave_as_queued_ones() -> None:
     tail = bus._vhosts["/"].queues["q"].lanes[0].tail
     assert [type(m).__name__ for m in tail] == ["tuple", "tuple", "QMsg", "tuple"]
     clock.advance(2)
-    bus._expire_due_locked()
+    with bus._lock:
+        bus._expire_due_locked()
     assert bus.statistics().queue("q").messages_ready == 4  # "ttl" is not the head yet
     got[-1].ack()  # hands "1" to the consumer
     bus.run_until_idle()
