@@ -176,11 +176,11 @@ class Broker(Expiry):
                 cch._unacked[tag] = msg = Message(body, exchange, rk, props, tag, False,
                                                   c.tag, cch, None, c)
                 msg._queue = q
-                # (a QMsg only if it must keep something its properties may not: a
-                # deadline, or its priority lane, decided as it entered)
-                msg._qmsg = (None if expires is None and q.simple
+                msg._qmsg = (None if expires is None
                              else QMsg(seq, body, exchange, rk, props, expires))
                 msg._seq = seq
+                if not q.simple:  # its priority lane, decided as it entered
+                    msg._prio = props.priority or 0
             sink = c.sink
             sink.items.append(msg)
             if sink.wanted:  # (Sink.push, inlined)

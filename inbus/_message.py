@@ -206,10 +206,11 @@ class Message:
 
     __slots__ = ("_body", "_exchange", "_routing_key", "_properties", "_tag", "_redelivered",
                  "_consumer_tag", "_message_count", "_channel", "_consumer", "_queue",
-                 "_qmsg", "_seq")
+                 "_qmsg", "_seq", "_prio")
     _queue: Any
     _qmsg: Any
     _seq: int
+    _prio: int
 
     # (built from the fields, not from a Content: a message the publisher hands straight
     # to a consumer never gets a Content, one object less per delivery)
@@ -233,7 +234,8 @@ class Message:
         # inbus._queue.Unacked), not for auto-ack deliveries: ``_queue``, the queue it came
         # from, and ``_qmsg``, its QMsg there, or None for a message the publisher handed
         # straight to a consumer (it never was in the queue) or one delivered from a
-        # fresh tuple (inbus._queue.Fresh), with ``_seq``, its position.
+        # fresh tuple (inbus._queue.Fresh), with ``_seq``, its position (and, on a
+        # priority queue, ``_prio``, its priority as it entered).
 
     @property
     def body(self) -> bytes:

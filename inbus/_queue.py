@@ -129,10 +129,10 @@ def stored(seq: int, content: Content, expires_at: float | None,
 # An unacked delivery, kept by its channel until it is settled, is the delivered Message
 # itself (read-only, one object per delivery): its ``_queue``, its ``_consumer`` (None for
 # basic_get) and its ``_qmsg`` in the queue. A message the publisher handed straight to a
-# manual-ack consumer of a one-lane queue without a deadline, or one an ack handed off
-# from a Fresh tuple, has no QMsg (``_qmsg`` None), only its position ``_seq``, and gets
-# one only if it goes back (most are acked). Such a message is never persistent and has
-# no TTL and no CC / BCC keys.
+# manual-ack consumer without a deadline, or one an ack handed off from a Fresh tuple,
+# has no QMsg (``_qmsg`` None), only its position ``_seq`` (and on a priority queue its
+# priority as it entered, ``_prio``), and gets one only if it goes back (most are
+# acked). Such a message is never persistent and has no TTL and no CC / BCC keys.
 Unacked = Message
 
 
@@ -141,7 +141,9 @@ def unacked_entry(e: Unacked) -> tuple[Queue, QMsg, Consumer | None]:
     m = e._qmsg
     if m is None:
         m = QMsg(e._seq, e._body, e._exchange, e._routing_key, e._properties, None)
-        m.persistent = False  # (it was not, whatever a consumer did to the properties)
+        # (as it entered, whatever a consumer did to the properties since)
+        m.persistent = False
+        m.priority = getattr(e, "_prio", 0)  # (set on priority queues only)
     return e._queue, m, e._consumer
 
 
