@@ -422,14 +422,19 @@ def test_properties_changed_in_place_do_not_move_a_direct_delivery(bus: Bus) -> 
     ch.basic_publish("", "pq", b"d", P(priority=1))  # straight to the consumer
     ch.basic_publish("", "pq", b"q", P(priority=5))  # no credit: queued
     bus.run_until_idle()
-    d = got[0]
+    assert _raise_priority_and_requeue(ch, tag, got[0]) == [(b"q", False), (b"d", True)]
+
+
+def _raise_priority_and_requeue(ch: Channel, tag: str, m: Message) -> list[tuple[bytes, bool]]:
+    """Cancel ``tag``, set ``m``'s priority to 9 in place, nack it back to "pq", and
+    return the queue's (body, redelivered) in delivery order, drained."""
     ch.basic_cancel(tag)
-    d.properties.priority = 9
-    d.nack(requeue=True)
+    m.properties.priority = 9
+    m.nack(requeue=True)
     order = []
-    while (m := ch.basic_get("pq", auto_ack=True)) is not None:
-        order.append((m.body, m.redelivered))
-    assert order == [(b"q", False), (b"d", True)]
+    while (g := ch.basic_get("pq", auto_ack=True)) is not None:
+        order.append((g.body, g.redelivered))
+    return order
 
 
 def test_an_ack_hands_the_backlog_head_to_the_acker(bus: Bus) -> None:
@@ -503,13 +508,8 @@ def test_properties_changed_in_place_do_not_move_a_queued_message(bus: Bus) -> N
     assert y.body == b"y"
     ch.basic_publish("", "pq", b"z", P(priority=5))
     ch.basic_publish("", "pq", b"w", P(priority=3))
-    ch.basic_cancel(tag)
-    y.properties.priority = 9
-    y.nack(requeue=True)
-    order = []
-    while (m := ch.basic_get("pq", auto_ack=True)) is not None:
-        order.append((m.body, m.redelivered))
-    assert order == [(b"z", False), (b"w", False), (b"y", True)]
+    assert _raise_priority_and_requeue(ch, tag, y) == [(b"z", False), (b"w", False),
+                                                       (b"y", True)]
 
 
 def test_fresh_backlog_messages_behave_as_queued_ones() -> None:
