@@ -262,8 +262,8 @@ class Broker(Expiry):
         solo = cs[0] if len(cs) == 1 else None
         if solo is not None and (solo.auto_ack or solo.qos.global_prefetch):
             solo = None
-        elif (acked is not None and acked.live and acked.prefetch and not q.single_active
-              and not acked.qos.global_prefetch and cs[0].priority == cs[-1].priority):
+        elif (acked is not None and acked.live and acked.prefetch and q.round_robin
+              and not acked.qos.global_prefetch):
             # So does the consumer whose ack freed a credit when it is one of several of
             # equal priority: nobody else has credit (ready messages and no credit go
             # together, see _enqueue_locked), so next_consumer() would pick it after a

@@ -410,8 +410,8 @@ class Channel(Topology, BlockingConsuming):
             # The hot path of _settle_locked(entry, "ack"), inlined.
             q.n_acked += 1
             cs = q.consumers
-            if not (q.ready_count and cs and c.live and c.prefetch and not q.has_ttl
-                    and not q.single_active and cs[0].priority == cs[-1].priority):
+            if not (q.ready_count and c.live and c.prefetch and not q.has_ttl and (
+                    q.round_robin or len(cs) == 1 and not q.single_active)):
                 q.unacked -= 1
                 c.unacked -= 1
                 qos.unacked -= 1
@@ -421,8 +421,9 @@ class Channel(Topology, BlockingConsuming):
             # A work queue's backlog: the credit this ack frees is the only one (ready
             # messages mean nobody had credit), so the acker takes the head at once, as
             # _dispatch_queue_locked would do; its unacked counts stay (one out, one in).
-            if len(cs) > 1:
-                q.rr = (cs.index(c) + 1) % len(cs)  # where next_consumer() leaves it
+            if q.round_robin:
+                i = cs.index(c) + 1  # where next_consumer() leaves it
+                q.rr = i if i < len(cs) else 0
             tag = self._next_tag
             self._next_tag = tag + 1
             q.n_delivered += 1
