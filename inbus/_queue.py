@@ -140,9 +140,8 @@ def unacked_entry(e: Unacked) -> tuple[Queue, QMsg, Consumer | None]:
     """``e`` as (queue, QMsg, consumer), making the QMsg of a direct delivery."""
     m = e._qmsg
     if m is None:
-        m = QMsg(e._seq, e._body, e._exchange, e._routing_key, e._properties, None)
-        # (as it entered, whatever a consumer did to the properties since)
-        m.persistent = False
+        m = as_qmsg((e._seq, e._body, e._exchange, e._routing_key, e._properties))
+        # (its priority as it entered, whatever a consumer did to the properties since)
         m.priority = getattr(e, "_prio", 0)  # (set on priority queues only)
     return e._queue, m, e._consumer
 
@@ -466,14 +465,19 @@ class Queue:
         cs = self.consumers
         n = len(cs)
         if self.round_robin:
-            # The common case first: the consumer whose turn it is has credit.
-            # (c.has_credit(), inlined: this runs for every delivery)
-            rr = self.rr
-            c = cs[rr]
-            if c.auto_ack or ((not (p := c.prefetch) or c.unacked < p) and (
-                    not (g := c.qos).global_prefetch or g.unacked < g.global_prefetch)):
-                self.rr = rr + 1 if rr + 1 < n else 0
-                return c
+            # Plain round-robin from the consumer whose turn it is (most often it has
+            # credit: one pass of the loop). c.has_credit(), inlined: this runs for
+            # every delivery.
+            i = start = self.rr
+            while True:
+                c = cs[i]
+                i = i + 1 if i + 1 < n else 0
+                if c.auto_ack or ((not (p := c.prefetch) or c.unacked < p) and (
+                        not (g := c.qos).global_prefetch or g.unacked < g.global_prefetch)):
+                    self.rr = i
+                    return c
+                if i == start:
+                    return None
         if n == 1:
             c = cs[0]
             return c if c.auto_ack or c.has_credit() else None
@@ -482,36 +486,25 @@ class Queue:
         if self.single_active:
             c = self.active or cs[0]
             return c if c.has_credit() else None
-        top = cs[0].priority
-        if cs[-1].priority != top:
-            # Consumer priorities: the highest priority group with credit wins; within
-            # a group, round-robin (the chosen one moves to the end of its group).
-            i = 0
-            while i < n:
-                p = cs[i].priority
-                j = i
-                while j < n and cs[j].priority == p:
-                    c = cs[j]
-                    if c.has_credit():
-                        k = j + 1
-                        while k < n and cs[k].priority == p:
-                            k += 1
-                        if k - 1 != j:
-                            del cs[j]
-                            cs.insert(k - 1, c)
-                        return c
-                    j += 1
-                i = j
-            return None
-        rr = self.rr
-        for k in range(n):
-            i = (rr + k) % n
-            c = cs[i]
-            # (c.has_credit(), inlined: this loop runs for every delivery)
-            if c.auto_ack or ((not (p := c.prefetch) or c.unacked < p) and (
-                    not (g := c.qos).global_prefetch or g.unacked < g.global_prefetch)):
-                self.rr = (i + 1) % n
-                return c
+        # Consumer priorities (the only case left, see _update_solo): the highest
+        # priority group with credit wins; within a group, round-robin (the chosen one
+        # moves to the end of its group).
+        i = 0
+        while i < n:
+            p = cs[i].priority
+            j = i
+            while j < n and cs[j].priority == p:
+                c = cs[j]
+                if c.has_credit():
+                    k = j + 1
+                    while k < n and cs[k].priority == p:
+                        k += 1
+                    if k - 1 != j:
+                        del cs[j]
+                        cs.insert(k - 1, c)
+                    return c
+                j += 1
+            i = j
         return None
 
     def _check(self) -> None:
