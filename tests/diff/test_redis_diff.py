@@ -61,6 +61,15 @@ class Backend:
                 out.append((m["type"], m["pattern"], m["channel"], m["data"]))
         return out
 
+    def wait_numsub(self, r: Any, channel: str, n: int) -> None:
+        """Wait until the real server counts ``n`` subscribers of ``channel``: a command
+        sent on a subscriber's connection may reach it after a publish sent later on
+        another connection (inbus applies it at once)."""
+        deadline = time.monotonic() + 5
+        while self.real and r.pubsub_numsub(channel)[0][1] != n:
+            assert time.monotonic() < deadline, f"{channel}: never {n} subscribers"
+            time.sleep(0.005)
+
     def settle(self) -> None:
         """Let the real server notice a closed connection before asking it about it."""
         if self.real:
@@ -181,6 +190,7 @@ def fan_out(b: Backend) -> list[Any]:
     subs = [b.pubsub(r, ignore_subscribe_messages=True) for _ in range(3)]
     for s in subs:
         s.subscribe(b.P + "f")
+    b.wait_numsub(r, b.P + "f", 3)
     counts = [r.publish(b.P + "f", i) for i in range(3)]
     return [counts, *[b.drain(s) for s in subs]]
 
@@ -263,6 +273,7 @@ def data_and_name_types(b: Backend) -> list[Any]:
     r = b.client()
     p = b.pubsub(r, ignore_subscribe_messages=True)
     p.subscribe(b.P + "é", b.P + "42")
+    b.wait_numsub(r, b.P + "42", 1)  # (one SUBSCRIBE command: both or neither)
     for value in [42, -7, 1.5, 1e20, 0.1, "é", b"\xff\x00", ""]:
         r.publish(b.P + "é", value)
     r.publish(b.P + "42", "int channel")
@@ -316,6 +327,7 @@ def handler_kept_until_unsubscribe_confirmed(b: Backend) -> list[Any]:
     b.drain(p)
     r.publish(b.P + "h", "before")
     p.unsubscribe(b.P + "h")
+    b.wait_numsub(r, b.P + "h", 0)
     r.publish(b.P + "h", "after")
     obs = b.drain(p)
     p.subscribe(b.P + "h")
@@ -330,6 +342,7 @@ def ignore_subscribe_messages(b: Backend) -> list[Any]:
     p.subscribe(b.P + "i")
     q = b.pubsub(r)
     q.subscribe(b.P + "i")
+    b.wait_numsub(r, b.P + "i", 2)
     r.publish(b.P + "i", "x")
     first = q.get_message(ignore_subscribe_messages=True, timeout=1)
     return [b.drain(p), first, b.drain(q)]
@@ -363,6 +376,7 @@ def listen_until_unsubscribed(b: Backend) -> list[Any]:
     r = b.client()
     p = b.pubsub(r)
     p.subscribe(b.P + "l")
+    b.wait_numsub(r, b.P + "l", 1)
     r.publish(b.P + "l", "1")
     r.publish(b.P + "l", "2")
     p.unsubscribe()
