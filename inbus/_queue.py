@@ -216,6 +216,18 @@ class _Lane:
 class Queue:
     """A queue of one vhost. The vhost validates arguments before creating one."""
 
+    # Slots: a queue has more attributes than CPython's shared-key instance dicts hold
+    # (30), and without them every attribute access on the publish and ack paths was a
+    # dict lookup (2-4% of a manual-ack delivery, A/B).
+    __slots__ = ("vhost", "name", "durable", "exclusive_owner", "auto_delete", "arguments",
+                 "max_priority", "lanes", "ready_count", "ready_bytes", "unacked",
+                 "next_seq", "consumers", "solo", "round_robin", "rr", "had_consumer",
+                 "exclusive_consumer", "active", "message_ttl", "expires", "max_length",
+                 "max_length_bytes", "overflow", "dlx", "dlrk", "single_active",
+                 "delivery_limit", "last_used", "deleted", "has_ttl", "simple", "plain",
+                 "n_published", "n_delivered", "n_acked", "n_redelivered", "n_dropped",
+                 "n_dead_lettered", "n_direct", "n_direct_auto")
+
     def __init__(self, vhost: str, name: str, durable: bool = False,
                  exclusive_owner: Any = None, auto_delete: bool = False,
                  arguments: dict[str, Any] | None = None, now: float = 0.0) -> None:
