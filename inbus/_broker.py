@@ -47,7 +47,6 @@ class Broker(Expiry):
     """The ``*_locked`` half of :class:`inbus.Bus` (state lives on the Bus)."""
 
     _taps: dict[tuple[str, str], list[ReturnedMessage]]
-    _n_published: int
     _n_returned: int
     _n_unroutable: int
     _n_submits: int
@@ -82,7 +81,6 @@ class Broker(Expiry):
         content: Content | None = None
         if keys is not None:
             content = RoutedContent(body, exchange, rk, props, ttl, keys)
-        self._n_published += 1
         if self._taps:
             tap = self._taps.get((vh.name, exchange))
             if tap is not None:
@@ -120,7 +118,7 @@ class Broker(Expiry):
                 elif not c.auto_ack and (c.prefetch or c.qos.global_prefetch):
                     if not c.has_credit():
                         c = None
-            elif simple and q.consumers and not q.ready_count and q.plain and not q.has_ttl:
+            elif not q.ready_count and simple and q.consumers and q.plain and not q.has_ttl:
                 c = q.next_consumer()
             if c is None:
                 if simple and q.plain and q.simple:
@@ -135,7 +133,7 @@ class Broker(Expiry):
                     q.n_published += 1
                     # With nothing ready before, the lines above found no consumer with
                     # credit, unless q.has_ttl skipped them: then look, as _enqueue_locked.
-                    if q.ready_count == 1 and q.has_ttl and q.consumers:
+                    if q.has_ttl and q.ready_count == 1 and q.consumers:
                         self._dispatch_queue_locked(vh, q)
                     continue
                 if (not q.ready_count and q.consumers and keys is None
@@ -170,7 +168,8 @@ class Broker(Expiry):
                 seq = q.next_seq
                 q.next_seq = seq + 1
                 c.unacked += 1
-                c.qos.unacked += 1
+                if c.qos.global_prefetch:  # (counted only under a global limit: ChannelQos)
+                    c.qos.unacked += 1
                 q.unacked += 1
                 # (the delivered message is the unacked record, see Unacked)
                 cch._unacked[tag] = msg = Message(body, exchange, rk, props, tag, False,

@@ -332,7 +332,12 @@ class Channel(Topology, BlockingConsuming):
                 raise NotImplementedByBus(f"prefetch_size!=0 ({prefetch_size})",
                                           scope="connection", method="basic.qos")
             if global_qos:
-                self._qos.global_prefetch = prefetch_count
+                qos = self._qos
+                if prefetch_count and not qos.global_prefetch:
+                    # (the channel's count is kept only under a global limit: ChannelQos)
+                    qos.unacked = sum(e._consumer is not None
+                                      for e in self._unacked.values())
+                qos.global_prefetch = prefetch_count
                 self._bus._dispatch_channel_locked(self)
             else:
                 self._qos.prefetch_count = prefetch_count
@@ -413,8 +418,7 @@ class Channel(Topology, BlockingConsuming):
             if not (q.ready_count and c.live and c.prefetch and not q.has_ttl and (
                     q.round_robin or len(cs) == 1 and not q.single_active)):
                 q.unacked -= 1
-                c.unacked -= 1
-                qos.unacked -= 1
+                c.unacked -= 1  # (and no qos.unacked: counted only under a global limit)
                 if q.ready_count and cs:
                     self._bus._dispatch_queue_locked(self._vh, q, None, c)
                 return

@@ -147,7 +147,11 @@ def unacked_entry(e: Unacked) -> tuple[Queue, QMsg, Consumer | None]:
 
 
 class ChannelQos:
-    """The per-channel part of prefetch: the global limit and what the channel holds."""
+    """The per-channel part of prefetch: the global limit and what the channel holds.
+
+    ``unacked`` (the channel's consumer deliveries not yet settled) is exact only while
+    ``global_prefetch`` is set, the only time it is read: the hot paths skip it otherwise,
+    and ``basic_qos`` recounts it when a global limit is set."""
 
     __slots__ = ("prefetch_count", "global_prefetch", "unacked")
 

@@ -207,6 +207,38 @@ def test_global_prefetch_raised_later_dispatches(bus: Bus) -> None:
     assert len(got) == 3
 
 
+def test_global_prefetch_set_later_counts_what_the_channel_holds(bus: Bus) -> None:
+    # Deliveries made with no global limit count against one set later, also after the
+    # limit was lifted and set again, and acks on the fast path in between must not leave
+    # the count behind (the same steps on RabbitMQ 3.10 with pika gave the same counts).
+    ch = bus.channel()
+    ch.queue_declare("q")
+    got, cb = collector()
+    ch.basic_consume("q", cb)
+    publish(ch, "q", *"abc")
+    bus.run_until_idle()
+    assert len(got) == 3
+    ch.basic_qos(prefetch_count=4, global_qos=True)
+    publish(ch, "q", *"def")
+    bus.run_until_idle()
+    assert len(got) == 4 and counts(bus, "q") == (2, 4)
+    ch.basic_qos(prefetch_count=0, global_qos=True)
+    bus.run_until_idle()
+    assert len(got) == 6
+    for m in got[:5]:
+        m.ack()
+    publish(ch, "q", *"gh")
+    bus.run_until_idle()
+    ch.basic_qos(prefetch_count=2, global_qos=True)  # holds f, g, h: nothing more
+    publish(ch, "q", "i")
+    bus.run_until_idle()
+    assert [m.body for m in got[5:]] == [b"f", b"g", b"h"] and counts(bus, "q") == (1, 3)
+    got[5].ack()
+    got[6].ack()
+    bus.run_until_idle()
+    assert [m.body for m in got[8:]] == [b"i"]
+
+
 def test_round_robin_without_prefetch(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")

@@ -1086,6 +1086,29 @@ def test_statistics_snapshots_are_immutable_and_count(bus: Bus) -> None:
     assert bus.statistics().queue("q").dropped == 1
 
 
+def test_published_count_outlives_deleted_exchanges_and_vhosts() -> None:
+    # statistics().published is kept per exchange: deleting an exchange, or a vhost with
+    # its exchanges, must not take back what they had counted.
+    with Bus() as bus:
+        ch = bus.channel()
+        ch.exchange_declare("gone", "fanout")
+        for _ in range(3):
+            ch.basic_publish("gone", "", b"m")
+        ch.basic_publish("", "nowhere", b"m")
+        ch.exchange_delete("gone")
+        bus.vhost_declare("v")
+        cv = bus.connection(vhost="v").channel()
+        cv.exchange_declare("xv", "direct")
+        cv.basic_publish("xv", "k", b"m")
+        cv.basic_publish("amq.topic", "k", b"m")
+        assert bus.statistics().published == 6
+        bus.vhost_delete("v")
+        st = bus.statistics()
+        assert st.published == 6 and "v" not in st.vhosts
+        ch.basic_publish("", "nowhere", b"m")
+        assert bus.statistics().published == 7
+
+
 def test_two_buses_share_nothing() -> None:
     with Bus() as a, Bus() as b:
         ca, cb = a.channel(), b.channel()
