@@ -62,12 +62,30 @@ class Backend:
         return out
 
     def wait_numsub(self, r: Any, channel: str, n: int) -> None:
-        """Wait until the real server counts ``n`` subscribers of ``channel``: a command
-        sent on a subscriber's connection may reach it after a publish sent later on
-        another connection (inbus applies it at once)."""
+        """Wait until the server counts ``n`` subscribers of ``channel`` (PUBSUB NUMSUB): a
+        command sent on a subscriber's connection may reach the real server after a publish
+        sent later on another connection. ``channel`` must be the scenario's own (prefixed)."""
+        self._wait(f"PUBSUB NUMSUB {channel!r}", lambda: r.pubsub_numsub(channel)[0][1], n)
+
+    def wait_numpat(self, r: Any, n: int) -> None:
+        """Wait until PUBSUB NUMPAT is ``n``; the same race as :meth:`wait_numsub`, for
+        PSUBSCRIBE / PUNSUBSCRIBE. NUMPAT counts DISTINCT patterns over all clients (asked
+        of Redis 7.0: a second client subscribing a pattern already held, or one of two
+        holders dropping it, leaves it unchanged), and other tests may hold patterns. So a
+        scenario reads ``base = r.pubsub_numpat()`` before it subscribes and passes
+        ``base +`` the number of its own distinct patterns held; its patterns carry the
+        scenario's prefix, so no one else holds them. A pattern another subscriber of the
+        scenario already holds is invisible here: confirm it on its own connection."""
+        self._wait("PUBSUB NUMPAT", r.pubsub_numpat, n)
+
+    def _wait(self, what: str, count: Callable[[], int], n: int) -> None:
+        """The real server: poll until ``count()`` is ``n`` (at most 5 s). inbus applies
+        (un)subscribe synchronously, so there is nothing to wait for, but the check is not
+        skipped: inbus must show ``n`` already, and any other count fails here."""
         deadline = time.monotonic() + 5
-        while self.real and r.pubsub_numsub(channel)[0][1] != n:
-            assert time.monotonic() < deadline, f"{channel}: never {n} subscribers"
+        while (got := count()) != n:
+            assert self.real, f"inbus: {what} is {got} right after the command, not {n}"
+            assert time.monotonic() < deadline, f"{what}: still {got} after 5 s, never {n}"
             time.sleep(0.005)
 
     def settle(self) -> None:
