@@ -182,10 +182,13 @@ def unsubscribe_repeated_in_one_call(b: Backend) -> list[Any]:
 @scenario
 def publish_counts_channel_and_patterns(b: Backend) -> list[Any]:
     r = b.client()
+    base = r.pubsub_numpat()
     a, c = b.pubsub(r), b.pubsub(r)
     a.subscribe(b.P + "news")
     a.psubscribe(b.P + "n*", b.P + "*s", b.P + "x*")
     c.psubscribe(b.P + "n*")
+    b.wait_numsub(r, b.P + "news", 1)
+    b.wait_numpat(r, base + 3)  # c's n* (held by a too) is confirmed by draining c
     obs: list[Any] = b.drain(a) + b.drain(c)
     obs += [r.publish(b.P + "news", "hi"), r.publish(b.P + "nope", "x"),
             r.publish(b.P + "zzz", "x")]
@@ -196,9 +199,12 @@ def publish_counts_channel_and_patterns(b: Backend) -> list[Any]:
 @scenario
 def channel_and_identical_pattern(b: Backend) -> list[Any]:
     r = b.client()
+    base = r.pubsub_numpat()
     p = b.pubsub(r)
     p.subscribe(b.P + "a")
     p.psubscribe(b.P + "a")
+    b.wait_numsub(r, b.P + "a", 1)
+    b.wait_numpat(r, base + 1)
     return [r.publish(b.P + "a", "x"), *b.drain(p)]  # message first, then pmessage
 
 
@@ -258,9 +264,11 @@ def channels_listing(b: Backend) -> list[Any]:
 @scenario
 def empty_channel(b: Backend) -> list[Any]:
     r = b.client()
+    base = r.pubsub_numpat()
     p, q = b.pubsub(r), b.pubsub(r)
-    p.subscribe("")
+    p.subscribe("")  # not the scenario's own channel: draining p confirms it
     q.psubscribe(b.P + "*")
+    b.wait_numpat(r, base + 1)
     obs: list[Any] = b.drain(p) + b.drain(q)
     obs += [r.pubsub_numsub(""), b"" in r.pubsub_channels(), b"" in r.pubsub_channels(""),
             r.publish("", "x"), r.publish(b.P, "y")]
@@ -270,9 +278,11 @@ def empty_channel(b: Backend) -> list[Any]:
 @scenario
 def punsubscribe_takes_literal_names(b: Backend) -> list[Any]:
     r = b.client()
+    base = r.pubsub_numpat()
     p = b.pubsub(r)
     p.psubscribe(b.P + "a*", b.P + "a?")
     p.punsubscribe(b.P + "a[*]", b.P + "a*")
+    b.wait_numpat(r, base + 1)  # the PSUBSCRIBE goes to base + 2 in one step
     return [*b.drain(p), r.publish(b.P + "ab", "x"), *b.drain(p)]
 
 
@@ -281,7 +291,9 @@ def glob_patterns_deliver(b: Backend) -> list[Any]:
     r = b.client()
     p = b.pubsub(r, ignore_subscribe_messages=True)
     pats = ["h[ae]llo", "h?llo", "h*o", "[!h]ello", "[^h]ello", "h[z-a]llo", "h\\*llo", "*"]
+    base = r.pubsub_numpat()
     p.psubscribe(*[b.P + x for x in pats])
+    b.wait_numpat(r, base + len(pats))
     counts = [r.publish(b.P + ch, ch) for ch in ["hello", "hallo", "!ello", "jello", "h*llo"]]
     return [counts, unordered(b.drain(p))]
 
@@ -303,8 +315,11 @@ def binary_names(b: Backend) -> list[Any]:
     r = b.client()
     p = b.pubsub(r)
     pre = b.P.encode()
+    base = r.pubsub_numpat()
     p.subscribe(pre + b"\xff\x00")
     p.psubscribe(pre + b"[\x80-\xff]*", pre + b"[a-\xff]*")
+    b.wait_numsub(r, pre + b"\xff\x00", 1)
+    b.wait_numpat(r, base + 2)
     obs: list[Any] = b.drain(p)
     obs += [r.publish(pre + b"\xff\x00", b"1"), r.publish(pre + b"\x01", b"2"),
             r.publish(pre + b"b", b"3")]
@@ -314,9 +329,12 @@ def binary_names(b: Backend) -> list[Any]:
 @scenario
 def decode_responses(b: Backend) -> list[Any]:
     r = b.client(decode_responses=True)
+    base = r.pubsub_numpat()
     p = b.pubsub(r)
     p.subscribe(b.P + "d")
     p.psubscribe(b.P + "d*")
+    b.wait_numsub(r, b.P + "d", 1)
+    b.wait_numpat(r, base + 1)
     obs: list[Any] = [r.publish(b.P + "d", "é"), r.publish(b.P + "d", 5)]
     obs += b.drain(p)
     return [*obs, r.pubsub_numsub(b.P + "d"), r.pubsub_channels(b.P + "d")]
@@ -327,8 +345,11 @@ def handlers_take_messages(b: Backend) -> list[Any]:
     r = b.client()
     p = b.pubsub(r)
     seen: list[Any] = []
+    base = r.pubsub_numpat()
     p.subscribe(**{b.P + "h": seen.append})
     p.psubscribe(**{b.P + "g*": seen.append})
+    b.wait_numsub(r, b.P + "h", 1)
+    b.wait_numpat(r, base + 1)
     r.publish(b.P + "h", "1")
     r.publish(b.P + "gg", "2")
     obs: list[Any] = b.drain(p)
@@ -379,12 +400,14 @@ def no_delivery_after_unsubscribe(b: Backend) -> list[Any]:
 @scenario
 def close_drops_subscriptions(b: Backend) -> list[Any]:
     r = b.client()
+    base = r.pubsub_numpat()
     p = b.pubsub(r)
     p.subscribe(b.P + "a")
     p.psubscribe(b.P + "a*")
     b.drain(p)
     p.close()
-    b.settle()
+    b.wait_numsub(r, b.P + "a", 0)  # the server notices the closed connection
+    b.wait_numpat(r, base)
     return [r.pubsub_numsub(b.P + "a"), r.publish(b.P + "a", "x"), p.subscribed,
             p.get_message(timeout=0.05)]
 
