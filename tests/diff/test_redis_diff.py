@@ -505,7 +505,7 @@ def test_glob_table_against_server(real: Any) -> None:
     holder = client.pubsub()
     try:
         holder.subscribe(*GLOB_CHANNELS)
-        for _ in GLOB_CHANNELS:
+        for _ in GLOB_CHANNELS:  # confirmed: the server has them before `client` asks
             assert holder.get_message(timeout=2) is not None
         ours = set(GLOB_CHANNELS)
         pairs = disagree = 0
@@ -538,6 +538,13 @@ def test_glob_table_through_psubscribe(real: Any) -> None:
         r = module.Redis(host=HOST, port=PORT, socket_timeout=5)
         p = r.pubsub()
         p.psubscribe(*patterns)
+        # Publish only once the PSUBSCRIBE is confirmed on p's own connection: the real
+        # server may otherwise read r's PUBLISHes first. (Not PUBSUB NUMPAT: it counts
+        # distinct patterns over all clients, and these are not this test's own -- any
+        # other client may hold "*" -- so no count read before predicts the one after.)
+        confirmed = [p.get_message(timeout=2) for _ in patterns]
+        assert [m and (m["type"], m["channel"], m["data"]) for m in confirmed] == [
+            ("psubscribe", pat, i) for i, pat in enumerate(patterns, 1)]
         tag = uuid.uuid4().hex.encode()
         for ch in channels:
             r.publish(ch, tag)
