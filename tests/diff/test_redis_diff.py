@@ -453,7 +453,7 @@ def resubscribe_after_reset(b: Backend) -> list[Any]:
     p = b.pubsub(r)
     p.subscribe(b.P + "a")
     p.reset()
-    b.settle()
+    b.wait_numsub(r, b.P + "a", 0)  # the server notices the closed connection
     p.subscribe(b.P + "b")
     return [*b.drain(p), r.publish(b.P + "a", "x"), r.publish(b.P + "b", "y"), *b.drain(p)]
 
