@@ -218,7 +218,7 @@ class Broker(Expiry):
         # of credit dispatches; Bus._check asserts it), so only the first ready message
         # looks for one (a backlog behind busy consumers costs no scan per publish).
         if q.consumers and q.ready_count == 1:
-            self._dispatch_queue_locked(vh, q, now)
+            self._dispatch_queue_locked(vh, q, now, fresh=m)
         if q.max_length is not None or q.max_length_bytes is not None:
             dropped = False
             while q.over_limit():
@@ -239,15 +239,17 @@ class Broker(Expiry):
         return True
 
     def _dispatch_queue_locked(self, vh: VHost, q: Queue, now: float | None = None,
-                               acked: Consumer | None = None) -> None:
+                               acked: Consumer | None = None,
+                               fresh: QMsg | None = None) -> None:
         """Hand ready messages of ``q`` to its consumers with credit (round-robin, or the
         consumer-priority / single-active rules of ``Queue.next_consumer``): a delivery
         tag, the unacked entry and a sink item each. Messages found expired at the head
-        on the way are dead-lettered (a TTL 0 message still reaches a consumer that waits
-        at publish time: expiry removes messages at their deadline).
+        on the way (deadline <= now: RabbitMQ's ``Now >= Exp``) are dead-lettered.
 
         ``acked``: the consumer whose ack (of one message) is the only change since ``q``
-        was last dispatched, so the only one of ``q``'s consumers that may have credit."""
+        was last dispatched, so the only one of ``q``'s consumers that may have credit.
+        ``fresh``: the message being published, which a waiting consumer takes even at
+        its deadline (TTL 0), as RabbitMQ's attempt_delivery does before queueing it."""
         cs = q.consumers
         if not q.ready_count or not cs:
             return
@@ -282,7 +284,8 @@ class Broker(Expiry):
             m = q.pop()
             if m is None:  # pragma: no cover - ready_count says otherwise
                 break
-            if dead is not None and m.expires_at is not None and m.expires_at < t:
+            if (dead is not None and m.expires_at is not None and m.expires_at <= t
+                    and m is not fresh):
                 dead.append(m)
                 continue
             ch: Channel = c.channel

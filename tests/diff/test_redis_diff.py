@@ -62,12 +62,30 @@ class Backend:
         return out
 
     def wait_numsub(self, r: Any, channel: str, n: int) -> None:
-        """Wait until the real server counts ``n`` subscribers of ``channel``: a command
-        sent on a subscriber's connection may reach it after a publish sent later on
-        another connection (inbus applies it at once)."""
+        """Wait until the server counts ``n`` subscribers of ``channel`` (PUBSUB NUMSUB): a
+        command sent on a subscriber's connection may reach the real server after a publish
+        sent later on another connection. ``channel`` must be the scenario's own (prefixed)."""
+        self._wait(f"PUBSUB NUMSUB {channel!r}", lambda: r.pubsub_numsub(channel)[0][1], n)
+
+    def wait_numpat(self, r: Any, n: int) -> None:
+        """Wait until PUBSUB NUMPAT is ``n``; the same race as :meth:`wait_numsub`, for
+        PSUBSCRIBE / PUNSUBSCRIBE. NUMPAT counts DISTINCT patterns over all clients (asked
+        of Redis 7.0: a second client subscribing a pattern already held, or one of two
+        holders dropping it, leaves it unchanged), and other tests may hold patterns. So a
+        scenario reads ``base = r.pubsub_numpat()`` before it subscribes and passes
+        ``base +`` the number of its own distinct patterns held; its patterns carry the
+        scenario's prefix, so no one else holds them. A pattern another subscriber of the
+        scenario already holds is invisible here: confirm it on its own connection."""
+        self._wait("PUBSUB NUMPAT", r.pubsub_numpat, n)
+
+    def _wait(self, what: str, count: Callable[[], int], n: int) -> None:
+        """The real server: poll until ``count()`` is ``n`` (at most 5 s). inbus applies
+        (un)subscribe synchronously, so there is nothing to wait for, but the check is not
+        skipped: inbus must show ``n`` already, and any other count fails here."""
         deadline = time.monotonic() + 5
-        while self.real and r.pubsub_numsub(channel)[0][1] != n:
-            assert time.monotonic() < deadline, f"{channel}: never {n} subscribers"
+        while (got := count()) != n:
+            assert self.real, f"inbus: {what} is {got} right after the command, not {n}"
+            assert time.monotonic() < deadline, f"{what}: still {got} after 5 s, never {n}"
             time.sleep(0.005)
 
     def settle(self) -> None:
@@ -164,10 +182,13 @@ def unsubscribe_repeated_in_one_call(b: Backend) -> list[Any]:
 @scenario
 def publish_counts_channel_and_patterns(b: Backend) -> list[Any]:
     r = b.client()
+    base = r.pubsub_numpat()
     a, c = b.pubsub(r), b.pubsub(r)
     a.subscribe(b.P + "news")
     a.psubscribe(b.P + "n*", b.P + "*s", b.P + "x*")
     c.psubscribe(b.P + "n*")
+    b.wait_numsub(r, b.P + "news", 1)
+    b.wait_numpat(r, base + 3)  # c's n* (held by a too) is confirmed by draining c
     obs: list[Any] = b.drain(a) + b.drain(c)
     obs += [r.publish(b.P + "news", "hi"), r.publish(b.P + "nope", "x"),
             r.publish(b.P + "zzz", "x")]
@@ -178,9 +199,12 @@ def publish_counts_channel_and_patterns(b: Backend) -> list[Any]:
 @scenario
 def channel_and_identical_pattern(b: Backend) -> list[Any]:
     r = b.client()
+    base = r.pubsub_numpat()
     p = b.pubsub(r)
     p.subscribe(b.P + "a")
     p.psubscribe(b.P + "a")
+    b.wait_numsub(r, b.P + "a", 1)
+    b.wait_numpat(r, base + 1)
     return [r.publish(b.P + "a", "x"), *b.drain(p)]  # message first, then pmessage
 
 
@@ -240,9 +264,11 @@ def channels_listing(b: Backend) -> list[Any]:
 @scenario
 def empty_channel(b: Backend) -> list[Any]:
     r = b.client()
+    base = r.pubsub_numpat()
     p, q = b.pubsub(r), b.pubsub(r)
-    p.subscribe("")
+    p.subscribe("")  # not the scenario's own channel: draining p confirms it
     q.psubscribe(b.P + "*")
+    b.wait_numpat(r, base + 1)
     obs: list[Any] = b.drain(p) + b.drain(q)
     obs += [r.pubsub_numsub(""), b"" in r.pubsub_channels(), b"" in r.pubsub_channels(""),
             r.publish("", "x"), r.publish(b.P, "y")]
@@ -252,9 +278,11 @@ def empty_channel(b: Backend) -> list[Any]:
 @scenario
 def punsubscribe_takes_literal_names(b: Backend) -> list[Any]:
     r = b.client()
+    base = r.pubsub_numpat()
     p = b.pubsub(r)
     p.psubscribe(b.P + "a*", b.P + "a?")
     p.punsubscribe(b.P + "a[*]", b.P + "a*")
+    b.wait_numpat(r, base + 1)  # the PSUBSCRIBE goes to base + 2 in one step
     return [*b.drain(p), r.publish(b.P + "ab", "x"), *b.drain(p)]
 
 
@@ -263,7 +291,9 @@ def glob_patterns_deliver(b: Backend) -> list[Any]:
     r = b.client()
     p = b.pubsub(r, ignore_subscribe_messages=True)
     pats = ["h[ae]llo", "h?llo", "h*o", "[!h]ello", "[^h]ello", "h[z-a]llo", "h\\*llo", "*"]
+    base = r.pubsub_numpat()
     p.psubscribe(*[b.P + x for x in pats])
+    b.wait_numpat(r, base + len(pats))
     counts = [r.publish(b.P + ch, ch) for ch in ["hello", "hallo", "!ello", "jello", "h*llo"]]
     return [counts, unordered(b.drain(p))]
 
@@ -285,8 +315,11 @@ def binary_names(b: Backend) -> list[Any]:
     r = b.client()
     p = b.pubsub(r)
     pre = b.P.encode()
+    base = r.pubsub_numpat()
     p.subscribe(pre + b"\xff\x00")
     p.psubscribe(pre + b"[\x80-\xff]*", pre + b"[a-\xff]*")
+    b.wait_numsub(r, pre + b"\xff\x00", 1)
+    b.wait_numpat(r, base + 2)
     obs: list[Any] = b.drain(p)
     obs += [r.publish(pre + b"\xff\x00", b"1"), r.publish(pre + b"\x01", b"2"),
             r.publish(pre + b"b", b"3")]
@@ -296,9 +329,12 @@ def binary_names(b: Backend) -> list[Any]:
 @scenario
 def decode_responses(b: Backend) -> list[Any]:
     r = b.client(decode_responses=True)
+    base = r.pubsub_numpat()
     p = b.pubsub(r)
     p.subscribe(b.P + "d")
     p.psubscribe(b.P + "d*")
+    b.wait_numsub(r, b.P + "d", 1)
+    b.wait_numpat(r, base + 1)
     obs: list[Any] = [r.publish(b.P + "d", "é"), r.publish(b.P + "d", 5)]
     obs += b.drain(p)
     return [*obs, r.pubsub_numsub(b.P + "d"), r.pubsub_channels(b.P + "d")]
@@ -309,8 +345,11 @@ def handlers_take_messages(b: Backend) -> list[Any]:
     r = b.client()
     p = b.pubsub(r)
     seen: list[Any] = []
+    base = r.pubsub_numpat()
     p.subscribe(**{b.P + "h": seen.append})
     p.psubscribe(**{b.P + "g*": seen.append})
+    b.wait_numsub(r, b.P + "h", 1)
+    b.wait_numpat(r, base + 1)
     r.publish(b.P + "h", "1")
     r.publish(b.P + "gg", "2")
     obs: list[Any] = b.drain(p)
@@ -361,12 +400,14 @@ def no_delivery_after_unsubscribe(b: Backend) -> list[Any]:
 @scenario
 def close_drops_subscriptions(b: Backend) -> list[Any]:
     r = b.client()
+    base = r.pubsub_numpat()
     p = b.pubsub(r)
     p.subscribe(b.P + "a")
     p.psubscribe(b.P + "a*")
     b.drain(p)
     p.close()
-    b.settle()
+    b.wait_numsub(r, b.P + "a", 0)  # the server notices the closed connection
+    b.wait_numpat(r, base)
     return [r.pubsub_numsub(b.P + "a"), r.publish(b.P + "a", "x"), p.subscribed,
             p.get_message(timeout=0.05)]
 
@@ -412,7 +453,7 @@ def resubscribe_after_reset(b: Backend) -> list[Any]:
     p = b.pubsub(r)
     p.subscribe(b.P + "a")
     p.reset()
-    b.settle()
+    b.wait_numsub(r, b.P + "a", 0)  # the server notices the closed connection
     p.subscribe(b.P + "b")
     return [*b.drain(p), r.publish(b.P + "a", "x"), r.publish(b.P + "b", "y"), *b.drain(p)]
 
@@ -464,7 +505,7 @@ def test_glob_table_against_server(real: Any) -> None:
     holder = client.pubsub()
     try:
         holder.subscribe(*GLOB_CHANNELS)
-        for _ in GLOB_CHANNELS:
+        for _ in GLOB_CHANNELS:  # confirmed: the server has them before `client` asks
             assert holder.get_message(timeout=2) is not None
         ours = set(GLOB_CHANNELS)
         pairs = disagree = 0
@@ -497,6 +538,13 @@ def test_glob_table_through_psubscribe(real: Any) -> None:
         r = module.Redis(host=HOST, port=PORT, socket_timeout=5)
         p = r.pubsub()
         p.psubscribe(*patterns)
+        # Publish only once the PSUBSCRIBE is confirmed on p's own connection: the real
+        # server may otherwise read r's PUBLISHes first. (Not PUBSUB NUMPAT: it counts
+        # distinct patterns over all clients, and these are not this test's own -- any
+        # other client may hold "*" -- so no count read before predicts the one after.)
+        confirmed = [p.get_message(timeout=2) for _ in patterns]
+        assert [m and (m["type"], m["channel"], m["data"]) for m in confirmed] == [
+            ("psubscribe", pat, i) for i, pat in enumerate(patterns, 1)]
         tag = uuid.uuid4().hex.encode()
         for ch in channels:
             r.publish(ch, tag)
