@@ -34,6 +34,7 @@ from ._message import (
     ReturnedMessage,
     RoutedContent,
 )
+from ._names import check_short
 from ._queue import Consumer, QMsg, Queue, Unacked, stored, unacked_entry
 from ._vhost import VHost
 
@@ -48,6 +49,7 @@ class Broker(Expiry):
 
     _taps: dict[tuple[str, str], list[ReturnedMessage]]
     _n_returned: int
+    _no_props: BasicProperties
     _n_unroutable: int
     _n_submits: int
     _lock: Any
@@ -62,38 +64,51 @@ class Broker(Expiry):
         vh = ch._vh
         x = vh.exchanges.get(exchange)
         if x is None:
+            check_short(exchange, "exchange")  # (a declared name is valid: checked here)
             raise NotFound(f"no exchange '{exchange}' in vhost '{vh.name}'",
                            method="basic.publish")
         if x.internal:
             raise AccessRefused(f"cannot publish to internal exchange '{exchange}' in "
                                 f"vhost '{vh.name}'", method="basic.publish")
-        ttl = None
-        if props.expiration is not None:
-            ttl = parse_expiration(props.expiration)
-        headers = props.headers
-        keys = None
-        if headers and ("CC" in headers or "BCC" in headers):
-            keys = [rk] + str_list(headers.get("CC")) + str_list(headers.get("BCC"))
-            if "BCC" in headers:
-                props = props.copy(headers={k: v for k, v in headers.items() if k != "BCC"})
         # The stored form, made only when a queue keeps the message (or a tap or a return
         # needs it): a message handed straight to consumers needs none.
-        content: Content | None = None
-        if keys is not None:
-            content = RoutedContent(body, exchange, rk, props, ttl, keys)
+        content: Content | None
+        ttl: float | None
+        keys: list[str] | None
+        if props is self._no_props:  # (published without properties: the common case)
+            ttl = keys = headers = content = None
+            simple = True
+        else:
+            ttl = None
+            if props.expiration is not None:
+                ttl = parse_expiration(props.expiration)
+            headers = props.headers
+            keys = content = None
+            if headers and ("CC" in headers or "BCC" in headers):
+                keys = [rk] + str_list(headers.get("CC")) + str_list(headers.get("BCC"))
+                if "BCC" in headers:
+                    props = props.copy(headers={k: v for k, v in headers.items()
+                                                if k != "BCC"})
+                content = RoutedContent(body, exchange, rk, props, ttl, keys)
+            # (CC / BCC: never direct, its unacked entry must keep the RoutedContent)
+            simple = ttl is None and props.delivery_mode != 2 and keys is None
+        queues: Sequence[Queue] | None
+        if keys is None:
+            queues = x.routes.get(rk)  # vh.route's cache, looked up inline
+            if queues is None:
+                if len(rk) > 63:  # (a cached key is valid: checked here)
+                    check_short(rk, "routing_key")
+                queues = vh.route(x, rk, headers)
+        else:
+            if len(rk) > 63:
+                check_short(rk, "routing_key")
+            queues = vh.route_keys(x, keys, headers)
         if self._taps:
             tap = self._taps.get((vh.name, exchange))
             if tap is not None:
                 content = content or Content(body, exchange, rk, props, ttl)
                 tap.append(ReturnedMessage(0, "published", content))
         x.published_in += 1
-        queues: Sequence[Queue] | None
-        if keys is None:
-            queues = x.routes.get(rk)  # vh.route's cache, looked up inline
-            if queues is None:
-                queues = vh.route(x, rk, headers)
-        else:
-            queues = vh.route_keys(x, keys, headers)
         if not queues:
             self._n_unroutable += 1
             x.unroutable += 1
@@ -104,8 +119,6 @@ class Broker(Expiry):
             return None
         nacked = False
         before = self._n_submits
-        # (CC / BCC: never direct, its unacked entry must keep the RoutedContent)
-        simple = ttl is None and props.delivery_mode != 2 and keys is None
         for q in queues:
             expires: float | None = None
             # Fast path (the hot one): nothing waits and no feature applies, so a consumer

@@ -209,9 +209,11 @@ class Channel(Topology, BlockingConsuming):
         >>> ch.basic_publish("amq.direct", "nowhere", "dropped")
         """
         data = body if type(body) is bytes else coerce_body(body)
-        if type(exchange) is not str or len(exchange) > 63:
+        # (their lengths are checked where a name is looked up and not found: a declared
+        # exchange, or a routing key in an exchange's route cache, is known to be valid)
+        if type(exchange) is not str:
             exchange = check_short(exchange, "exchange")
-        if type(routing_key) is not str or len(routing_key) > 63:
+        if type(routing_key) is not str:
             routing_key = check_short(routing_key, "routing_key")
         bus = self._bus
         props: BasicProperties
@@ -224,10 +226,12 @@ class Channel(Topology, BlockingConsuming):
                             f"{type(properties).__name__}")
         # A blocking confirm of a persistent message will flush: say so before the submit,
         # so the committer lets this thread commit it instead of waking its writer.
-        waiter = (bus._committer if self._confirm and self._confirm_callback is None
-                  else None)
-        if waiter is not None:
-            waiter.expect_flush()
+        confirm = self._confirm
+        waiter = None
+        if confirm and self._confirm_callback is None:
+            waiter = bus._committer  # (None without storage)
+            if waiter is not None:
+                waiter.expect_flush()
         lock = self._lock
         # (not "with": ~50 ns cheaper; on a background channel, barging: see _barging)
         if self._barging:
@@ -246,10 +250,10 @@ class Channel(Topology, BlockingConsuming):
             except AMQPError as e:
                 self._error(e)
                 raise
-            if outcome is None and waiter is None and not self._confirm:
+            if outcome is None and not confirm:
                 return  # the common outcome (delivered or queued, nothing stored)
             returned, nacked, persisted = outcome or (None, False, False)
-            if self._confirm:
+            if confirm:
                 self._publish_seq += 1
                 seq = self._publish_seq
             elif returned is not None:
@@ -261,7 +265,7 @@ class Channel(Topology, BlockingConsuming):
             raise
         finally:
             lock.release()
-        if self._confirm:
+        if confirm:
             self._confirmed(seq, returned, nacked, persisted, waiter)
         elif waiter is not None:
             waiter.unexpect()

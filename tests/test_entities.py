@@ -838,17 +838,21 @@ def test_bad_body_type(ch: inbus.Channel, body: Any) -> None:
     (lambda ch, n: ch.exchange_declare(n), "exchange"),
     (lambda ch, n: ch.basic_publish("", n, b"x"), "routing_key"),
     (lambda ch, n: ch.basic_publish(n, "k", b"x"), "exchange"),
+    (lambda ch, n: ch.basic_publish("amq.topic", n, b"x"), "routing_key"),
+    (lambda ch, n: ch.basic_publish("amq.direct", n, b"x",
+                                    BasicProperties(headers={"CC": ["q"]})), "routing_key"),
     (lambda ch, n: ch.queue_bind("q", "amq.direct", n), "routing_key"),
     (lambda ch, n: ch.exchange_bind("amq.direct", "amq.topic", n), "routing_key"),
     (lambda ch, n: ch.basic_consume("q", lambda m: None, consumer_tag=n), "consumer_tag"),
 ])
-def test_names_over_255_bytes(ch: inbus.Channel, call: Any, arg: str) -> None:
+def test_names_over_255_bytes(bus: Bus, ch: inbus.Channel, call: Any, arg: str) -> None:
     ch.queue_declare("q")
     with pytest.raises(ValueError, match=arg):
         call(ch, "n" * 256)
     with pytest.raises(ValueError, match=arg):
         call(ch, "\u00e9" * 128)  # 128 characters, 256 bytes
     assert ch.is_open
+    assert bus.statistics().published == 0  # (refused before it counts as published)
 
 
 def test_names_of_255_bytes_are_fine(ch: inbus.Channel) -> None:
