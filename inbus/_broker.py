@@ -283,7 +283,7 @@ class Broker(Expiry):
             # together, see _enqueue_locked), so next_consumer() would pick it after a
             # scan of every consumer, and scan them all again to find nobody.
             solo = acked
-            q.rr = (cs.index(acked) + 1) % len(cs)  # where next_consumer() leaves it
+            q.served = acked  # (next_consumer() continues after it, see Queue.served)
         while q.ready_count:
             if solo is not None:
                 if solo.prefetch and solo.unacked >= solo.prefetch:

@@ -430,7 +430,7 @@ class Channel(Topology, BlockingConsuming):
             # messages mean nobody had credit), so the acker takes the head at once, as
             # _dispatch_queue_locked would do; its unacked counts stay (one out, one in).
             if q.round_robin:
-                q.rr = (cs.index(c) + 1) % len(cs)  # where next_consumer() leaves it
+                q.served = c  # (next_consumer() continues after it, see Queue.served)
             tag = self._next_tag
             self._next_tag = tag + 1
             q.n_delivered += 1

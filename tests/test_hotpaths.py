@@ -4,6 +4,8 @@ its consumers and features."""
 
 from __future__ import annotations
 
+import pytest
+
 from inbus import BasicProperties, Bus, Channel, Message
 from inbus.testing import ManualClock
 from tests._support import checked_bus  # noqa: F401 - the bus fixture
@@ -559,5 +561,60 @@ def test_fresh_backlog_messages_behave_as_queued_ones() -> None:
     assert dead == [(b"1", "rejected"), (b"ttl", "expired")]
     ch.basic_publish("", "q", b"4")
     assert ch.queue_purge("q") == 2
+    bus._check()
+    bus.close()
+
+
+@pytest.mark.parametrize("change, expected", [
+    (None, {"A": "7", "B": "8", "C": "6"}),
+    ("add D", {"A": "9", "B": "6", "C": "7", "D": "8"}),
+    ("cancel B", {"A": "6", "B": "", "C": "7"}),
+    ("cancel C", {"A": "6", "B": "7", "C": ""}),
+    ("cancel A", {"A": "", "B": "6", "C": "7"}),
+    ("C acks", {"A": "8", "B": "6", "C": "7"}),
+])
+def test_round_robin_continues_after_the_consumer_an_ack_handed_off_to(
+        change: str | None, expected: dict[str, str]) -> None:
+    # An ack that frees the only credit takes the queue's head at once, and the round
+    # robin goes on after that consumer (Queue.served, resolved lazily: also when a
+    # consumer arrives or leaves in between). Pinned to what the index-based version did.
+    bus = Bus()
+    ch = bus.channel()
+    ch.queue_declare("q")
+    chans: dict[str, Channel] = {}
+    got: dict[str, list[Message]] = {}
+
+    def consume(name: str) -> None:
+        chans[name] = c = bus.channel()
+        c.basic_qos(prefetch_count=1)
+        got[name] = []
+        c.basic_consume("q", got[name].append, consumer_tag=name)
+
+    for name in "ABC":
+        consume(name)
+    for i in range(6):
+        ch.basic_publish("", "q", str(i).encode())
+    bus.run_until_idle()
+    got["B"].pop(0).ack()  # B takes the head (3) at once
+    bus.run_until_idle()
+    bus._check()
+    if change == "add D":
+        consume("D")
+    elif change == "C acks":
+        got["C"].pop(0).ack()
+    elif change is not None:
+        name = change.split()[1]
+        chans[name].basic_cancel(name)
+    bus.run_until_idle()
+    bus._check()
+    for _ in range(3):  # everyone acks until the backlog is gone
+        for ms in got.values():
+            while ms:
+                ms.pop(0).ack()
+        bus.run_until_idle()
+    for i in range(6, 12):  # straight to the consumers, in round-robin order
+        ch.basic_publish("", "q", str(i).encode())
+    bus.run_until_idle()
+    assert {n: "".join(m.body.decode() for m in ms) for n, ms in got.items()} == expected
     bus._check()
     bus.close()
