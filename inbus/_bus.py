@@ -184,13 +184,21 @@ class Bus(Broker):
                 lock.release()
             if not batches:
                 return ran
-            for sink, items in batches:
+            for i, (sink, items) in enumerate(batches):
                 if max_deliveries is not None and ran + len(items) > max_deliveries:
                     keep = max_deliveries - ran
                     with self._lock:
                         sink.items.extendleft(reversed(items[keep:]))
                     items = items[:keep]
-                ran += sink.run(items, self._lock)
+                try:
+                    ran += sink.run(items, self._lock)
+                except BaseException:
+                    # (sink.run put back the rest of its own batch) the later
+                    # connections' batches go back too, ahead of anything newer
+                    with self._lock:
+                        for later, rest in batches[i + 1:]:
+                            later.items.extendleft(reversed(rest))
+                    raise
             if max_deliveries is not None and ran >= max_deliveries:
                 return ran
 

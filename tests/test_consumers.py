@@ -539,6 +539,28 @@ def test_callback_exception_propagates_and_message_stays_unacked(bus: Bus) -> No
     assert m is not None and (m.body, m.redelivered) == (b"bad", True)
 
 
+def test_callback_exception_keeps_other_connections_deliveries(bus: Bus) -> None:
+    """run_until_idle takes every connection's pending deliveries in one round: when a
+    callback of the first connection raises, the later connections' deliveries of that
+    round must not be dropped (they were unacked, and their callbacks never ran)."""
+    c1, c2 = bus.channel(), bus.channel()
+    c1.queue_declare("a")
+    c1.queue_declare("b")
+
+    def bad(m: Message) -> None:
+        raise RuntimeError("boom")
+
+    got, cb = collector()
+    c1.basic_consume("a", bad)
+    c2.basic_consume("b", cb)
+    publish(c1, "a", "1")
+    publish(c1, "b", "2")
+    with pytest.raises(RuntimeError, match="boom"):
+        bus.run_until_idle()
+    assert bus.run_until_idle() == 1
+    assert bodies(got) == [b"2"]
+
+
 def test_stop_consuming_from_another_thread_ends_start_consuming_at_once(
         bus: Bus, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
