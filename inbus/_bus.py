@@ -24,7 +24,7 @@ from typing import Any
 from ._broker import Broker
 from ._channel import Channel
 from ._connection import Connection
-from ._dispatch import Timer, new_lock
+from ._dispatch import Timer, Worker, new_lock
 from ._errors import (
     ConnectionClosed,
     NotAllowed,
@@ -84,6 +84,7 @@ class Bus(Broker):
         self._on_error = on_error
         self._errors: list[BaseException] = []
         self._timer: Timer | None = None
+        self._workers: list[Worker] = []  # every background channel's worker still alive
         self._hub: Any = None
         self._n_published = self._n_returned = self._n_unroutable = 0
         self._n_callback_errors = 0
@@ -353,13 +354,16 @@ class Bus(Broker):
             if self._closed:
                 return
             conns = list(self._connections)
-        workers = []
         for c in conns:
-            workers.extend(c._close(None))
+            c._close(None)
+        with self._lock:
+            self._closed = True
+            # Every worker, also those of channels closed earlier without a join (from
+            # their own callback, or by an error): none is left running after close().
+            workers, self._workers = self._workers, []
         for w in workers:
             w.stop()
         with self._lock:
-            self._closed = True
             timer, self._timer = self._timer, None
             hub = self._hub
         if timer is not None:

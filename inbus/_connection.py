@@ -78,6 +78,12 @@ class Connection:
             bg = self._background if background is None else background
             ch = Channel(self, n, bg)
             self._channels[n] = ch
+            if ch._worker is not None:
+                # The bus joins it on close() even if the channel closes first without
+                # joining it (from its own callback, or by an error): bus._workers.
+                workers = self._bus._workers
+                workers[:] = [w for w in workers if w.thread.is_alive()]
+                workers.append(ch._worker)
             return ch
 
     def close(self) -> None:

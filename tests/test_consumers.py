@@ -765,6 +765,34 @@ def test_background_channel_reentrancy_and_close_from_callback() -> None:
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize("how", ["close", "406"])
+def test_bus_close_joins_the_worker_of_a_channel_closed_from_its_callback(how: str) -> None:
+    """A background channel closed by its own callback (or by an error it made) cannot
+    join its worker then; bus.close() must still wait for that thread to finish."""
+    bus = Bus(background=True, on_error=lambda e, arg: None)
+    ch = bus.channel()
+    ch.queue_declare("q")
+    closed, finished = threading.Event(), threading.Event()
+
+    def cb(m: Message) -> None:
+        if how == "close":
+            ch.close()
+        else:
+            with pytest.raises(PreconditionFailed):
+                ch.basic_ack(999)
+        closed.set()
+        time.sleep(0.3)  # the callback goes on after its channel closed
+        finished.set()
+
+    ch.basic_consume("q", cb)
+    publish(ch, "q", "x")
+    assert closed.wait(5)
+    bus.close()
+    assert finished.is_set(), "bus.close() returned while a worker still ran a callback"
+    assert inbus_threads() == []
+
+
+@pytest.mark.timeout(30)
 def test_close_joins_background_threads_while_busy() -> None:
     bus = Bus(background=True)
     chans = [bus.channel() for _ in range(3)]
