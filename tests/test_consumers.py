@@ -682,6 +682,156 @@ def test_consume_generator_gets_messages_from_other_threads(bus: Bus) -> None:
     assert ch.consumer_tags == []
 
 
+def test_consume_inactivity_timeout_counts_only_its_own_messages(bus: Bus) -> None:
+    """Another consumer of the connection getting messages (its callbacks run in the
+    generator's thread, as in pika) is no activity of the generator's queue: None comes
+    after inactivity_timeout seconds without a message *from its queue*."""
+    conn = bus.connection()
+    ch = conn.channel()
+    ch.queue_declare("q")
+    ch.queue_declare("other")
+    other, cb = collector()
+    ch.basic_consume("other", cb, auto_ack=True)
+    stop = threading.Event()
+
+    def producer() -> None:
+        p = bus.channel()
+        while not stop.wait(0.03):
+            p.basic_publish("", "other", b"x")
+
+    t = threading.Thread(target=producer)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        gen = ch.consume("q", inactivity_timeout=0.5)
+        assert next(gen) is None
+        assert time.monotonic() - t0 >= 0.45, "None came before inactivity_timeout"
+        assert len(other) >= 2  # the other consumer's callbacks ran meanwhile
+        gen.close()
+    finally:
+        stop.set()
+        t.join()
+
+
+def test_consume_inactivity_timeout_zero_still_pumps(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    publish(ch, "q", "a", "b")
+    out = []
+    for m in ch.consume("q", inactivity_timeout=0):
+        if m is None:
+            break
+        out.append(m.body)
+        m.ack()
+    assert out == [b"a", b"b"] and ch.consumer_tags == []
+
+
+def test_consume_generator_close_puts_back_what_it_did_not_yield(bus: Bus) -> None:
+    """Deliveries the generator received but never yielded go back to their positions,
+    flagged redelivered (pika's cancel() rejects them with requeue), when the generator
+    is closed; the one it yielded stays unacked (and ackable) for the caller."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.basic_qos(prefetch_count=10)
+    publish(ch, "q", *"abcde")
+    gen = ch.consume("q")
+    m = next(gen)
+    assert m is not None and m.body == b"a"
+    gen.close()
+    assert ch.consumer_tags == []
+    assert counts(bus, "q") == (4, 1)
+    m.ack()
+    got = [ch.basic_get("q", auto_ack=True) for _ in range(4)]
+    assert [(g.body, g.redelivered) for g in got if g] == [
+        (b"b", True), (b"c", True), (b"d", True), (b"e", True)]
+
+
+def test_channel_cancel_ends_consume_generators_only(bus: Bus) -> None:
+    """Channel.cancel() (pika) cancels the consume() generator's consumer, putting back
+    what it had not yielded; consumers made with basic_consume are not its business."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.queue_declare("other")
+    tag = ch.basic_consume("other", lambda m: m.ack())
+    publish(ch, "q", "a", "b")
+    gen = ch.consume("q")
+    m = next(gen)
+    assert m is not None and m.body == b"a"
+    assert ch.cancel() == 0
+    assert ch.consumer_tags == [tag]
+    assert counts(bus, "q") == (1, 1)
+    assert list(gen) == []  # the generator ends
+    m.ack()
+
+
+@pytest.mark.timeout(30)
+def test_consume_generator_on_a_background_channel() -> None:
+    """On a background channel the worker runs the generator's consumer callback; the
+    generator waits for what it hands over (it used to wait on the connection, forever)."""
+    with Bus() as bus:
+        ch = bus.channel(background=True)
+        ch.queue_declare("q")
+        publish(ch, "q", "a", "b")
+        got = []
+        for m in ch.consume("q", inactivity_timeout=5):
+            assert m is not None
+            got.append(m.body)
+            m.ack()
+            if len(got) == 2:
+                break
+        assert got == [b"a", b"b"] and ch.consumer_tags == []
+        gen = ch.consume("q")
+        threading.Timer(0.05, lambda: bus.channel().basic_publish("", "q", b"c")).start()
+        m = next(gen)
+        assert m is not None and m.body == b"c"
+        gen.close()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("how", ["basic_cancel", "channel.cancel", "channel.close",
+                                 "queue_delete"])
+def test_consume_generator_ends_when_cancelled_from_another_thread(bus: Bus,
+                                                                   how: str) -> None:
+    """Without an inactivity_timeout the generator waits for messages; a cancel or a
+    close from another thread (or the queue's deletion) ends it."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    gen = ch.consume("q")
+    result: list[Any] = []
+    t = threading.Thread(target=lambda: result.append(list(gen)))
+    t.start()
+    deadline = time.monotonic() + 5
+    while not ch.consumer_tags:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.05)  # the generator is waiting
+    if how == "basic_cancel":
+        ch.basic_cancel(ch.consumer_tags[0])
+    elif how == "channel.cancel":
+        ch.cancel()
+    elif how == "channel.close":
+        ch.close()
+    else:
+        bus.channel().queue_delete("q")
+    t.join(5)
+    assert not t.is_alive(), "the generator still waits"
+    assert result == [[]]
+
+
+def test_consume_generator_raises_when_the_bus_closes_its_channel(bus: Bus) -> None:
+    """As pika's consume() raises ChannelClosedByBroker: a generator whose channel the bus
+    closed (here, a 406 from an ack on another thread's behalf) raises ChannelClosed."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    gen = ch.consume("q", inactivity_timeout=0.05)
+    assert next(gen) is None
+    with pytest.raises(PreconditionFailed):
+        ch.basic_ack(42)
+    with pytest.raises(ChannelClosed) as ei:
+        next(gen)
+    assert ei.value.reply_code == 406
+
+
 # --- background delivery ---------------------------------------------------------------------
 
 
