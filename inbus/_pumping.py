@@ -56,7 +56,9 @@ class BlockingConsuming:
         raise NotImplementedError
 
     def start_consuming(self) -> None:
-        """Run callbacks in this thread until ``stop_consuming`` or no consumers are left."""
+        """Run the connection's callbacks in this thread until this channel has no
+        consumers left (``stop_consuming()`` cancels them all) or is closed; raises
+        :class:`ChannelClosed` if the bus closed it (an error), as pika does."""
         sink, lock = self._conn._sink, self._lock
         with lock:
             self._check_open()
@@ -66,6 +68,8 @@ class BlockingConsuming:
                 with lock:
                     # checked under the lock that stop_consuming() takes to wake us: a stop
                     # from another thread ends this at once, not at the next poll
+                    if not self._open and self._closed_reason is not None:
+                        raise ChannelClosed(self._closed_reason)
                     if not self._consuming or not self._consumers or not self._open:
                         return
                     if not sink.items:
@@ -77,7 +81,9 @@ class BlockingConsuming:
             self._consuming = False
 
     def stop_consuming(self, consumer_tag: str | None = None) -> None:
-        """Cancel consumers (all, or one) and make ``start_consuming`` return."""
+        """Cancel every consumer of the channel and make ``start_consuming`` return; with
+        ``consumer_tag``, cancel that one only (``start_consuming`` goes on while the
+        channel has other consumers, as in pika)."""
         with self._lock:
             if not self._open:
                 return
@@ -85,8 +91,9 @@ class BlockingConsuming:
         for t in tags:
             self.basic_cancel(t)
         with self._lock:
-            self._consuming = False
-            self._sink.wake()
+            if not consumer_tag:
+                self._consuming = False
+            self._conn._sink.wake()  # (the sink start_consuming waits on)
 
     def consume(self, queue: str, auto_ack: bool = False, exclusive: bool = False,
                 arguments: dict[str, Any] | None = None,

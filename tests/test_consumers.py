@@ -604,6 +604,51 @@ def test_start_and_stop_consuming_from_callback(bus: Bus) -> None:
     assert m is not None and m.body == b"d"
 
 
+def test_stop_consuming_one_tag_keeps_start_consuming_for_the_others(bus: Bus) -> None:
+    """pika: stop_consuming(tag) cancels that consumer; start_consuming goes on while the
+    channel has consumers, and returns once the last one is cancelled."""
+    ch = bus.channel()
+    ch.queue_declare("a")
+    ch.queue_declare("b")
+    got: list[bytes] = []
+
+    def on_a(m: Message) -> None:
+        got.append(m.body)
+        m.ack()
+        ch.stop_consuming(m.consumer_tag)
+        ch.basic_publish("", "b", b"b1")
+
+    def on_b(m: Message) -> None:
+        got.append(m.body)
+        m.ack()
+        if m.body == b"b1":
+            ch.basic_publish("", "b", b"b2")
+        else:
+            ch.stop_consuming(m.consumer_tag)  # the last one: start_consuming returns
+
+    ch.basic_consume("a", on_a)
+    ch.basic_consume("b", on_b)
+    publish(ch, "a", "a1")
+    t0 = time.monotonic()
+    ch.start_consuming()
+    assert time.monotonic() - t0 < 2
+    assert got == [b"a1", b"b1", b"b2"] and ch.consumer_tags == []
+
+
+@pytest.mark.timeout(30)
+def test_start_consuming_raises_when_the_bus_closes_the_channel(bus: Bus) -> None:
+    """As pika's start_consuming raises ChannelClosedByBroker: the loop does not just
+    return when an error (here a 406 made from another thread) closed the channel."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.basic_consume("q", lambda m: None)
+    ch._conn.add_callback_threadsafe(lambda: threading.Thread(
+        target=lambda: pytest.raises(PreconditionFailed, ch.basic_ack, 77)).start())
+    with pytest.raises(ChannelClosed) as ei:
+        ch.start_consuming()
+    assert ei.value.reply_code == 406
+
+
 def test_start_consuming_with_messages_from_another_thread(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")
