@@ -165,7 +165,7 @@ class Bus(Broker):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ConnectionClosed(detail="the bus is closed")
+            raise ConnectionClosed(detail="the bus is closed; create a new Bus() to go on")
 
     # --- pumping -----------------------------------------------------------------------
 

@@ -136,6 +136,31 @@ def test_double_or_unknown_ack_is_406_and_closes_channel(bus: Bus, settle: Any) 
     assert counts(bus, "q") == (1, 0)  # "b" came back when the channel closed
 
 
+def test_closed_channel_and_connection_errors_say_what_to_do(bus: Bus) -> None:
+    """Using a channel (or connection) that is closed says why and what to do next."""
+    conn = bus.connection()
+    ch = conn.channel()
+    with pytest.raises(PreconditionFailed):
+        ch.basic_ack(5)
+    with pytest.raises(ChannelClosed) as ei:
+        ch.basic_ack(1)
+    assert str(ei.value) == ("channel is closed by the bus: 406 PRECONDITION_FAILED - "
+                             "unknown delivery tag 5; open a new one with "
+                             "connection.channel()")
+    ch2 = conn.channel()
+    ch2.close()
+    with pytest.raises(ChannelClosed, match=r"^channel is closed; open a new one with connection"):
+        ch2.basic_get("q")
+    conn.close()
+    with pytest.raises(inbus.ConnectionClosed,
+                       match=r"^connection is closed; open a new one with bus.connection"):
+        conn.channel()
+    closed = Bus()
+    closed.close()
+    with pytest.raises(inbus.ConnectionClosed, match=r"^the bus is closed; create a new"):
+        closed.channel()
+
+
 def test_auto_ack(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")
