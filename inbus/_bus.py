@@ -208,9 +208,18 @@ class Bus(Broker):
             self._n_callback_errors += 1
             self._errors.append(exc)
             del self._errors[:-100]
-        log.error("inbus: a callback raised on a background thread; the message stays "
-                  "unacked and returns when its channel closes or on basic_recover",
-                  exc_info=exc)
+        c = getattr(arg, "_consumer", None)
+        if c is None:
+            what = "a callback"
+            fate = ""
+        elif c.auto_ack:
+            what = f"consumer {c.tag!r} of queue {c.queue.name!r}"
+            fate = " (auto-ack: the message was settled on delivery)"
+        else:
+            what = f"consumer {c.tag!r} of queue {c.queue.name!r}"
+            fate = ("; the message stays unacked and returns (redelivered) when its "
+                    "channel closes or on basic_recover, or ack / nack it from on_error")
+        log.error("inbus: %s raised on a background thread%s", what, fate, exc_info=exc)
         if self._on_error is not None:
             self._on_error(exc, arg)
 

@@ -1099,3 +1099,28 @@ def test_background_error_is_logged_to_the_inbus_logger(
     recs = [r for r in caplog.records if r.name == "inbus"]
     assert recs and recs[0].exc_info and recs[0].exc_info[0] is ZeroDivisionError
     assert isinstance(bus.errors[0], ZeroDivisionError)
+
+
+@pytest.mark.timeout(30)
+def test_background_error_log_names_the_consumer_and_the_message_fate(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The log line names the consumer and its queue, and says what became of the
+    message: unacked (manual ack) or already settled (auto-ack, nothing comes back)."""
+    bus = Bus()
+    ch = bus.channel(background=True)
+    ch.queue_declare("manual")
+    ch.queue_declare("auto")
+    ch.basic_consume("manual", lambda m: 1 / 0, consumer_tag="m")
+    ch.basic_consume("auto", lambda m: 1 / 0, auto_ack=True, consumer_tag="a")
+    with caplog.at_level("ERROR", logger="inbus"):
+        ch.basic_publish("", "manual", b"x")
+        wait_for(lambda: len(bus.errors) == 1)
+        ch.basic_publish("", "auto", b"y")
+        wait_for(lambda: len(bus.errors) == 2)
+        bus.close()
+    msgs = [r.getMessage() for r in caplog.records if r.name == "inbus"]
+    assert msgs[0].startswith("inbus: consumer 'm' of queue 'manual' raised")
+    assert "stays unacked" in msgs[0]
+    assert msgs[1].startswith("inbus: consumer 'a' of queue 'auto' raised")
+    assert "auto-ack: the message was settled on delivery" in msgs[1]
+    assert "unacked" not in msgs[1]
