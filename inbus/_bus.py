@@ -66,6 +66,9 @@ class Bus(Broker):
     [b'job 1']
 
     ``Bus(background=True)`` runs every channel's callbacks on a worker thread of its own;
+    a callback that raises there is logged (logger ``inbus``), kept in ``bus.errors`` and
+    passed to ``on_error(exception, message)`` (for a return or cancel callback, what that
+    callback got), on the worker thread; the message stays unacked.
     ``Bus(clock=ManualClock())`` makes TTLs and expiry run on virtual time.
     """
 
