@@ -375,7 +375,9 @@ class Channel(Topology, BlockingConsuming):
 
     def basic_cancel(self, consumer_tag: str = "") -> None:
         """Cancel a consumer. Its delivered messages stay unacked (and ackable) until
-        this channel closes; deliveries whose callback has not run yet are put back."""
+        this channel closes; deliveries whose callback has not run yet are put back
+        (flagged redelivered), except an auto-ack consumer's: those were settled when
+        delivered, so their callbacks still run."""
         with self._op():
             c = self._consumers.pop(consumer_tag, None)
             if c is not None:
