@@ -113,19 +113,21 @@ class BlockingConsuming:
         """
         lock = self._lock
         mail = Sink(lock)  # what the consumer received and the generator did not yield
+        # On the caller's-thread model, wait for (and run) the connection's callbacks; on
+        # a background channel, wait for the worker to hand messages over.
+        pump = self._worker is None
+        sink = self._conn._sink if pump else mail
 
-        def received(m: Message) -> None:  # in the pumping thread, or on the worker
+        def received(m: Message) -> None:  # in a pumping thread, or on the worker
             with lock:
                 mail.push(m)
+                if pump:
+                    sink.wake()  # (another thread pumping the connection ran this)
 
         tag = self.basic_consume(queue, received, auto_ack, exclusive, consumer_tag,
                                  arguments)
         with lock:
             self._consume_mail()[tag] = mail
-        # On the caller's-thread model, wait for (and run) the connection's callbacks; on
-        # a background channel, wait for the worker to hand messages over.
-        pump = self._worker is None
-        sink = self._conn._sink if pump else mail
         deadline: float | None = None
         try:
             while True:
