@@ -125,8 +125,11 @@ class Connection:
 
         ``time_limit=0`` runs what is pending and returns; a positive limit waits up to
         that long for work and returns once some ran (as pika does); None waits until at
-        least one callback ran. Returns the number of callbacks run.
+        least one callback ran (or the connection closes). Returns the number of
+        callbacks run. On a closed connection it raises :class:`ConnectionClosed`.
         """
+        with self._lock:
+            self._check_open()
         deadline = None if time_limit is None else time.monotonic() + time_limit
         ran = 0
         while True:

@@ -722,6 +722,25 @@ def test_process_data_events_time_limit(bus: Bus) -> None:
     assert bodies(got) == [b"a", b"b", b"late"]
 
 
+def test_process_data_events_on_a_closed_connection_raises(bus: Bus) -> None:
+    """pika raises ConnectionWrongStateError there; returning 0 at once made the usual
+    `while True: conn.process_data_events(1)` loop spin at full speed once the bus (or
+    another thread) had closed the connection."""
+    conn = bus.connection()
+    ch = conn.channel()
+    ch.queue_declare("q")
+    ch.basic_consume("q", lambda m: None, consumer_tag="t")
+    with pytest.raises(NotAllowed):
+        ch.basic_consume("q", lambda m: None, consumer_tag="t")  # 530 closes conn
+    with pytest.raises(inbus.ConnectionClosed) as ei:
+        conn.process_data_events(time_limit=1)
+    assert ei.value.reply_code == 530
+    other = bus.connection()
+    other.close()
+    with pytest.raises(inbus.ConnectionClosed):
+        other.process_data_events(time_limit=None)
+
+
 def test_consume_generator(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")
