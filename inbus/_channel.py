@@ -324,7 +324,9 @@ class Channel(Topology, BlockingConsuming):
     def basic_qos(self, prefetch_size: int = 0, prefetch_count: int = 0,
                   global_qos: bool = False) -> None:
         """Limit unacked messages: per consumer (for consumers started later) or, with
-        ``global_qos=True``, shared by the whole channel. 0 = no limit."""
+        ``global_qos=True``, shared by the whole channel. 0 = no limit. As in RabbitMQ
+        3.10, a per-consumer ``basic_qos`` also removes the channel's global limit: to
+        have both, set the global one last."""
         if prefetch_count < 0 or prefetch_count > 65535:
             raise ValueError("prefetch_count must be between 0 and 65535")
         with self._op():
@@ -336,6 +338,11 @@ class Channel(Topology, BlockingConsuming):
                 self._bus._dispatch_channel_locked(self)
             else:
                 self._qos.prefetch_count = prefetch_count
+                if self._qos.global_prefetch:
+                    # RabbitMQ 3.10 (rabbit_channel, basic.qos global=false): "ensures
+                    # that if default was set, it's overridden": the global limit goes.
+                    self._qos.global_prefetch = 0
+                    self._bus._dispatch_channel_locked(self)
 
     def basic_consume(self, queue: str, on_message_callback: Callable[[Message], Any],
                       auto_ack: bool = False, exclusive: bool = False,
