@@ -232,6 +232,23 @@ def test_global_prefetch_raised_later_dispatches(bus: Bus) -> None:
     assert len(got) == 3
 
 
+def test_per_consumer_qos_after_global_drops_the_global_limit(bus: Bus) -> None:
+    """RabbitMQ 3.10: basic.qos(global=false) also removes the channel's global limit (its
+    unlimit_prefetch), and the consumers held back by it get messages at once; per
+    consumer and global prefetch apply together only when the global one comes last."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.basic_qos(prefetch_count=1, global_qos=True)
+    got, cb = collector()
+    ch.basic_consume("q", cb)
+    publish(ch, "q", *"abc")
+    bus.run_until_idle()
+    assert len(got) == 1
+    ch.basic_qos(prefetch_count=2)
+    bus.run_until_idle()
+    assert len(got) == 3 and counts(bus, "q") == (0, 3)
+
+
 def test_round_robin_without_prefetch(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")

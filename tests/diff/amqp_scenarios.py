@@ -3150,6 +3150,28 @@ def qos_per_consumer_and_global(pika: ModuleType, params: Any, ns: str) -> list[
         return [sorted([len(g1), len(g2)], reverse=True), s.count(q)]
 
 
+# RabbitMQ 3.10: basic.qos with global=false also drops the channel's global limit
+# (rabbit_channel: "ensures that if default was set, it's overridden": unlimit_prefetch),
+# so per-consumer and global prefetch apply together only when the global one is set
+# last. Here the consumer (per-consumer prefetch 0) held 1 under qos(1, global); qos(2)
+# lifts that limit and it gets the other 2 at once.
+@scenario("qos", expect=[1, 3, 0])
+def qos_per_consumer_after_global_drops_global(pika: ModuleType, params: Any, ns: str
+                                               ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        s.ch.basic_qos(prefetch_count=1, global_qos=True)
+        got: list[Any] = []
+        s.ch.basic_consume(q, _collector(got))
+        for i in range(3):
+            s.ch.basic_publish("", q, str(i).encode())
+        pump(s.conn, until=lambda: len(got) >= 1, settle=0.1)
+        out = [len(got)]
+        s.ch.basic_qos(prefetch_count=2)
+        pump(s.conn, until=lambda: len(got) >= 3, settle=0.1)
+        return out + [len(got), s.count(q)]
+
+
 # RabbitMQ: nack(multiple=True, requeue=True) covers deliveries to several consumers of
 # the channel; all come back redelivered in queue order.
 @scenario("consume", expect=[[(b"0", True), (b"1", True), (b"2", True), (b"3", True)]])
