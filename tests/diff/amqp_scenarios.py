@@ -1626,6 +1626,45 @@ def consume_generator_cancel_with_pending(pika: ModuleType, params: Any, ns: str
         return [body, waiting, returned, [s.get(q), s.get(q)]]
 
 
+# RabbitMQ (rabbit_queue_consumers): the active consumers are a FIFO; the one served goes
+# to the back; one found without credit leaves it ("blocked") and, once an ack gives it
+# credit again, rejoins at the back. Here c1 (prefetch 1) is passed over for m3, then
+# acks m1: it rejoins behind c2, so m4 goes to c2 and m5 to c1. (inbus's round-robin
+# keeps a passed-over consumer's turn: m4 to c1, m5 to c2.)
+@scenario(
+    "qos",
+    expect=[["m1"], ["m2", "m3"], ["m5"], ["m4"]],  # (c1's, c2's; then c1's, c2's)
+    inbus_xfail="not fixed yet: round-robin keeps the turn of a consumer passed over for "
+                "lack of credit; RabbitMQ moves it to the back when an ack unblocks it "
+                "(see Queue.next_consumer)",
+)
+def qos_unblocked_consumer_rejoins_at_the_back(pika: ModuleType, params: Any, ns: str
+                                               ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        ch1, ch2 = s.conn.channel(), s.conn.channel()
+        ch1.basic_qos(prefetch_count=1)
+        g1: list[Any] = []
+        g2: list[Any] = []
+        ch1.basic_consume(q, _collector(g1))
+        ch2.basic_consume(q, _collector(g2), auto_ack=True)
+        s.sync()
+        out: list[Any] = []
+        for body, want in ((b"m1", 1), (b"m2", 2), (b"m3", 3)):
+            s.ch.basic_publish("", q, body)
+            pump(s.conn, until=lambda n=want: len(g1) + len(g2) >= n, settle=0.05)
+        out += [[g[1].decode() for g in g1], [g[1].decode() for g in g2]]
+        ch1.basic_ack(g1[0][3])
+        ch1.queue_declare(q, passive=True)  # (the ack reached the queue)
+        pump(s.conn, settle=0.05)
+        n1, n2 = len(g1), len(g2)
+        for body, want in ((b"m4", 4), (b"m5", 5)):
+            s.ch.basic_publish("", q, body)
+            pump(s.conn, until=lambda n=want: len(g1) + len(g2) >= n, settle=0.05)
+        out += [[g[1].decode() for g in g1[n1:]], [g[1].decode() for g in g2[n2:]]]
+        return out
+
+
 # RabbitMQ: start_consuming runs callbacks until stop_consuming is called from one.
 @scenario("consume", expect=[[b"0", b"1", b"2"], 2])
 def consume_start_stop(pika: ModuleType, params: Any, ns: str) -> list[Any]:
