@@ -1665,6 +1665,38 @@ def qos_unblocked_consumer_rejoins_at_the_back(pika: ModuleType, params: Any, ns
         return out
 
 
+# RabbitMQ 3.10 requeues a basic.recover (and a multiple nack) per (queue, consumer
+# tag), in tag order, and delivers after each group: here consumer "b" was cancelled
+# holding m2 and consumer "a" (prefetch 1) holds m3; "a"'s group goes back first and m3,
+# alone at the head, is redelivered to "a" before m2 is back. inbus puts everything back,
+# then delivers from the head (m2): a deliberate difference (README).
+@scenario(
+    "qos",
+    expect=[("a", "m3", False), ("a", "m3", True)],
+    inbus_xfail="deliberate: a recover puts back every message before delivering from "
+                "the head; RabbitMQ requeues and delivers per consumer tag, in tag order",
+)
+def qos_recover_requeues_per_consumer_tag(pika: ModuleType, params: Any, ns: str
+                                          ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        got: list[Any] = []
+        cb = _collector(got)
+        s.ch.basic_publish("", q, b"m1")
+        s.ch.basic_publish("", q, b"m2")
+        s.ch.basic_consume(q, cb, consumer_tag=ns + "-b")
+        pump(s.conn, until=lambda: len(got) >= 2, settle=0.05)
+        s.ch.basic_ack(got[0][3])
+        s.ch.basic_cancel(ns + "-b")  # m2 stays unacked
+        s.ch.basic_qos(prefetch_count=1)
+        s.ch.basic_publish("", q, b"m3")
+        s.ch.basic_consume(q, cb, consumer_tag=ns + "-a")
+        pump(s.conn, until=lambda: len(got) >= 3, settle=0.05)
+        s.ch.basic_recover(requeue=True)
+        pump(s.conn, until=lambda: len(got) >= 4, settle=0.1)
+        return [(t.replace(ns + "-", ""), b.decode(), r) for t, b, r, _ in got[2:]]
+
+
 # RabbitMQ: start_consuming runs callbacks until stop_consuming is called from one.
 @scenario("consume", expect=[[b"0", b"1", b"2"], 2])
 def consume_start_stop(pika: ModuleType, params: Any, ns: str) -> list[Any]:
