@@ -1,8 +1,10 @@
 """pika's blocking ways to consume on a channel: ``start_consuming`` / ``stop_consuming``
 and the ``consume()`` generator (a mixin of :class:`inbus._channel.Channel`).
 
-They pump the channel's connection in the calling thread
-(``Connection.process_data_events``), so callbacks run there, with no bus lock held.
+They pump the channel's connection's sink in the calling thread, so callbacks run there,
+with no bus lock held. On a background channel the worker runs the callbacks; ``consume()``
+then waits for what its consumer's callback hands over. A cancel or a close from another
+thread is noticed at once when it wakes the sink, else within ``_POLL`` seconds.
 """
 
 from __future__ import annotations
