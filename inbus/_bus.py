@@ -24,7 +24,7 @@ from typing import Any
 from ._broker import Broker
 from ._channel import Channel
 from ._connection import Connection
-from ._dispatch import Timer, new_lock
+from ._dispatch import Timer, Worker, new_lock
 from ._errors import (
     ConnectionClosed,
     NotAllowed,
@@ -66,6 +66,9 @@ class Bus(Broker):
     [b'job 1']
 
     ``Bus(background=True)`` runs every channel's callbacks on a worker thread of its own;
+    a callback that raises there is logged (logger ``inbus``), kept in ``bus.errors`` and
+    passed to ``on_error(exception, message)`` (for a return or cancel callback, what that
+    callback got), on the worker thread; the message stays unacked.
     ``Bus(clock=ManualClock())`` makes TTLs and expiry run on virtual time.
     """
 
@@ -84,6 +87,7 @@ class Bus(Broker):
         self._on_error = on_error
         self._errors: list[BaseException] = []
         self._timer: Timer | None = None
+        self._workers: list[Worker] = []  # every background channel's worker still alive
         self._hub: Any = None
         self._n_returned = self._n_unroutable = 0
         # (statistics().published is counted per exchange, x.published_in: one counter
@@ -169,7 +173,7 @@ class Bus(Broker):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ConnectionClosed(detail="the bus is closed")
+            raise ConnectionClosed(detail="the bus is closed; create a new Bus() to go on")
 
     # --- pumping -----------------------------------------------------------------------
 
@@ -189,13 +193,21 @@ class Bus(Broker):
                 lock.release()
             if not batches:
                 return ran
-            for sink, items in batches:
+            for i, (sink, items) in enumerate(batches):
                 if max_deliveries is not None and ran + len(items) > max_deliveries:
                     keep = max_deliveries - ran
                     with self._lock:
                         sink.items.extendleft(reversed(items[keep:]))
                     items = items[:keep]
-                ran += sink.run(items, self._lock)
+                try:
+                    ran += sink.run(items, self._lock)
+                except BaseException:
+                    # (sink.run put back the rest of its own batch) the later
+                    # connections' batches go back too, ahead of anything newer
+                    with self._lock:
+                        for later, rest in batches[i + 1:]:
+                            later.items.extendleft(reversed(rest))
+                    raise
             if max_deliveries is not None and ran >= max_deliveries:
                 return ran
 
@@ -204,9 +216,18 @@ class Bus(Broker):
             self._n_callback_errors += 1
             self._errors.append(exc)
             del self._errors[:-100]
-        log.error("inbus: a callback raised on a background thread; the message stays "
-                  "unacked and returns when its channel closes or on basic_recover",
-                  exc_info=exc)
+        c = getattr(arg, "_consumer", None)
+        if c is None:
+            what = "a callback"
+            fate = ""
+        elif c.auto_ack:
+            what = f"consumer {c.tag!r} of queue {c.queue.name!r}"
+            fate = " (auto-ack: the message was settled on delivery)"
+        else:
+            what = f"consumer {c.tag!r} of queue {c.queue.name!r}"
+            fate = ("; the message stays unacked and returns (redelivered) when its "
+                    "channel closes or on basic_recover, or ack / nack it from on_error")
+        log.error("inbus: %s raised on a background thread%s", what, fate, exc_info=exc)
         if self._on_error is not None:
             self._on_error(exc, arg)
 
@@ -352,13 +373,16 @@ class Bus(Broker):
             if self._closed:
                 return
             conns = list(self._connections)
-        workers = []
         for c in conns:
-            workers.extend(c._close(None))
+            c._close(None)
+        with self._lock:
+            self._closed = True
+            # Every worker, also those of channels closed earlier without a join (from
+            # their own callback, or by an error): none is left running after close().
+            workers, self._workers = self._workers, []
         for w in workers:
             w.stop()
         with self._lock:
-            self._closed = True
             timer, self._timer = self._timer, None
             hub = self._hub
         if timer is not None:

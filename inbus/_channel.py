@@ -328,7 +328,9 @@ class Channel(Topology, BlockingConsuming):
     def basic_qos(self, prefetch_size: int = 0, prefetch_count: int = 0,
                   global_qos: bool = False) -> None:
         """Limit unacked messages: per consumer (for consumers started later) or, with
-        ``global_qos=True``, shared by the whole channel. 0 = no limit."""
+        ``global_qos=True``, shared by the whole channel. 0 = no limit. As in RabbitMQ
+        3.10, a per-consumer ``basic_qos`` also removes the channel's global limit: to
+        have both, set the global one last."""
         if prefetch_count < 0 or prefetch_count > 65535:
             raise ValueError("prefetch_count must be between 0 and 65535")
         with self._op():
@@ -345,6 +347,11 @@ class Channel(Topology, BlockingConsuming):
                 self._bus._dispatch_channel_locked(self)
             else:
                 self._qos.prefetch_count = prefetch_count
+                if self._qos.global_prefetch:
+                    # RabbitMQ 3.10 (rabbit_channel, basic.qos global=false): "ensures
+                    # that if default was set, it's overridden": the global limit goes.
+                    self._qos.global_prefetch = 0
+                    self._bus._dispatch_channel_locked(self)
 
     def basic_consume(self, queue: str, on_message_callback: Callable[[Message], Any],
                       auto_ack: bool = False, exclusive: bool = False,
@@ -384,7 +391,9 @@ class Channel(Topology, BlockingConsuming):
 
     def basic_cancel(self, consumer_tag: str = "") -> None:
         """Cancel a consumer. Its delivered messages stay unacked (and ackable) until
-        this channel closes; deliveries whose callback has not run yet are put back."""
+        this channel closes; deliveries whose callback has not run yet are put back
+        (flagged redelivered), except an auto-ack consumer's: those were settled when
+        delivered, so their callbacks still run."""
         with self._op():
             c = self._consumers.pop(consumer_tag, None)
             if c is not None:

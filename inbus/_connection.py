@@ -78,6 +78,12 @@ class Connection:
             bg = self._background if background is None else background
             ch = Channel(self, n, bg)
             self._channels[n] = ch
+            if ch._worker is not None:
+                # The bus joins it on close() even if the channel closes first without
+                # joining it (from its own callback, or by an error): bus._workers.
+                workers = self._bus._workers
+                workers[:] = [w for w in workers if w.thread.is_alive()]
+                workers.append(ch._worker)
             return ch
 
     def close(self) -> None:
@@ -119,8 +125,11 @@ class Connection:
 
         ``time_limit=0`` runs what is pending and returns; a positive limit waits up to
         that long for work and returns once some ran (as pika does); None waits until at
-        least one callback ran. Returns the number of callbacks run.
+        least one callback ran (or the connection closes). Returns the number of
+        callbacks run. On a closed connection it raises :class:`ConnectionClosed`.
         """
+        with self._lock:
+            self._check_open()
         deadline = None if time_limit is None else time.monotonic() + time_limit
         ran = 0
         while True:

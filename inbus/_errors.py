@@ -124,13 +124,15 @@ class NotImplementedByBus(AMQPError):
 
 class _Closed(InbusError):
     what: ClassVar[str] = ""
+    hint: ClassVar[str] = ""  # what to do instead
 
     def __init__(self, reason: AMQPError | None = None, detail: str = "") -> None:
         self.reason = reason
         if reason is not None:
-            text = f"{self.what} is closed by the bus: {reason.reply_code} {reason.reply_text}"
+            text = (f"{self.what} is closed by the bus: {reason.reply_code} "
+                    f"{reason.reply_text}; {self.hint}")
         else:
-            text = detail or f"{self.what} is closed"
+            text = detail or f"{self.what} is closed; {self.hint}"
         super().__init__(text)
 
     @property
@@ -147,12 +149,14 @@ class ChannelClosed(_Closed):
     """An operation on a channel that is closed; ``.reason`` says why it closed."""
 
     what = "channel"
+    hint = "open a new one with connection.channel()"
 
 
 class ConnectionClosed(_Closed):
     """An operation on a connection (or bus) that is closed."""
 
     what = "connection"
+    hint = "open a new one with bus.connection()"
 
 
 class UnroutableError(InbusError):

@@ -1,19 +1,24 @@
 """pika's blocking ways to consume on a channel: ``start_consuming`` / ``stop_consuming``
 and the ``consume()`` generator (a mixin of :class:`inbus._channel.Channel`).
 
-They pump the channel's connection in the calling thread
-(``Connection.process_data_events``), so callbacks run there, with no bus lock held.
+They pump the channel's connection's sink in the calling thread, so callbacks run there,
+with no bus lock held. On a background channel the worker runs the callbacks; ``consume()``
+then waits for what its consumer's callback hands over. A cancel or a close from another
+thread is noticed at once when it wakes the sink, else within ``_POLL`` seconds.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from ._dispatch import Sink
+from ._errors import AMQPError, ChannelClosed
+from ._message import Message
+
 if TYPE_CHECKING:
     from ._connection import Connection
-    from ._message import Message
     from ._queue import Consumer
 
 __all__ = ["BlockingConsuming"]
@@ -30,6 +35,11 @@ class BlockingConsuming:
     _consumers: dict[str, Consumer]
     _open: bool
     _sink: Any
+    _bus: Any
+    _worker: Any
+    _unacked: dict[int, Message]
+    _closed_reason: AMQPError | None
+    _consume_boxes: dict[str, Sink]
 
     @property
     def consumer_tags(self) -> list[str]:
@@ -48,7 +58,9 @@ class BlockingConsuming:
         raise NotImplementedError
 
     def start_consuming(self) -> None:
-        """Run callbacks in this thread until ``stop_consuming`` or no consumers are left."""
+        """Run the connection's callbacks in this thread until this channel has no
+        consumers left (``stop_consuming()`` cancels them all) or is closed; raises
+        :class:`ChannelClosed` if the bus closed it (an error), as pika does."""
         sink, lock = self._conn._sink, self._lock
         with lock:
             self._check_open()
@@ -58,6 +70,8 @@ class BlockingConsuming:
                 with lock:
                     # checked under the lock that stop_consuming() takes to wake us: a stop
                     # from another thread ends this at once, not at the next poll
+                    if not self._open and self._closed_reason is not None:
+                        raise ChannelClosed(self._closed_reason)
                     if not self._consuming or not self._consumers or not self._open:
                         return
                     if not sink.items:
@@ -69,7 +83,9 @@ class BlockingConsuming:
             self._consuming = False
 
     def stop_consuming(self, consumer_tag: str | None = None) -> None:
-        """Cancel consumers (all, or one) and make ``start_consuming`` return."""
+        """Cancel every consumer of the channel and make ``start_consuming`` return; with
+        ``consumer_tag``, cancel that one only (``start_consuming`` goes on while the
+        channel has other consumers, as in pika)."""
         with self._lock:
             if not self._open:
                 return
@@ -77,35 +93,111 @@ class BlockingConsuming:
         for t in tags:
             self.basic_cancel(t)
         with self._lock:
-            self._consuming = False
-            self._sink.wake()
+            if not consumer_tag:
+                self._consuming = False
+            self._conn._sink.wake()  # (the sink start_consuming waits on)
 
     def consume(self, queue: str, auto_ack: bool = False, exclusive: bool = False,
                 arguments: dict[str, Any] | None = None,
-                inactivity_timeout: float | None = None
+                inactivity_timeout: float | None = None, consumer_tag: str | None = None
                 ) -> Generator[Message | None, None, None]:
-        """Yield messages from ``queue`` as they come (None after ``inactivity_timeout``
-        seconds without one). Closing the generator cancels the consumer."""
-        box: deque[Message] = deque()
-        tag = self.basic_consume(queue, box.append, auto_ack, exclusive, None, arguments)
+        """Yield messages from ``queue`` as they come, pumping the connection meanwhile
+        (other consumers' callbacks run in this thread, as in pika); on a background
+        channel its worker hands the messages over. ``inactivity_timeout``: yield None
+        after that many seconds without a message from ``queue``.
+
+        The generator ends when its consumer is cancelled (``cancel()``, ``basic_cancel``,
+        the queue deleted) or the channel closed, from any thread; it raises
+        :class:`ChannelClosed` if the bus closed the channel (an error). Closing the
+        generator, or ``cancel()``, cancels the consumer and puts the messages it
+        received but did not yield back in their queue (flagged redelivered, as pika's
+        ``cancel()`` rejects them).
+        """
+        lock = self._lock
+        mail = Sink(lock)  # what the consumer received and the generator did not yield
+        # On the caller's-thread model, wait for (and run) the connection's callbacks; on
+        # a background channel, wait for the worker to hand messages over.
+        pump = self._worker is None
+        sink = self._conn._sink if pump else mail
+
+        def received(m: Message) -> None:  # in a pumping thread, or on the worker
+            with lock:
+                mail.push(m)
+                if pump:
+                    sink.wake()  # (another thread pumping the connection ran this)
+
+        tag = self.basic_consume(queue, received, auto_ack, exclusive, consumer_tag,
+                                 arguments)
+        with lock:
+            self._consume_mail()[tag] = mail
+        deadline: float | None = None
         try:
             while True:
-                if box:
-                    yield box.popleft()
+                with lock:
+                    m = mail.items.popleft() if mail.items else None
+                if m is not None:
+                    assert isinstance(m, Message)  # (only deliveries are pushed to mail)
+                    yield m
+                    deadline = None
                     continue
-                self._conn.process_data_events(
-                    inactivity_timeout if inactivity_timeout is not None else None)
-                if not box:
+                items: list[Any] = []
+                with lock:
                     if not self._open or tag not in self._consumers:
+                        if self._closed_reason is not None:
+                            raise ChannelClosed(self._closed_reason)
                         return
-                    if inactivity_timeout is not None:
-                        yield None
+                    if inactivity_timeout is None:
+                        left = _POLL
+                    else:
+                        now = time.monotonic()
+                        if deadline is None:
+                            deadline = now + inactivity_timeout
+                        left = deadline - now
+                    if left > 0:
+                        # (a cancel or close from another thread is noticed within _POLL)
+                        sink.wait(min(left, _POLL))
+                    if pump:
+                        items = sink.take()
+                if items:
+                    sink.run(items, lock)
+                if left <= 0 and not mail.items:  # (pumped at least once, even at 0 s)
+                    yield None
+                    deadline = None
         finally:
+            self._end_consume(tag)
+
+    def _consume_mail(self) -> dict[str, Sink]:
+        """The consume() generators' consumer tags and what each has not yielded yet
+        (lock held)."""
+        try:
+            return self._consume_boxes
+        except AttributeError:
+            self._consume_boxes: dict[str, Sink] = {}
+            return self._consume_boxes
+
+    def _end_consume(self, tag: str) -> None:
+        """Cancel a consume() generator's consumer; what it received and did not yield
+        goes back to the queue (the manual-ack deliveries still unacked)."""
+        with self._lock:
+            mail = self._consume_mail().pop(tag, None)
             if self._open and tag in self._consumers:
                 self.basic_cancel(tag)
+            if mail is None or not mail.items or not self._open:
+                return  # (a closed channel requeued them already)
+            pending = mail.take()
+            back = [m for m in pending if isinstance(m, Message)
+                    and self._unacked.get(m.delivery_tag) is m]
+            for m in back:
+                del self._unacked[m.delivery_tag]
+            if back:
+                self._bus._requeue_locked(self, back)
 
     def cancel(self) -> int:
-        """Cancel every consumer created by ``consume()`` (pika); returns 0."""
-        for tag in self.consumer_tags:
-            self.basic_cancel(tag)
+        """Cancel the consumers of this channel's ``consume()`` generators (pika), putting
+        back what they received and did not yield; the generators end. Returns 0, as
+        pika's does."""
+        with self._lock:
+            tags = list(self._consume_mail())
+        for tag in tags:
+            self._end_consume(tag)
         return 0

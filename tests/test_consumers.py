@@ -136,6 +136,31 @@ def test_double_or_unknown_ack_is_406_and_closes_channel(bus: Bus, settle: Any) 
     assert counts(bus, "q") == (1, 0)  # "b" came back when the channel closed
 
 
+def test_closed_channel_and_connection_errors_say_what_to_do(bus: Bus) -> None:
+    """Using a channel (or connection) that is closed says why and what to do next."""
+    conn = bus.connection()
+    ch = conn.channel()
+    with pytest.raises(PreconditionFailed):
+        ch.basic_ack(5)
+    with pytest.raises(ChannelClosed) as ei:
+        ch.basic_ack(1)
+    assert str(ei.value) == ("channel is closed by the bus: 406 PRECONDITION_FAILED - "
+                             "unknown delivery tag 5; open a new one with "
+                             "connection.channel()")
+    ch2 = conn.channel()
+    ch2.close()
+    with pytest.raises(ChannelClosed, match=r"^channel is closed; open a new one with connection"):
+        ch2.basic_get("q")
+    conn.close()
+    with pytest.raises(inbus.ConnectionClosed,
+                       match=r"^connection is closed; open a new one with bus.connection"):
+        conn.channel()
+    closed = Bus()
+    closed.close()
+    with pytest.raises(inbus.ConnectionClosed, match=r"^the bus is closed; create a new"):
+        closed.channel()
+
+
 def test_auto_ack(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")
@@ -237,6 +262,23 @@ def test_global_prefetch_set_later_counts_what_the_channel_holds(bus: Bus) -> No
     got[6].ack()
     bus.run_until_idle()
     assert [m.body for m in got[8:]] == [b"i"]
+
+
+def test_per_consumer_qos_after_global_drops_the_global_limit(bus: Bus) -> None:
+    """RabbitMQ 3.10: basic.qos(global=false) also removes the channel's global limit (its
+    unlimit_prefetch), and the consumers held back by it get messages at once; per
+    consumer and global prefetch apply together only when the global one comes last."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.basic_qos(prefetch_count=1, global_qos=True)
+    got, cb = collector()
+    ch.basic_consume("q", cb)
+    publish(ch, "q", *"abc")
+    bus.run_until_idle()
+    assert len(got) == 1
+    ch.basic_qos(prefetch_count=2)
+    bus.run_until_idle()
+    assert len(got) == 3 and counts(bus, "q") == (0, 3)
 
 
 def test_round_robin_without_prefetch(bus: Bus) -> None:
@@ -571,6 +613,28 @@ def test_callback_exception_propagates_and_message_stays_unacked(bus: Bus) -> No
     assert m is not None and (m.body, m.redelivered) == (b"bad", True)
 
 
+def test_callback_exception_keeps_other_connections_deliveries(bus: Bus) -> None:
+    """run_until_idle takes every connection's pending deliveries in one round: when a
+    callback of the first connection raises, the later connections' deliveries of that
+    round must not be dropped (they were unacked, and their callbacks never ran)."""
+    c1, c2 = bus.channel(), bus.channel()
+    c1.queue_declare("a")
+    c1.queue_declare("b")
+
+    def bad(m: Message) -> None:
+        raise RuntimeError("boom")
+
+    got, cb = collector()
+    c1.basic_consume("a", bad)
+    c2.basic_consume("b", cb)
+    publish(c1, "a", "1")
+    publish(c1, "b", "2")
+    with pytest.raises(RuntimeError, match="boom"):
+        bus.run_until_idle()
+    assert bus.run_until_idle() == 1
+    assert bodies(got) == [b"2"]
+
+
 def test_stop_consuming_from_another_thread_ends_start_consuming_at_once(
         bus: Bus, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
@@ -612,6 +676,51 @@ def test_start_and_stop_consuming_from_callback(bus: Bus) -> None:
     assert counts(bus, "q") == (2, 0)  # d and e, taken but not run, went back
     m = ch.basic_get("q")
     assert m is not None and m.body == b"d"
+
+
+def test_stop_consuming_one_tag_keeps_start_consuming_for_the_others(bus: Bus) -> None:
+    """pika: stop_consuming(tag) cancels that consumer; start_consuming goes on while the
+    channel has consumers, and returns once the last one is cancelled."""
+    ch = bus.channel()
+    ch.queue_declare("a")
+    ch.queue_declare("b")
+    got: list[bytes] = []
+
+    def on_a(m: Message) -> None:
+        got.append(m.body)
+        m.ack()
+        ch.stop_consuming(m.consumer_tag)
+        ch.basic_publish("", "b", b"b1")
+
+    def on_b(m: Message) -> None:
+        got.append(m.body)
+        m.ack()
+        if m.body == b"b1":
+            ch.basic_publish("", "b", b"b2")
+        else:
+            ch.stop_consuming(m.consumer_tag)  # the last one: start_consuming returns
+
+    ch.basic_consume("a", on_a)
+    ch.basic_consume("b", on_b)
+    publish(ch, "a", "a1")
+    t0 = time.monotonic()
+    ch.start_consuming()
+    assert time.monotonic() - t0 < 2
+    assert got == [b"a1", b"b1", b"b2"] and ch.consumer_tags == []
+
+
+@pytest.mark.timeout(30)
+def test_start_consuming_raises_when_the_bus_closes_the_channel(bus: Bus) -> None:
+    """As pika's start_consuming raises ChannelClosedByBroker: the loop does not just
+    return when an error (here a 406 made from another thread) closed the channel."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.basic_consume("q", lambda m: None)
+    ch._conn.add_callback_threadsafe(lambda: threading.Thread(
+        target=lambda: pytest.raises(PreconditionFailed, ch.basic_ack, 77)).start())
+    with pytest.raises(ChannelClosed) as ei:
+        ch.start_consuming()
+    assert ei.value.reply_code == 406
 
 
 def test_start_consuming_with_messages_from_another_thread(bus: Bus) -> None:
@@ -662,6 +771,25 @@ def test_process_data_events_time_limit(bus: Bus) -> None:
     assert bodies(got) == [b"a", b"b", b"late"]
 
 
+def test_process_data_events_on_a_closed_connection_raises(bus: Bus) -> None:
+    """pika raises ConnectionWrongStateError there; returning 0 at once made the usual
+    `while True: conn.process_data_events(1)` loop spin at full speed once the bus (or
+    another thread) had closed the connection."""
+    conn = bus.connection()
+    ch = conn.channel()
+    ch.queue_declare("q")
+    ch.basic_consume("q", lambda m: None, consumer_tag="t")
+    with pytest.raises(NotAllowed):
+        ch.basic_consume("q", lambda m: None, consumer_tag="t")  # 530 closes conn
+    with pytest.raises(inbus.ConnectionClosed) as ei:
+        conn.process_data_events(time_limit=1)
+    assert ei.value.reply_code == 530
+    other = bus.connection()
+    other.close()
+    with pytest.raises(inbus.ConnectionClosed):
+        other.process_data_events(time_limit=None)
+
+
 def test_consume_generator(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")
@@ -690,6 +818,156 @@ def test_consume_generator_gets_messages_from_other_threads(bus: Bus) -> None:
     assert m is not None and m.body == b"x" and time.monotonic() - t0 < 2
     gen.close()
     assert ch.consumer_tags == []
+
+
+def test_consume_inactivity_timeout_counts_only_its_own_messages(bus: Bus) -> None:
+    """Another consumer of the connection getting messages (its callbacks run in the
+    generator's thread, as in pika) is no activity of the generator's queue: None comes
+    after inactivity_timeout seconds without a message *from its queue*."""
+    conn = bus.connection()
+    ch = conn.channel()
+    ch.queue_declare("q")
+    ch.queue_declare("other")
+    other, cb = collector()
+    ch.basic_consume("other", cb, auto_ack=True)
+    stop = threading.Event()
+
+    def producer() -> None:
+        p = bus.channel()
+        while not stop.wait(0.03):
+            p.basic_publish("", "other", b"x")
+
+    t = threading.Thread(target=producer)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        gen = ch.consume("q", inactivity_timeout=0.5)
+        assert next(gen) is None
+        assert time.monotonic() - t0 >= 0.45, "None came before inactivity_timeout"
+        assert len(other) >= 2  # the other consumer's callbacks ran meanwhile
+        gen.close()
+    finally:
+        stop.set()
+        t.join()
+
+
+def test_consume_inactivity_timeout_zero_still_pumps(bus: Bus) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    publish(ch, "q", "a", "b")
+    out = []
+    for m in ch.consume("q", inactivity_timeout=0):
+        if m is None:
+            break
+        out.append(m.body)
+        m.ack()
+    assert out == [b"a", b"b"] and ch.consumer_tags == []
+
+
+def test_consume_generator_close_puts_back_what_it_did_not_yield(bus: Bus) -> None:
+    """Deliveries the generator received but never yielded go back to their positions,
+    flagged redelivered (pika's cancel() rejects them with requeue), when the generator
+    is closed; the one it yielded stays unacked (and ackable) for the caller."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.basic_qos(prefetch_count=10)
+    publish(ch, "q", *"abcde")
+    gen = ch.consume("q")
+    m = next(gen)
+    assert m is not None and m.body == b"a"
+    gen.close()
+    assert ch.consumer_tags == []
+    assert counts(bus, "q") == (4, 1)
+    m.ack()
+    got = [ch.basic_get("q", auto_ack=True) for _ in range(4)]
+    assert [(g.body, g.redelivered) for g in got if g] == [
+        (b"b", True), (b"c", True), (b"d", True), (b"e", True)]
+
+
+def test_channel_cancel_ends_consume_generators_only(bus: Bus) -> None:
+    """Channel.cancel() (pika) cancels the consume() generator's consumer, putting back
+    what it had not yielded; consumers made with basic_consume are not its business."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.queue_declare("other")
+    tag = ch.basic_consume("other", lambda m: m.ack())
+    publish(ch, "q", "a", "b")
+    gen = ch.consume("q")
+    m = next(gen)
+    assert m is not None and m.body == b"a"
+    assert ch.cancel() == 0
+    assert ch.consumer_tags == [tag]
+    assert counts(bus, "q") == (1, 1)
+    assert list(gen) == []  # the generator ends
+    m.ack()
+
+
+@pytest.mark.timeout(30)
+def test_consume_generator_on_a_background_channel() -> None:
+    """On a background channel the worker runs the generator's consumer callback; the
+    generator waits for what it hands over (it used to wait on the connection, forever)."""
+    with Bus() as bus:
+        ch = bus.channel(background=True)
+        ch.queue_declare("q")
+        publish(ch, "q", "a", "b")
+        got = []
+        for m in ch.consume("q", inactivity_timeout=5):
+            assert m is not None
+            got.append(m.body)
+            m.ack()
+            if len(got) == 2:
+                break
+        assert got == [b"a", b"b"] and ch.consumer_tags == []
+        gen = ch.consume("q")
+        threading.Timer(0.05, lambda: bus.channel().basic_publish("", "q", b"c")).start()
+        m = next(gen)
+        assert m is not None and m.body == b"c"
+        gen.close()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("how", ["basic_cancel", "channel.cancel", "channel.close",
+                                 "queue_delete"])
+def test_consume_generator_ends_when_cancelled_from_another_thread(bus: Bus,
+                                                                   how: str) -> None:
+    """Without an inactivity_timeout the generator waits for messages; a cancel or a
+    close from another thread (or the queue's deletion) ends it."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    gen = ch.consume("q")
+    result: list[Any] = []
+    t = threading.Thread(target=lambda: result.append(list(gen)))
+    t.start()
+    deadline = time.monotonic() + 5
+    while not ch.consumer_tags:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.05)  # the generator is waiting
+    if how == "basic_cancel":
+        ch.basic_cancel(ch.consumer_tags[0])
+    elif how == "channel.cancel":
+        ch.cancel()
+    elif how == "channel.close":
+        ch.close()
+    else:
+        bus.channel().queue_delete("q")
+    t.join(5)
+    assert not t.is_alive(), "the generator still waits"
+    assert result == [[]]
+
+
+def test_consume_generator_raises_when_the_bus_closes_its_channel(bus: Bus) -> None:
+    """As pika's consume() raises ChannelClosedByBroker: a generator whose channel the bus
+    closed (here, a 406 from an ack on another thread's behalf) raises ChannelClosed."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    gen = ch.consume("q", inactivity_timeout=0.05)
+    assert next(gen) is None
+    with pytest.raises(PreconditionFailed):
+        ch.basic_ack(42)
+    with pytest.raises(ChannelClosed) as ei:
+        next(gen)
+    assert ei.value.reply_code == 406
 
 
 # --- background delivery ---------------------------------------------------------------------
@@ -771,6 +1049,34 @@ def test_background_channel_reentrancy_and_close_from_callback() -> None:
     assert done.wait(5)
     assert counts(bus, "out") == (2, 0)
     bus.close()
+    assert inbus_threads() == []
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("how", ["close", "406"])
+def test_bus_close_joins_the_worker_of_a_channel_closed_from_its_callback(how: str) -> None:
+    """A background channel closed by its own callback (or by an error it made) cannot
+    join its worker then; bus.close() must still wait for that thread to finish."""
+    bus = Bus(background=True, on_error=lambda e, arg: None)
+    ch = bus.channel()
+    ch.queue_declare("q")
+    closed, finished = threading.Event(), threading.Event()
+
+    def cb(m: Message) -> None:
+        if how == "close":
+            ch.close()
+        else:
+            with pytest.raises(PreconditionFailed):
+                ch.basic_ack(999)
+        closed.set()
+        time.sleep(0.3)  # the callback goes on after its channel closed
+        finished.set()
+
+    ch.basic_consume("q", cb)
+    publish(ch, "q", "x")
+    assert closed.wait(5)
+    bus.close()
+    assert finished.is_set(), "bus.close() returned while a worker still ran a callback"
     assert inbus_threads() == []
 
 
@@ -861,3 +1167,28 @@ def test_background_error_is_logged_to_the_inbus_logger(
     recs = [r for r in caplog.records if r.name == "inbus"]
     assert recs and recs[0].exc_info and recs[0].exc_info[0] is ZeroDivisionError
     assert isinstance(bus.errors[0], ZeroDivisionError)
+
+
+@pytest.mark.timeout(30)
+def test_background_error_log_names_the_consumer_and_the_message_fate(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The log line names the consumer and its queue, and says what became of the
+    message: unacked (manual ack) or already settled (auto-ack, nothing comes back)."""
+    bus = Bus()
+    ch = bus.channel(background=True)
+    ch.queue_declare("manual")
+    ch.queue_declare("auto")
+    ch.basic_consume("manual", lambda m: 1 / 0, consumer_tag="m")
+    ch.basic_consume("auto", lambda m: 1 / 0, auto_ack=True, consumer_tag="a")
+    with caplog.at_level("ERROR", logger="inbus"):
+        ch.basic_publish("", "manual", b"x")
+        wait_for(lambda: len(bus.errors) == 1)
+        ch.basic_publish("", "auto", b"y")
+        wait_for(lambda: len(bus.errors) == 2)
+        bus.close()
+    msgs = [r.getMessage() for r in caplog.records if r.name == "inbus"]
+    assert msgs[0].startswith("inbus: consumer 'm' of queue 'manual' raised")
+    assert "stays unacked" in msgs[0]
+    assert msgs[1].startswith("inbus: consumer 'a' of queue 'auto' raised")
+    assert "auto-ack: the message was settled on delivery" in msgs[1]
+    assert "unacked" not in msgs[1]

@@ -525,7 +525,7 @@ class BlockingChannel:
 
     def cancel(self) -> int:
         """Cancel the consume() generator's consumer; received but unyielded ackable
-        messages are nacked back to the queue. Returns how many were."""
+        messages are nacked back to the queue. Returns 0, as pika 1.x does."""
         gen, self._gen = self._gen, None
         if gen is None:
             return 0
@@ -536,7 +536,7 @@ class BlockingChannel:
             return 0
         for method, _p, _b in pending:
             self.basic_nack(method.delivery_tag, requeue=True)
-        return len(pending)
+        return 0  # (pika 1.x: "for compatibility with legacy implementation")
 
     # closing ---------------------------------------------------------------------------
 

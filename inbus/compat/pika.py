@@ -208,13 +208,18 @@ class BlockingConnection:
 
     def _pump(self, wait: float) -> int:
         """Run what is pending; if nothing was, wait up to ``wait`` for work."""
-        ran = self._run_timers() + self._native.process_data_events(0)
-        if ran or wait <= 0 or not self._native.is_open:
-            return ran
-        if self._timers:
-            wait = min(wait, max(0.0, min(d for d, _ in self._timers.values())
-                                 - time.monotonic()))
-        return self._native.process_data_events(min(wait, 0.01))
+        try:
+            ran = self._run_timers() + self._native.process_data_events(0)
+            if ran or wait <= 0 or not self._native.is_open:
+                return ran
+            if self._timers:
+                wait = min(wait, max(0.0, min(d for d, _ in self._timers.values())
+                                     - time.monotonic()))
+            return self._native.process_data_events(min(wait, 0.01))
+        except _e.ConnectionClosed:
+            if self._native.is_open:
+                raise
+            return 0  # closed meanwhile (by a callback or another thread): the caller sees it
 
     def process_data_events(self, time_limit: float | None = 0) -> None:
         """Dispatch pending callbacks (consumers, returns, cancels, threadsafe callbacks,
