@@ -130,6 +130,7 @@ class Broker(Expiry):
                     c = None
                 elif not c.auto_ack and (c.prefetch or c.qos.global_prefetch):
                     if not c.has_credit():
+                        q.block(c)
                         c = None
             elif not q.ready_count and simple and q.consumers and q.plain and not q.has_ttl:
                 c = q.next_consumer()
@@ -287,6 +288,7 @@ class Broker(Expiry):
         while q.ready_count:
             if solo is not None:
                 if solo.prefetch and solo.unacked >= solo.prefetch:
+                    q.block(solo)
                     break
                 c = solo
             else:
@@ -347,6 +349,7 @@ class Broker(Expiry):
             vh.ops.append(MarkDelivered(vh.name, q.name, m.seq, getattr(m, "returns", 0)))
 
     def _dispatch_channel_locked(self, ch: Channel) -> None:
+        self._unblock_channel_locked(ch)
         seen: set[int] = set()
         for c in list(ch._consumers.values()):
             if id(c.queue) not in seen:
@@ -391,7 +394,21 @@ class Broker(Expiry):
         q.unacked -= 1
         if c is not None:
             c.unacked -= 1
-            ch._qos.unacked -= 1
+            qos = ch._qos
+            qos.unacked -= 1
+            if qos.global_prefetch:
+                self._unblock_channel_locked(ch)
+            elif c.blocked and c.has_credit():
+                c.queue.unblock(c)
+
+    def _unblock_channel_locked(self, ch: Channel) -> None:
+        """Credit came back on ``ch`` (a global limit): its blocked consumers that may take
+        a message again rejoin their queues' round robins, in the order they left."""
+        back = [c for c in ch._consumers.values() if c.blocked and c.has_credit()]
+        if back:
+            back.sort(key=_blocked_order)
+            for c in back:
+                c.queue.unblock(c)
 
     def _settle_locked(self, ch: Channel, entry: Unacked, how: str) -> None:
         q, m, c = unacked_entry(entry)
@@ -554,3 +571,7 @@ class Broker(Expiry):
                 ch._sink.push((cb, c.tag))
         q.deleted = True
         self._flush_ops_locked(vh)
+
+
+def _blocked_order(c: Consumer) -> int:
+    return c.blocked

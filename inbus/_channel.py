@@ -432,12 +432,16 @@ class Channel(Topology, BlockingConsuming):
                     q.round_robin or len(cs) == 1 and not q.single_active)):
                 q.unacked -= 1
                 c.unacked -= 1  # (and no qos.unacked: counted only under a global limit)
+                if c.blocked:  # it has credit again: back into the round robin
+                    q.unblock(c)
                 if q.ready_count and cs:
                     self._bus._dispatch_queue_locked(self._vh, q, None, c)
                 return
             # A work queue's backlog: the credit this ack frees is the only one (ready
             # messages mean nobody had credit), so the acker takes the head at once, as
             # _dispatch_queue_locked would do; its unacked counts stay (one out, one in).
+            # It was blocked (Consumer.blocked) and stays so while messages are left, as
+            # in RabbitMQ, where it rejoins, takes the head and is found without credit.
             if q.round_robin:
                 q.served = c  # (next_consumer() continues after it, see Queue.served)
             tag = self._next_tag
@@ -465,6 +469,8 @@ class Channel(Topology, BlockingConsuming):
                                                    head.redelivered, c.tag, self, None, c)
                 msg._queue = q
                 msg._qmsg = head
+            if not q.ready_count:
+                c.blocked = 0  # (it took the last one: nobody offered it more)
             sink = c.sink
             sink.items.append(msg)
             if sink.wanted:  # (Sink.push, inlined)

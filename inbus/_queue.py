@@ -21,6 +21,15 @@ plain queue (no TTL or length limit), which the publisher's fast path serves wit
 asking; the dispatch loop serves the only consumer of any queue so, and, after an ack,
 the consumer that acked (ready messages mean nobody else has credit).
 
+The round robin is RabbitMQ's (rabbit_queue_consumers): the consumers whose turn may come
+form a circle read from ``rr``; the one served goes to the back; a new one joins at the
+back; one that is offered a message without credit leaves the circle (it is *blocked*,
+``Consumer.blocked``) and rejoins at the back when credit comes back to it (an ack, a
+nack or a recover on its channel, a change of the channel's global limit:
+``Queue.unblock``). So once everyone has credit again, the next messages follow the
+order of those acks. With consumer priorities the list itself is that order per
+priority (``rr`` stays 0); ``x-single-active-consumer`` has no circle.
+
 Expiry (``x-message-ttl``, per-message ``expiration``) is decided at the head only, as in
 RabbitMQ; ``expire(now)`` returns what died so the vhost can dead-letter it. The caller
 passes ``now``; this module never reads a clock.
@@ -165,7 +174,7 @@ class Consumer:
     """A subscription of one channel to one queue."""
 
     __slots__ = ("tag", "queue", "channel", "callback", "auto_ack", "exclusive", "prefetch",
-                 "unacked", "priority", "arguments", "qos", "sink", "live")
+                 "unacked", "priority", "arguments", "qos", "sink", "live", "blocked")
 
     def __init__(self, tag: str, queue: Queue, channel: Any, callback: Any, auto_ack: bool,
                  exclusive: bool, qos: ChannelQos, priority: int = 0,
@@ -185,6 +194,10 @@ class Consumer:
         self.priority = priority
         self.arguments = arguments or {}
         self.sink = sink
+        # Not 0: the queue offered it a message when it had no credit, so it left the
+        # round robin (RabbitMQ's blocked consumers); it rejoins at the back when credit
+        # comes back (Queue.unblock). The number orders the consumers that rejoin together.
+        self.blocked = 0
 
     def has_credit(self) -> bool:
         if self.auto_ack:
@@ -230,7 +243,7 @@ class Queue:
                  "max_length_bytes", "overflow", "dlx", "dlrk", "single_active",
                  "delivery_limit", "last_used", "deleted", "has_ttl", "simple", "plain",
                  "n_published", "n_delivered", "n_acked", "n_redelivered", "n_dropped",
-                 "n_dead_lettered", "n_direct", "n_direct_auto")
+                 "n_dead_lettered", "n_direct", "n_direct_auto", "n_blocks")
 
     def __init__(self, vhost: str, name: str, durable: bool = False,
                  exclusive_owner: Any = None, auto_delete: bool = False,
@@ -258,6 +271,7 @@ class Queue:
         # the consumer, not its index: looking it up in the list on every delivery cost
         # ~6% with 4 consumers; _resolve_rr() does it when rr is next needed)
         self.served: Consumer | None = None
+        self.n_blocks = 0  # numbers Consumer.blocked
         self.had_consumer = False
         self.exclusive_consumer = False
         self.active: Consumer | None = None  # x-single-active-consumer's current one
@@ -445,12 +459,22 @@ class Queue:
     # --- consumers ---------------------------------------------------------------------
 
     def add_consumer(self, c: Consumer) -> None:
+        """A new consumer joins at the back of the round robin (of its priority)."""
         self._resolve_rr()
         cs = self.consumers
-        i = len(cs)  # keep the list sorted by priority, highest first, stable
-        while i > 0 and cs[i - 1].priority < c.priority:
-            i -= 1
-        cs.insert(i, c)
+        if cs and not self.single_active and all(x.priority == c.priority for x in cs):
+            # (round robin: the back is just before the consumer whose turn is next)
+            i = self.rr
+            cs.insert(i, c)
+            self.rr = i + 1
+        else:
+            if self.rr:  # (leaving the round robin: the turns from rr on become the order)
+                cs[:] = cs[self.rr:] + cs[:self.rr]
+                self.rr = 0
+            i = len(cs)  # keep the list sorted by priority, highest first, stable
+            while i > 0 and cs[i - 1].priority < c.priority:
+                i -= 1
+            cs.insert(i, c)
         self.had_consumer = True
         if c.exclusive:
             self.exclusive_consumer = True
@@ -474,7 +498,35 @@ class Queue:
             cs = self.consumers
             self.rr = (cs.index(s) + 1) % len(cs)
 
+    def block(self, c: Consumer) -> None:
+        """``c`` was offered a message without credit: it leaves the round robin."""
+        if not c.blocked:
+            self.n_blocks += 1
+            c.blocked = self.n_blocks
+
+    def unblock(self, c: Consumer) -> None:
+        """``c`` (blocked) has credit again: it rejoins at the back of the round robin, as
+        in RabbitMQ (rabbit_queue_consumers: unblocked consumers join the end of the
+        active queue; with priorities, the end of their priority's group). O(consumers)."""
+        c.blocked = 0
+        if self.single_active:
+            return
+        self._resolve_rr()
+        cs = self.consumers
+        j = cs.index(c)
+        del cs[j]
+        if self.round_robin:
+            rr = self.rr - 1 if j < self.rr else self.rr
+            cs.insert(rr, c)
+            self.rr = (rr + 1) % len(cs)
+        else:  # (consumer priorities: the list is the order; rr stays 0)
+            k = len(cs)
+            while k > 0 and cs[k - 1].priority < c.priority:
+                k -= 1
+            cs.insert(k, c)
+
     def remove_consumer(self, c: Consumer) -> None:
+        c.blocked = 0
         self._resolve_rr()
         cs = self.consumers
         i = cs.index(c)
@@ -504,15 +556,21 @@ class Queue:
             while True:
                 c = cs[i]
                 i = i + 1 if i + 1 < n else 0
-                if c.auto_ack or ((not (p := c.prefetch) or c.unacked < p) and (
-                        not (g := c.qos).global_prefetch or g.unacked < g.global_prefetch)):
-                    self.rr = i
-                    return c
+                if not c.blocked:  # (a blocked one is out of the round robin)
+                    if c.auto_ack or ((not (p := c.prefetch) or c.unacked < p) and (
+                            not (g := c.qos).global_prefetch
+                            or g.unacked < g.global_prefetch)):
+                        self.rr = i
+                        return c
+                    self.block(c)
                 if i == start:
                     return None
         if n == 1:
             c = cs[0]
-            return c if c.auto_ack or c.has_credit() else None
+            if c.auto_ack or c.has_credit():
+                return c
+            self.block(c)
+            return None
         if not n:
             return None
         if self.single_active:
@@ -527,14 +585,16 @@ class Queue:
             j = i
             while j < n and cs[j].priority == p:
                 c = cs[j]
-                if c.has_credit():
-                    k = j + 1
-                    while k < n and cs[k].priority == p:
-                        k += 1
-                    if k - 1 != j:
-                        del cs[j]
-                        cs.insert(k - 1, c)
-                    return c
+                if not c.blocked:
+                    if c.has_credit():
+                        k = j + 1
+                        while k < n and cs[k].priority == p:
+                            k += 1
+                        if k - 1 != j:
+                            del cs[j]
+                            cs.insert(k - 1, c)
+                        return c
+                    self.block(c)
                 j += 1
             i = j
         return None
@@ -557,8 +617,12 @@ class Queue:
                                     and cs[0].priority == cs[-1].priority), \
             f"queue {self.name!r}: round_robin flag drifted"
         assert not cs or 0 <= self.rr < len(cs), f"queue {self.name!r}: rr out of range"
+        assert self.round_robin or self.rr == 0, f"queue {self.name!r}: rr outside round robin"
         assert self.served is None or self.round_robin and self.served in cs, \
             f"queue {self.name!r}: served consumer is not one of its round-robin consumers"
+        for c in cs:  # credit that came back always unblocks (or nobody takes the next)
+            assert not (c.blocked and not self.single_active and c.has_credit()), \
+                f"queue {self.name!r}: consumer {c.tag} blocked with credit"
         for c in self.consumers:
             if c.prefetch and not c.auto_ack:
                 assert c.unacked <= c.prefetch, f"consumer {c.tag} over prefetch"

@@ -348,8 +348,10 @@ def test_a_delivered_message_is_read_only_and_comes_back_as_it_was(bus: Bus) -> 
 
 def test_acks_freeing_credit_keep_round_robin_order(bus: Bus) -> None:
     """With a backlog, the consumer whose ack freed a credit is served at once (nobody
-    else has credit), and the round robin goes on after it, as next_consumer() leaves
-    it: once everyone has credit again, the next messages follow that order."""
+    else has credit). A consumer found without credit leaves the round robin and rejoins
+    at the back when an ack gives it credit, so once everyone has credit again the next
+    messages follow the order of those acks (the same steps on RabbitMQ 3.10 with pika
+    give the same deliveries, the last three included)."""
     pub = bus.channel()
     pub.queue_declare("q")
     held: dict[str, list[Message]] = {}
@@ -379,7 +381,7 @@ def test_acks_freeing_credit_keep_round_robin_order(bus: Bus) -> None:
         pub.basic_publish("", "q", body)
     bus.run_until_idle()
     # (the pump runs connections in creation order: compare who got what)
-    assert sorted(order[-3:], key=lambda o: o[1]) == [("b", b"x"), ("c", b"y"), ("a", b"z")]
+    assert sorted(order[-3:], key=lambda o: o[1]) == [("a", b"x"), ("b", b"y"), ("c", b"z")]
     bus._check()
 
 
@@ -566,18 +568,20 @@ def test_fresh_backlog_messages_behave_as_queued_ones() -> None:
 
 
 @pytest.mark.parametrize("change, expected", [
-    (None, {"A": "7", "B": "8", "C": "6"}),
-    ("add D", {"A": "9", "B": "6", "C": "7", "D": "8"}),
-    ("cancel B", {"A": "6", "B": "", "C": "7"}),
-    ("cancel C", {"A": "6", "B": "7", "C": ""}),
-    ("cancel A", {"A": "", "B": "6", "C": "7"}),
-    ("C acks", {"A": "8", "B": "6", "C": "7"}),
+    (None, {"A": "8", "B": "6", "C": "7"}),
+    ("add D", {"A": "6", "B": "7", "C": "8", "D": "9"}),
+    ("cancel B", {"A": "7", "B": "", "C": "6"}),
+    ("cancel C", {"A": "7", "B": "6", "C": ""}),
+    ("cancel A", {"A": "", "B": "7", "C": "6"}),
+    ("C acks", {"A": "6", "B": "7", "C": "8"}),
 ])
 def test_round_robin_continues_after_the_consumer_an_ack_handed_off_to(
         change: str | None, expected: dict[str, str]) -> None:
-    # An ack that frees the only credit takes the queue's head at once, and the round
-    # robin goes on after that consumer (Queue.served, resolved lazily: also when a
-    # consumer arrives or leaves in between). Pinned to what the index-based version did.
+    # An ack that frees the only credit takes the queue's head at once (Queue.served
+    # remembers whose turn passed); consumers found without credit leave the round robin
+    # and rejoin at its back when an ack gives them credit; a new consumer joins at the
+    # back. The same steps on RabbitMQ 3.10 with pika give the same deliveries in all six
+    # cases (the version before Consumer.blocked differed in all six).
     bus = Bus()
     ch = bus.channel()
     ch.queue_declare("q")

@@ -1629,14 +1629,11 @@ def consume_generator_cancel_with_pending(pika: ModuleType, params: Any, ns: str
 # RabbitMQ (rabbit_queue_consumers): the active consumers are a FIFO; the one served goes
 # to the back; one found without credit leaves it ("blocked") and, once an ack gives it
 # credit again, rejoins at the back. Here c1 (prefetch 1) is passed over for m3, then
-# acks m1: it rejoins behind c2, so m4 goes to c2 and m5 to c1. (inbus's round-robin
-# keeps a passed-over consumer's turn: m4 to c1, m5 to c2.)
+# acks m1: it rejoins behind c2, so m4 goes to c2 and m5 to c1. (inbus does the same
+# with Consumer.blocked; before, its round robin kept a passed-over consumer's turn.)
 @scenario(
     "qos",
     expect=[["m1"], ["m2", "m3"], ["m5"], ["m4"]],  # (c1's, c2's; then c1's, c2's)
-    inbus_xfail="not fixed yet: round-robin keeps the turn of a consumer passed over for "
-                "lack of credit; RabbitMQ moves it to the back when an ack unblocks it "
-                "(see Queue.next_consumer)",
 )
 def qos_unblocked_consumer_rejoins_at_the_back(pika: ModuleType, params: Any, ns: str
                                                ) -> list[Any]:
