@@ -34,7 +34,6 @@ from ._message import (
     ReturnedMessage,
     RoutedContent,
 )
-from ._names import check_short
 from ._queue import Consumer, QMsg, Queue, Unacked, stored, unacked_entry
 from ._vhost import VHost
 
@@ -64,7 +63,6 @@ class Broker(Expiry):
         vh = ch._vh
         x = vh.exchanges.get(exchange)
         if x is None:
-            check_short(exchange, "exchange")  # (a declared name is valid: checked here)
             raise NotFound(f"no exchange '{exchange}' in vhost '{vh.name}'",
                            method="basic.publish")
         if x.internal:
@@ -96,12 +94,8 @@ class Broker(Expiry):
         if keys is None:
             queues = x.routes.get(rk)  # vh.route's cache, looked up inline
             if queues is None:
-                if len(rk) > 63:  # (a cached key is valid: checked here)
-                    check_short(rk, "routing_key")
                 queues = vh.route(x, rk, headers)
         else:
-            if len(rk) > 63:
-                check_short(rk, "routing_key")
             queues = vh.route_keys(x, keys, headers)
         if self._taps:
             tap = self._taps.get((vh.name, exchange))

@@ -209,11 +209,11 @@ class Channel(Topology, BlockingConsuming):
         >>> ch.basic_publish("amq.direct", "nowhere", "dropped")
         """
         data = body if type(body) is bytes else coerce_body(body)
-        # (their lengths are checked where a name is looked up and not found: a declared
-        # exchange, or a routing key in an exchange's route cache, is known to be valid)
-        if type(exchange) is not str:
+        # (checked first, as pika does client-side: argument misuse raises before any
+        # AMQP error could close the channel)
+        if type(exchange) is not str or len(exchange) > 63:
             exchange = check_short(exchange, "exchange")
-        if type(routing_key) is not str:
+        if type(routing_key) is not str or len(routing_key) > 63:
             routing_key = check_short(routing_key, "routing_key")
         bus = self._bus
         props: BasicProperties

@@ -855,6 +855,28 @@ def test_names_over_255_bytes(bus: Bus, ch: inbus.Channel, call: Any, arg: str) 
     assert bus.statistics().published == 0  # (refused before it counts as published)
 
 
+def test_over_long_names_are_refused_before_anything_else(bus: Bus) -> None:
+    # Argument misuse raises first, whatever else is wrong with the call, and never
+    # closes the channel; a CC header may carry a long routing key (a header value),
+    # which must not make the same key acceptable as the routing key afterwards.
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.queue_bind("q", "amq.topic", "#")
+    ch.basic_publish("amq.topic", "a", b"x", BasicProperties(headers={"CC": ["k" * 256]}))
+    for exchange, kwargs in (("amq.topic", {}), ("nowhere", {}),
+                             ("amq.direct", {"immediate": True}),
+                             ("amq.direct", {"properties": BasicProperties(expiration="x")})):
+        with pytest.raises(ValueError, match="routing_key"):
+            ch.basic_publish(exchange, "k" * 256, b"x", **kwargs)
+        assert ch.is_open
+    with pytest.raises(ValueError, match="exchange"):
+        ch.basic_publish("x" * 256, "k", b"x", immediate=True)
+    assert ch.is_open and bus.statistics().published == 1
+    ch.close()
+    with pytest.raises(ValueError, match="routing_key"):
+        ch.basic_publish("amq.direct", "k" * 256, b"x")
+
+
 def test_names_of_255_bytes_are_fine(ch: inbus.Channel) -> None:
     n = "n" * 255
     ch.queue_declare(n)
