@@ -267,8 +267,6 @@ class Channel(Topology, BlockingConsuming):
             lock.release()
         if confirm:
             self._confirmed(seq, returned, nacked, persisted, waiter)
-        elif waiter is not None:
-            waiter.unexpect()
         elif persisted:
             bus._committer.throttle()  # backpressure when the disk falls behind
 
