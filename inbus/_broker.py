@@ -390,9 +390,10 @@ class Broker(Expiry):
             c.unacked -= 1
             qos = ch._qos
             qos.unacked -= 1
-            if qos.global_prefetch:
-                self._unblock_channel_locked(ch)
-            elif c.blocked and c.has_credit():
+            # (under a global limit, the channel's blocked consumers rejoin later, in
+            # _dispatch_channel_locked: after the queue has settled, and dispatched what
+            # was requeued, as RabbitMQ's channel resumes them once its queues are done)
+            if c.blocked and not qos.global_prefetch and c.has_credit():
                 c.queue.unblock(c)
 
     def _unblock_channel_locked(self, ch: Channel) -> None:

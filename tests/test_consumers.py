@@ -1192,3 +1192,26 @@ def test_background_error_log_names_the_consumer_and_the_message_fate(
     assert msgs[1].startswith("inbus: consumer 'a' of queue 'auto' raised")
     assert "auto-ack: the message was settled on delivery" in msgs[1]
     assert "unacked" not in msgs[1]
+
+
+def test_global_limit_rejoins_after_the_requeue_is_dispatched(bus: Bus) -> None:
+    # A (channel-wide prefetch 1) is offered m2 without credit and leaves the round
+    # robin; when its channel requeues m0, the queue dispatches m0 first (to B), and A
+    # rejoins only then, at the back: m3 to B, m4 to A. The same steps on RabbitMQ 3.10
+    # with pika give the same deliveries.
+    ch1, ch2 = bus.channel(), bus.channel()
+    ch1.queue_declare("q")
+    ch1.basic_qos(prefetch_count=1, global_qos=True)
+    a: list[Message] = []
+    b: list[Message] = []
+    ch1.basic_consume("q", a.append, consumer_tag="A")
+    ch2.basic_consume("q", b.append, consumer_tag="B")
+    publish(ch1, "q", "m0", "m1", "m2")
+    bus.run_until_idle()
+    assert (bodies(a), bodies(b)) == ([b"m0"], [b"m1", b"m2"])
+    a[0].reject(requeue=True)
+    bus.run_until_idle()
+    assert bodies(b)[2:] == [b"m0"] and b[2].redelivered
+    publish(ch1, "q", "m3", "m4")
+    bus.run_until_idle()
+    assert (bodies(a)[1:], bodies(b)[3:]) == ([b"m4"], [b"m3"])
