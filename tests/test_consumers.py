@@ -37,6 +37,21 @@ def bodies(ms: list[Message]) -> list[bytes]:
     return [m.body for m in ms]
 
 
+def consuming(bus: Bus, bodies: str, global_prefetch: int = 0
+              ) -> tuple[inbus.Channel, list[Message]]:
+    """A channel (with that channel-wide prefetch, if any) whose one manual-ack consumer
+    of queue "q" got what it could of ``bodies`` (one message per character)."""
+    ch = bus.channel()
+    ch.queue_declare("q")
+    if global_prefetch:
+        ch.basic_qos(prefetch_count=global_prefetch, global_qos=True)
+    got, cb = collector()
+    ch.basic_consume("q", cb)
+    publish(ch, "q", *bodies)
+    bus.run_until_idle()
+    return ch, got
+
+
 def counts(bus: Bus, q: str) -> tuple[int, int]:
     s = bus.statistics().queue(q)
     return s.messages_ready, s.messages_unacknowledged
@@ -219,13 +234,7 @@ def test_prefetch_global_and_per_consumer_together(bus: Bus) -> None:
 
 
 def test_global_prefetch_raised_later_dispatches(bus: Bus) -> None:
-    ch = bus.channel()
-    ch.queue_declare("q")
-    ch.basic_qos(prefetch_count=1, global_qos=True)
-    got, cb = collector()
-    ch.basic_consume("q", cb)
-    publish(ch, "q", *"abc")
-    bus.run_until_idle()
+    ch, got = consuming(bus, "abc", global_prefetch=1)
     assert len(got) == 1
     ch.basic_qos(prefetch_count=0, global_qos=True)
     bus.run_until_idle()
@@ -236,12 +245,7 @@ def test_global_prefetch_set_later_counts_what_the_channel_holds(bus: Bus) -> No
     # Deliveries made with no global limit count against one set later, also after the
     # limit was lifted and set again, and acks on the fast path in between must not leave
     # the count behind (the same steps on RabbitMQ 3.10 with pika gave the same counts).
-    ch = bus.channel()
-    ch.queue_declare("q")
-    got, cb = collector()
-    ch.basic_consume("q", cb)
-    publish(ch, "q", *"abc")
-    bus.run_until_idle()
+    ch, got = consuming(bus, "abc")
     assert len(got) == 3
     ch.basic_qos(prefetch_count=4, global_qos=True)
     publish(ch, "q", *"def")
@@ -268,13 +272,7 @@ def test_per_consumer_qos_after_global_drops_the_global_limit(bus: Bus) -> None:
     """RabbitMQ 3.10: basic.qos(global=false) also removes the channel's global limit (its
     unlimit_prefetch), and the consumers held back by it get messages at once; per
     consumer and global prefetch apply together only when the global one comes last."""
-    ch = bus.channel()
-    ch.queue_declare("q")
-    ch.basic_qos(prefetch_count=1, global_qos=True)
-    got, cb = collector()
-    ch.basic_consume("q", cb)
-    publish(ch, "q", *"abc")
-    bus.run_until_idle()
+    ch, got = consuming(bus, "abc", global_prefetch=1)
     assert len(got) == 1
     ch.basic_qos(prefetch_count=2)
     bus.run_until_idle()

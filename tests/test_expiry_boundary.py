@@ -55,12 +55,19 @@ def alive(off: float) -> bool:
     return off < 0
 
 
-@OFFSETS
-@KINDS
-def test_ready_count_after_advance(bus, ch, clock, args, props, off):
+def publish_then_advance(ch: Any, clock: ManualClock, args: dict[str, Any],
+                         props: BasicProperties | None, off: float) -> None:
+    """Queue "q" with ``args`` gets one message, then the clock moves to its deadline
+    (1 s) plus ``off``."""
     ch.queue_declare("q", arguments=args)
     ch.basic_publish("", "q", b"m", props)
     clock.advance(1.0 + off)
+
+
+@OFFSETS
+@KINDS
+def test_ready_count_after_advance(bus, ch, clock, args, props, off):
+    publish_then_advance(ch, clock, args, props, off)
     assert queue_counts(bus, "q") == (int(alive(off)), 0)
     bus._check()
 
@@ -80,9 +87,7 @@ def test_dead_lettered_at_the_deadline(bus, ch, clock, args, props, off):
 @OFFSETS
 @KINDS
 def test_basic_get(bus, ch, clock, args, props, off):
-    ch.queue_declare("q", arguments=args)
-    ch.basic_publish("", "q", b"m", props)
-    clock.advance(1.0 + off)
+    publish_then_advance(ch, clock, args, props, off)
     m = ch.basic_get("q", auto_ack=True)
     assert (m and (m.body, m.message_count)) == ((b"m", 0) if alive(off) else None)
 
@@ -90,9 +95,7 @@ def test_basic_get(bus, ch, clock, args, props, off):
 @OFFSETS
 @KINDS
 def test_consumer_arriving(bus, ch, clock, args, props, off):
-    ch.queue_declare("q", arguments=args)
-    ch.basic_publish("", "q", b"m", props)
-    clock.advance(1.0 + off)
+    publish_then_advance(ch, clock, args, props, off)
     got: list[bytes] = []
     ch.basic_consume("q", lambda m: got.append(m.body), auto_ack=True)
     bus.run_until_idle()
@@ -102,9 +105,7 @@ def test_consumer_arriving(bus, ch, clock, args, props, off):
 @OFFSETS
 @KINDS
 def test_queue_declare_passive_message_count(bus, ch, clock, args, props, off):
-    ch.queue_declare("q", arguments=args)
-    ch.basic_publish("", "q", b"m", props)
-    clock.advance(1.0 + off)
+    publish_then_advance(ch, clock, args, props, off)
     assert ch.queue_declare("q", passive=True).message_count == int(alive(off))
 
 

@@ -2798,17 +2798,24 @@ def consume_purge_keeps_unacked(pika: ModuleType, params: Any, ns: str) -> list[
         return out
 
 
+def _one_of_three_under_a_global_limit(s: Any) -> tuple[str, list[Any]]:
+    """Queue "q" with three messages and one consumer on ``s.ch`` under a channel-wide
+    prefetch of 1: the consumer got the first."""
+    q = s.q("q")
+    s.ch.basic_qos(prefetch_count=1, global_qos=True)
+    got: list[Any] = []
+    s.ch.basic_consume(q, _collector(got))
+    for i in range(3):
+        s.ch.basic_publish("", q, str(i).encode())
+    pump(s.conn, until=lambda: len(got) >= 1, settle=0.1)
+    return q, got
+
+
 # RabbitMQ: raising prefetch with global_qos wakes up a channel that was at its limit.
 @scenario("qos", expect=[1, 3])
 def qos_global_raise_limit(pika: ModuleType, params: Any, ns: str) -> list[Any]:
     with Session(pika, params, ns) as s:
-        q = s.q("q")
-        s.ch.basic_qos(prefetch_count=1, global_qos=True)
-        got: list[Any] = []
-        s.ch.basic_consume(q, _collector(got))
-        for i in range(3):
-            s.ch.basic_publish("", q, str(i).encode())
-        pump(s.conn, until=lambda: len(got) >= 1, settle=0.1)
+        q, got = _one_of_three_under_a_global_limit(s)
         out = [len(got)]
         s.ch.basic_qos(prefetch_count=5, global_qos=True)
         pump(s.conn, until=lambda: len(got) >= 3, settle=0.1)
@@ -3227,13 +3234,7 @@ def qos_per_consumer_and_global(pika: ModuleType, params: Any, ns: str) -> list[
 def qos_per_consumer_after_global_drops_global(pika: ModuleType, params: Any, ns: str
                                                ) -> list[Any]:
     with Session(pika, params, ns) as s:
-        q = s.q("q")
-        s.ch.basic_qos(prefetch_count=1, global_qos=True)
-        got: list[Any] = []
-        s.ch.basic_consume(q, _collector(got))
-        for i in range(3):
-            s.ch.basic_publish("", q, str(i).encode())
-        pump(s.conn, until=lambda: len(got) >= 1, settle=0.1)
+        q, got = _one_of_three_under_a_global_limit(s)
         out = [len(got)]
         s.ch.basic_qos(prefetch_count=2)
         pump(s.conn, until=lambda: len(got) >= 3, settle=0.1)
