@@ -390,11 +390,16 @@ class Broker(Expiry):
             c.unacked -= 1
             qos = ch._qos
             qos.unacked -= 1
-            # (under a global limit, the channel's blocked consumers rejoin later, in
-            # _dispatch_channel_locked: after the queue has settled, and dispatched what
-            # was requeued, as RabbitMQ's channel resumes them once its queues are done)
-            if c.blocked and not qos.global_prefetch and c.has_credit():
-                c.queue.unblock(c)
+            if c.blocked:
+                if not qos.global_prefetch:
+                    if c.has_credit():
+                        c.queue.unblock(c)
+                elif c.prefetch and c.unacked == c.prefetch - 1:
+                    # Its own limit held it (RabbitMQ checks that one first): it rejoins
+                    # now, whatever the channel's. One the channel's limit held rejoins
+                    # later, in _dispatch_channel_locked: after the queue has settled and
+                    # dispatched what was requeued, as RabbitMQ's channel resumes it.
+                    c.queue.unblock(c)
 
     def _unblock_channel_locked(self, ch: Channel) -> None:
         """Credit came back on ``ch`` (a global limit): its blocked consumers that may take

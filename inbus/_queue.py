@@ -24,10 +24,11 @@ the consumer that acked (ready messages mean nobody else has credit).
 The round robin is RabbitMQ's (rabbit_queue_consumers): the consumers whose turn may come
 form a circle read from ``rr``; the one served goes to the back; a new one joins at the
 back; one that is offered a message without credit leaves the circle (it is *blocked*,
-``Consumer.blocked``) and rejoins at the back when credit comes back to it (an ack, a
-nack or a recover on its channel, a change of the channel's global limit:
-``Queue.unblock``). So once everyone has credit again, the next messages follow the
-order of those acks. With consumer priorities the list itself is that order per
+``Consumer.blocked``) and rejoins at the back when credit comes back to it
+(``Queue.unblock``): at once when its own prefetch held it (an ack, a nack, a recover),
+or, when its channel's global limit held it, once that channel has settled and
+dispatched (``Broker._dispatch_channel_locked``). So once everyone has credit again, the
+next messages follow the order of those acks. With consumer priorities the list itself is that order per
 priority (``rr`` stays 0); ``x-single-active-consumer`` has no circle.
 
 Expiry (``x-message-ttl``, per-message ``expiration``) is decided at the head only, as in

@@ -1213,3 +1213,31 @@ def test_global_limit_rejoins_after_the_requeue_is_dispatched(bus: Bus) -> None:
     publish(ch1, "q", "m3", "m4")
     bus.run_until_idle()
     assert (bodies(a)[1:], bodies(b)[3:]) == ([b"m4"], [b"m3"])
+
+
+def test_own_limit_rejoins_at_once_under_a_reached_global_limit(bus: Bus) -> None:
+    # A (prefetch 2) is offered m4 without credit and leaves the round robin; a global
+    # limit of 1 is set on its channel (which holds 2). Its ack of m0 gives A its own
+    # credit back: A rejoins at once, behind B, though the channel's limit is still
+    # reached (RabbitMQ asks the consumer's own limit first). So m5 goes to B and, once
+    # the channel has credit too, m6 to A and m7 to B. The same steps on RabbitMQ 3.10
+    # with pika give the same deliveries.
+    ch1, ch2 = bus.channel(), bus.channel()
+    ch1.queue_declare("q")
+    ch1.basic_qos(prefetch_count=2)
+    a: list[Message] = []
+    b: list[Message] = []
+    ch1.basic_consume("q", a.append, consumer_tag="A")
+    ch2.basic_consume("q", b.append, consumer_tag="B")
+    publish(ch1, "q", "m0", "m1", "m2", "m3", "m4")
+    bus.run_until_idle()
+    assert (bodies(a), bodies(b)) == ([b"m0", b"m2"], [b"m1", b"m3", b"m4"])
+    ch1.basic_qos(prefetch_count=1, global_qos=True)
+    a[0].ack()
+    publish(ch1, "q", "m5")
+    bus.run_until_idle()
+    assert bodies(b)[3:] == [b"m5"]
+    a[1].ack()
+    publish(ch1, "q", "m6", "m7")
+    bus.run_until_idle()
+    assert (bodies(a)[2:], bodies(b)[4:]) == ([b"m6"], [b"m7"])
