@@ -390,6 +390,8 @@ class Broker(Expiry):
             c.unacked -= 1
             qos = ch._qos
             qos.unacked -= 1
+            if qos.suspended and not ch._consumers:
+                qos.suspended.clear()  # (resumes: nobody to resume later, see below)
             if c.blocked:
                 if not qos.global_prefetch:
                     if c.has_credit():
@@ -404,6 +406,9 @@ class Broker(Expiry):
     def _unblock_channel_locked(self, ch: Channel) -> None:
         """Credit came back on ``ch`` (a global limit): its blocked consumers that may take
         a message again rejoin their queues' round robins, in the order they left."""
+        qos = ch._qos
+        if qos.suspended and (not qos.global_prefetch or qos.unacked < qos.global_prefetch):
+            qos.suspended.clear()  # (the channel resumes)
         back = [c for c in ch._consumers.values() if c.blocked and c.has_credit()]
         if back:
             back.sort(key=_blocked_order)

@@ -27,8 +27,10 @@ back; one that is offered a message without credit leaves the circle (it is *blo
 ``Consumer.blocked``) and rejoins at the back when credit comes back to it
 (``Queue.unblock``): at once when its own prefetch held it (an ack, a nack, a recover),
 or, when its channel's global limit held it, once that channel has settled and
-dispatched (``Broker._dispatch_channel_locked``). So once everyone has credit again, the
-next messages follow the order of those acks. With consumer priorities the list itself is that order per
+dispatched (``Broker._dispatch_channel_locked``). A refusal by the global limit also
+suspends the channel at the queue (``ChannelQos.suspended``): its consumers there are
+refused until it resumes. So once everyone has credit again, the next messages follow
+the order of those acks. With consumer priorities the list itself is that order per
 priority (``rr`` stays 0); ``x-single-active-consumer`` has no circle.
 
 Expiry (``x-message-ttl``, per-message ``expiration``) is decided at the head only, as in
@@ -163,12 +165,17 @@ class ChannelQos:
     ``global_prefetch`` is set, the only time it is read: the hot paths skip it otherwise,
     and ``basic_qos`` recounts it when a global limit is set."""
 
-    __slots__ = ("prefetch_count", "global_prefetch", "unacked")
+    __slots__ = ("prefetch_count", "global_prefetch", "unacked", "suspended")
 
     def __init__(self) -> None:
         self.prefetch_count = 0  # per-consumer limit given to consumers created later
         self.global_prefetch = 0  # shared by the channel's consumers (global_qos=True)
         self.unacked = 0
+        # The queues where the global limit refused one of the channel's consumers: there
+        # every consumer of the channel is refused until the channel resumes, when credit
+        # comes back (RabbitMQ's limiter suspends the channel at the queue; see
+        # Broker._unblock_channel_locked)
+        self.suspended: set[Any] = set()
 
 
 class Consumer:
@@ -206,7 +213,8 @@ class Consumer:
         if self.prefetch and self.unacked >= self.prefetch:
             return False
         q = self.qos
-        return not q.global_prefetch or q.unacked < q.global_prefetch
+        return not q.global_prefetch or (q.unacked < q.global_prefetch and not (
+            q.suspended and self.queue in q.suspended))
 
 
 class _Lane:
@@ -500,10 +508,14 @@ class Queue:
             self.rr = (cs.index(s) + 1) % len(cs)
 
     def block(self, c: Consumer) -> None:
-        """``c`` was offered a message without credit: it leaves the round robin."""
+        """``c`` was offered a message without credit: it leaves the round robin (and, if
+        its channel's global limit refused it, that channel is suspended here)."""
         if not c.blocked:
             self.n_blocks += 1
             c.blocked = self.n_blocks
+        qos = c.qos
+        if qos.global_prefetch and not (c.prefetch and c.unacked >= c.prefetch):
+            qos.suspended.add(self)
 
     def unblock(self, c: Consumer) -> None:
         """``c`` (blocked) has credit again: it rejoins at the back of the round robin, as
@@ -560,7 +572,7 @@ class Queue:
                 if not c.blocked:  # (a blocked one is out of the round robin)
                     if c.auto_ack or ((not (p := c.prefetch) or c.unacked < p) and (
                             not (g := c.qos).global_prefetch
-                            or g.unacked < g.global_prefetch)):
+                            or g.unacked < g.global_prefetch and self not in g.suspended)):
                         self.rr = i
                         return c
                     self.block(c)

@@ -1241,3 +1241,32 @@ def test_own_limit_rejoins_at_once_under_a_reached_global_limit(bus: Bus) -> Non
     publish(ch1, "q", "m6", "m7")
     bus.run_until_idle()
     assert (bodies(a)[2:], bodies(b)[4:]) == ([b"m6"], [b"m7"])
+
+
+def test_global_limit_suspends_the_channel_at_the_queue_until_it_resumes(bus: Bus) -> None:
+    # ch1: A (x-priority 5, its own prefetch 1) and M, channel-wide prefetch 2; ch2: X.
+    # M is refused m3 by the channel's limit, which suspends ch1 at the queue. A's reject
+    # of m0 gives A its own credit and ch1 one back, but ch1 is still suspended while the
+    # queue dispatches the requeued m0, so X (not A, first by priority) takes it; ch1
+    # resumes afterwards: m5 to A, then X. The same steps on RabbitMQ 3.10 with pika give
+    # the same deliveries.
+    ch1, ch2 = bus.channel(), bus.channel()
+    ch1.queue_declare("q")
+    got: dict[str, list[Message]] = {"A": [], "M": [], "X": []}
+    ch1.basic_qos(prefetch_count=1)
+    ch1.basic_consume("q", got["A"].append, consumer_tag="A", arguments={"x-priority": 5})
+    ch1.basic_qos(prefetch_count=0)
+    ch1.basic_consume("q", got["M"].append, consumer_tag="M")
+    ch1.basic_qos(prefetch_count=2, global_qos=True)
+    ch2.basic_consume("q", got["X"].append, consumer_tag="X")
+    publish(ch1, "q", "m0", "m1", "m2", "m3", "m4")
+    bus.run_until_idle()
+    assert {k: bodies(v) for k, v in got.items()} == {
+        "A": [b"m0"], "M": [b"m1"], "X": [b"m2", b"m3", b"m4"]}
+    got["A"][0].reject(requeue=True)
+    bus.run_until_idle()
+    assert bodies(got["X"])[3:] == [b"m0"] and len(got["A"]) == 1
+    publish(ch1, "q", "m5", "m6", "m7")
+    bus.run_until_idle()
+    assert (bodies(got["A"])[1:], bodies(got["X"])[4:]) == ([b"m5"], [b"m6", b"m7"])
+    bus._check()
