@@ -1192,20 +1192,28 @@ def test_background_error_log_names_the_consumer_and_the_message_fate(
     assert "unacked" not in msgs[1]
 
 
+def consumers_a_and_b(bus: Bus, bodies: list[str], **qos: Any
+                      ) -> tuple[inbus.Channel, list[Message], list[Message]]:
+    """Consumer A on a channel with ``basic_qos(**qos)``, then B on another channel, both
+    of queue "q", which then gets ``bodies``. Returns A's channel and what each got."""
+    ch1, ch2 = bus.channel(), bus.channel()
+    ch1.queue_declare("q")
+    ch1.basic_qos(**qos)
+    a: list[Message] = []
+    b: list[Message] = []
+    ch1.basic_consume("q", a.append, consumer_tag="A")
+    ch2.basic_consume("q", b.append, consumer_tag="B")
+    publish(ch1, "q", *bodies)
+    bus.run_until_idle()
+    return ch1, a, b
+
+
 def test_global_limit_rejoins_after_the_requeue_is_dispatched(bus: Bus) -> None:
     # A (channel-wide prefetch 1) is offered m2 without credit and leaves the round
     # robin; when its channel requeues m0, the queue dispatches m0 first (to B), and A
     # rejoins only then, at the back: m3 to B, m4 to A. The same steps on RabbitMQ 3.10
     # with pika give the same deliveries.
-    ch1, ch2 = bus.channel(), bus.channel()
-    ch1.queue_declare("q")
-    ch1.basic_qos(prefetch_count=1, global_qos=True)
-    a: list[Message] = []
-    b: list[Message] = []
-    ch1.basic_consume("q", a.append, consumer_tag="A")
-    ch2.basic_consume("q", b.append, consumer_tag="B")
-    publish(ch1, "q", "m0", "m1", "m2")
-    bus.run_until_idle()
+    ch1, a, b = consumers_a_and_b(bus, ["m0", "m1", "m2"], prefetch_count=1, global_qos=True)
     assert (bodies(a), bodies(b)) == ([b"m0"], [b"m1", b"m2"])
     a[0].reject(requeue=True)
     bus.run_until_idle()
@@ -1222,15 +1230,7 @@ def test_own_limit_rejoins_at_once_under_a_reached_global_limit(bus: Bus) -> Non
     # reached (RabbitMQ asks the consumer's own limit first). So m5 goes to B and, once
     # the channel has credit too, m6 to A and m7 to B. The same steps on RabbitMQ 3.10
     # with pika give the same deliveries.
-    ch1, ch2 = bus.channel(), bus.channel()
-    ch1.queue_declare("q")
-    ch1.basic_qos(prefetch_count=2)
-    a: list[Message] = []
-    b: list[Message] = []
-    ch1.basic_consume("q", a.append, consumer_tag="A")
-    ch2.basic_consume("q", b.append, consumer_tag="B")
-    publish(ch1, "q", "m0", "m1", "m2", "m3", "m4")
-    bus.run_until_idle()
+    ch1, a, b = consumers_a_and_b(bus, ["m0", "m1", "m2", "m3", "m4"], prefetch_count=2)
     assert (bodies(a), bodies(b)) == ([b"m0", b"m2"], [b"m1", b"m3", b"m4"])
     ch1.basic_qos(prefetch_count=1, global_qos=True)
     a[0].ack()
