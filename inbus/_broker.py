@@ -398,10 +398,17 @@ class Broker(Expiry):
                         c.queue.unblock(c)
                 elif c.prefetch and c.unacked == c.prefetch - 1:
                     # Its own limit held it (RabbitMQ checks that one first): it rejoins
-                    # now, whatever the channel's. One the channel's limit held rejoins
-                    # later, in _dispatch_channel_locked: after the queue has settled and
-                    # dispatched what was requeued, as RabbitMQ's channel resumes it.
-                    c.queue.unblock(c)
+                    # now, whatever the channel's, and so do the channel's other consumers
+                    # there that their own limits do not hold, in the order they left (as
+                    # RabbitMQ's unblock of the channel at the queue). Otherwise they
+                    # rejoin later, in _dispatch_channel_locked: after the queue has
+                    # settled and dispatched what was requeued, as the channel resumes.
+                    q = c.queue
+                    back = [x for x in ch._consumers.values() if x.queue is q and x.blocked
+                            and not (x.prefetch and x.unacked >= x.prefetch)]
+                    back.sort(key=_blocked_order)
+                    for x in back:
+                        q.unblock(x)
 
     def _unblock_channel_locked(self, ch: Channel) -> None:
         """Credit came back on ``ch`` (a global limit): its blocked consumers that may take

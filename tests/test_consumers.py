@@ -1270,3 +1270,32 @@ def test_global_limit_suspends_the_channel_at_the_queue_until_it_resumes(bus: Bu
     bus.run_until_idle()
     assert (bodies(got["A"])[1:], bodies(got["X"])[4:]) == ([b"m5"], [b"m6", b"m7"])
     bus._check()
+
+
+def test_own_credit_back_rejoins_the_channels_other_consumers_too(bus: Bus) -> None:
+    # x01 (its own prefetch 2) holds m0, m1 and leaves the round robin when offered m2;
+    # then a channel-wide limit of 1 (below what the channel holds) refuses d02 m2. A
+    # requeue of m1 gives x01 its own credit back: x01 and d02 both rejoin, in the order
+    # they left, and both are refused again (the channel is still suspended there). When
+    # the requeue of m0 resumes the channel, x01, which left first, takes m0. The same
+    # steps on RabbitMQ 3.10 with pika give the same deliveries.
+    ch = bus.channel()
+    ch.queue_declare("q")
+    publish(ch, "q", "m0", "m1", "m2", "m3")
+    ch.basic_qos(prefetch_count=2)
+    x01: list[Message] = []
+    d02: list[Message] = []
+    ch.basic_consume("q", x01.append, consumer_tag="x01")
+    bus.run_until_idle()
+    ch.basic_qos(prefetch_count=1, global_qos=True)
+    ch.basic_consume("q", d02.append, consumer_tag="d02")
+    publish(ch, "q", "m4")
+    bus.run_until_idle()
+    assert (bodies(x01), d02) == ([b"m0", b"m1"], [])
+    x01[1].reject(requeue=True)
+    bus.run_until_idle()
+    assert (len(x01), d02) == (2, [])
+    x01[0].reject(requeue=True)
+    bus.run_until_idle()
+    assert (bodies(x01)[2:], d02) == ([b"m0"], []) and x01[2].redelivered
+    bus._check()
