@@ -1662,21 +1662,24 @@ def qos_unblocked_consumer_rejoins_at_the_back(pika: ModuleType, params: Any, ns
         return out
 
 
+def _queue_and_collector(s: Any) -> tuple[str, list[Any], Any]:
+    """Queue "q" of the session, a list of deliveries and a callback that fills it."""
+    got: list[Any] = []
+    return s.q("q"), got, _collector(got)
+
+
 # The same for a multiple ack: RabbitMQ 3.10 settles it per consumer tag, in tag order,
 # delivering after each group, so "a" (the smaller tag) takes m2 and "z" m3, though z's
 # m0 came first. inbus settles in delivery-tag order: z takes m2 (README).
-@scenario(
-    "qos",
-    expect=[("a", "m2"), ("z", "m3")],
-    inbus_xfail="deliberate: a multiple ack settles in delivery-tag order; RabbitMQ "
-                "settles and delivers per consumer tag, in tag order",
-)
-def qos_multiple_ack_settles_per_consumer_tag(pika: ModuleType, params: Any, ns: str
-                                              ) -> list[Any]:
+_MULTIPLE_ACK = ("deliberate: a multiple ack settles in delivery-tag order; RabbitMQ "
+                 "settles and delivers per consumer tag, in tag order")
+
+
+@scenario("qos", expect=[("a", "m2"), ("z", "m3")], inbus_xfail=_MULTIPLE_ACK)
+def qos_multiple_ack_settles_per_consumer_tag(pika: ModuleType, params: Any,
+                                              ns: str) -> list[Any]:
     with Session(pika, params, ns) as s:
-        q = s.q("q")
-        got: list[Any] = []
-        cb = _collector(got)
+        q, got, cb = _queue_and_collector(s)
         s.ch.basic_qos(prefetch_count=1)
         s.ch.basic_consume(q, cb, consumer_tag=ns + "-z")
         s.ch.basic_consume(q, cb, consumer_tag=ns + "-a")
@@ -1702,9 +1705,7 @@ def qos_multiple_ack_settles_per_consumer_tag(pika: ModuleType, params: Any, ns:
 def qos_recover_requeues_per_consumer_tag(pika: ModuleType, params: Any, ns: str
                                           ) -> list[Any]:
     with Session(pika, params, ns) as s:
-        q = s.q("q")
-        got: list[Any] = []
-        cb = _collector(got)
+        q, got, cb = _queue_and_collector(s)
         s.ch.basic_publish("", q, b"m1")
         s.ch.basic_publish("", q, b"m2")
         s.ch.basic_consume(q, cb, consumer_tag=ns + "-b")
