@@ -22,6 +22,7 @@ Nothing here runs a callback or blocks; every method expects the lock held.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from ._args import parse_expiration, str_list
@@ -404,11 +405,8 @@ class Broker(Expiry):
                     # rejoin later, in _dispatch_channel_locked: after the queue has
                     # settled and dispatched what was requeued, as the channel resumes.
                     q = c.queue
-                    back = [x for x in ch._consumers.values() if x.queue is q and x.blocked
-                            and not (x.prefetch and x.unacked >= x.prefetch)]
-                    back.sort(key=_blocked_order)
-                    for x in back:
-                        q.unblock(x)
+                    _rejoin([x for x in ch._consumers.values() if x.queue is q and x.blocked
+                             and not (x.prefetch and x.unacked >= x.prefetch)])
 
     def _unblock_channel_locked(self, ch: Channel) -> None:
         """Credit came back on ``ch`` (a global limit): its blocked consumers that may take
@@ -416,11 +414,7 @@ class Broker(Expiry):
         qos = ch._qos
         if qos.suspended and (not qos.global_prefetch or qos.unacked < qos.global_prefetch):
             qos.suspended.clear()  # (the channel resumes)
-        back = [c for c in ch._consumers.values() if c.blocked and c.has_credit()]
-        if back:
-            back.sort(key=_blocked_order)
-            for c in back:
-                c.queue.unblock(c)
+        _rejoin([c for c in ch._consumers.values() if c.blocked and c.has_credit()])
 
     def _settle_locked(self, ch: Channel, entry: Unacked, how: str) -> None:
         q, m, c = unacked_entry(entry)
@@ -585,5 +579,8 @@ class Broker(Expiry):
         self._flush_ops_locked(vh)
 
 
-def _blocked_order(c: Consumer) -> int:
-    return c.blocked
+def _rejoin(blocked: list[Consumer]) -> None:
+    """Blocked consumers rejoin their queues' round robins, in the order they left."""
+    blocked.sort(key=attrgetter("blocked"))
+    for c in blocked:
+        c.queue.unblock(c)
