@@ -80,6 +80,8 @@ class Channel(Topology, BlockingConsuming):
         self._publish_seq = 0
         self._last_queue = ""
         self._consuming = False
+        # consume() generators: consumer tag -> what it received and did not yield yet
+        self._consume_boxes: dict[str, Sink] = {}
         self._worker: Worker | None = None
         # Publishing takes the bus lock blocking in the caller's-thread model, but barging
         # (inbus._dispatch.acquire_barging) on a background channel, whose publisher races

@@ -129,7 +129,7 @@ class BlockingConsuming:
         tag = self.basic_consume(queue, received, auto_ack, exclusive, consumer_tag,
                                  arguments)
         with lock:
-            self._consume_mail()[tag] = mail
+            self._consume_boxes[tag] = mail
         deadline: float | None = None
         try:
             while True:
@@ -166,20 +166,11 @@ class BlockingConsuming:
         finally:
             self._end_consume(tag)
 
-    def _consume_mail(self) -> dict[str, Sink]:
-        """The consume() generators' consumer tags and what each has not yielded yet
-        (lock held)."""
-        try:
-            return self._consume_boxes
-        except AttributeError:
-            self._consume_boxes: dict[str, Sink] = {}
-            return self._consume_boxes
-
     def _end_consume(self, tag: str) -> None:
         """Cancel a consume() generator's consumer; what it received and did not yield
         goes back to the queue (the manual-ack deliveries still unacked)."""
         with self._lock:
-            mail = self._consume_mail().pop(tag, None)
+            mail = self._consume_boxes.pop(tag, None)
             if self._open and tag in self._consumers:
                 self.basic_cancel(tag)
             if mail is None or not mail.items or not self._open:
@@ -197,7 +188,7 @@ class BlockingConsuming:
         back what they received and did not yield; the generators end. Returns 0, as
         pika's does."""
         with self._lock:
-            tags = list(self._consume_mail())
+            tags = list(self._consume_boxes)
         for tag in tags:
             self._end_consume(tag)
         return 0
