@@ -49,6 +49,7 @@ __all__ = [
     "PersistenceError",
     "PreconditionFailed",
     "PubSubError",
+    "ReentrancyError",
     "ResourceLocked",
     "SubscriberClosed",
     "UnroutableError",
@@ -176,6 +177,15 @@ class NackError(InbusError):
     def __init__(self, messages: list[Any]) -> None:
         super().__init__(f"{len(messages)} message(s) nacked by the bus")
         self.messages = messages
+
+
+class ReentrancyError(InbusError):
+    """A blocking call that would wait for itself: ``start_consuming()`` or ``consume()``
+    on a background channel, made from a callback running on that channel's own worker
+    thread (the worker is busy running the callback, so it could never deliver what
+    the call waits for). pika raises its ``ReentrancyError`` for ``start_consuming()``
+    inside any callback; inbus allows nesting where it can work (the caller's-thread
+    model pumps nested, as ``run_until_idle`` does)."""
 
 
 class PersistenceError(InbusError):

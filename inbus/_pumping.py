@@ -9,12 +9,13 @@ thread is noticed at once when it wakes the sink, else within ``_POLL`` seconds.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from ._dispatch import Sink
-from ._errors import AMQPError, ChannelClosed
+from ._errors import AMQPError, ChannelClosed, ReentrancyError
 from ._message import Message
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class BlockingConsuming:
     _sink: Any
     _bus: Any
     _worker: Any
+    channel_number: int
     _unacked: dict[int, Message]
     _closed_reason: AMQPError | None
     _consume_boxes: dict[str, Sink]
@@ -61,6 +63,7 @@ class BlockingConsuming:
         """Run the connection's callbacks in this thread until this channel has no
         consumers left (``stop_consuming()`` cancels them all) or is closed; raises
         :class:`ChannelClosed` if the bus closed it (an error), as pika does."""
+        self._check_not_own_worker("start_consuming()")
         sink, lock = self._conn._sink, self._lock
         with lock:
             self._check_open()
@@ -81,6 +84,15 @@ class BlockingConsuming:
                 sink.run(items, lock)
         finally:
             self._consuming = False
+
+    def _check_not_own_worker(self, what: str) -> None:
+        w = self._worker
+        if w is not None and w.thread is threading.current_thread():
+            raise ReentrancyError(
+                f"{what} on background channel {self.channel_number} cannot be called from its "
+                f"own callback: the channel's worker runs that callback, so it could never "
+                f"deliver what {what} waits for; consume on another channel, or use "
+                f"basic_get")
 
     def stop_consuming(self, consumer_tag: str | None = None) -> None:
         """Cancel every consumer of the channel and make ``start_consuming`` return; with
@@ -113,6 +125,7 @@ class BlockingConsuming:
         received but did not yield back in their queue (flagged redelivered, as pika's
         ``cancel()`` rejects them).
         """
+        self._check_not_own_worker("consume()")
         lock = self._lock
         mail = Sink(lock)  # what the consumer received and the generator did not yield
         # On the caller's-thread model, wait for (and run) the connection's callbacks; on

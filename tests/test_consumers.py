@@ -924,6 +924,56 @@ def test_consume_generator_on_a_background_channel() -> None:
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize("call", ["consume", "start_consuming"])
+def test_blocking_consume_inside_its_own_background_callback_raises(call: str) -> None:
+    """consume() / start_consuming() on a background channel from that channel's own
+    callback would wait for its own worker (consume() yielded None, or hung without an
+    inactivity_timeout): it raises ReentrancyError, and the worker goes on. From another
+    channel's worker, or any other thread, both work."""
+    errors: list[BaseException] = []
+    with Bus(on_error=lambda e, arg: errors.append(e)) as bus:
+        ch = bus.channel(background=True)
+        other = bus.channel(background=True)
+        for q in ("q", "r", "s"):
+            ch.queue_declare(q)
+        publish(ch, "r", "y")
+        got: list[Any] = []
+        done = threading.Event()
+
+        def on_q(m: inbus.Message) -> None:
+            m.ack()
+            try:
+                if call == "consume":
+                    got.extend(ch.consume("r", inactivity_timeout=0.2))
+                else:
+                    ch.start_consuming()
+            except inbus.ReentrancyError as e:
+                got.append(e)
+            done.set()
+
+        def on_s(m: inbus.Message) -> None:  # another channel's worker: works
+            m.ack()
+            for r in ch.consume("r", inactivity_timeout=5):
+                got.append(r.body if r is not None else None)
+                assert r is not None
+                r.ack()
+                break
+            done.set()
+
+        ch.basic_consume("q", on_q)
+        publish(ch, "q", "x")
+        assert done.wait(10)
+        assert len(got) == 1 and isinstance(got[0], inbus.ReentrancyError), got
+        assert "background channel" in str(got[0]) and "basic_get" in str(got[0])
+        done.clear()
+        got.clear()
+        other.basic_consume("s", on_s)
+        publish(ch, "s", "z")
+        assert done.wait(10)
+        assert got == [b"y"] and errors == []
+
+
+@pytest.mark.timeout(30)
 @pytest.mark.parametrize("how", ["basic_cancel", "channel.cancel", "channel.close",
                                  "queue_delete"])
 def test_consume_generator_ends_when_cancelled_from_another_thread(bus: Bus,

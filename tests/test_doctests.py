@@ -29,7 +29,7 @@ def test_public_names_are_pinned() -> None:
         "ChannelClosed", "CommandInvalid", "Connection", "ConnectionClosed", "DeclareResult",
         "ExchangeStatistics", "InbusError", "Message", "NackError", "NotAllowed", "NotFound",
         "NotImplementedByBus", "PersistenceError", "PreconditionFailed", "PubSub",
-        "PubSubError", "QueueStatistics", "ResourceLocked", "ReturnedMessage",
+        "PubSubError", "QueueStatistics", "ReentrancyError", "ResourceLocked", "ReturnedMessage",
         "SubscriberClosed", "UnroutableError", "VHostStatistics", "__version__",
     ])
     for name in inbus.__all__:
