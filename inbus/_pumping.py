@@ -1,7 +1,10 @@
-"""pika's blocking ways to consume on a channel: ``start_consuming`` / ``stop_consuming``
-and the ``consume()`` generator (a mixin of :class:`inbus._channel.Channel`).
+"""Consuming on a channel (a mixin of :class:`inbus._channel.Channel`): ``basic_qos``,
+``basic_consume`` and ``basic_cancel``, and pika's blocking ways to consume,
+``start_consuming`` / ``stop_consuming`` and the ``consume()`` generator.
 
-They pump the channel's connection's sink in the calling thread, so callbacks run there,
+A consumer's state and who gets the next message are the queue's
+(:mod:`inbus._consumers`); deliveries, settles and requeues are the broker's rules
+(:mod:`inbus._broker`). The blocking ways pump the channel's connection's sink in the calling thread, so callbacks run there,
 with no bus lock held. On a background channel the worker runs the callbacks; ``consume()``
 then waits for what its consumer's callback hands over. A cancel or a close from another
 thread is noticed at once when it wakes the sink, else within ``_POLL`` seconds.
@@ -12,15 +15,26 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from ._dispatch import Sink
-from ._errors import AMQPError, ChannelClosed, ReentrancyError
+from ._errors import (
+    AccessRefused,
+    AMQPError,
+    ChannelClosed,
+    NotAllowed,
+    NotImplementedByBus,
+    PreconditionFailed,
+    ReentrancyError,
+)
 from ._message import Message
+from ._names import check_short, gen_consumer_tag
+from ._queue import ChannelQos, Consumer
 
 if TYPE_CHECKING:
     from ._connection import Connection
-    from ._queue import Consumer
+    from ._vhost import VHost
 
 __all__ = ["BlockingConsuming"]
 
@@ -42,6 +56,8 @@ class BlockingConsuming:
     _unacked: dict[int, Message]
     _closed_reason: AMQPError | None
     _consume_boxes: dict[str, Sink]
+    _qos: ChannelQos
+    _vh: VHost
 
     @property
     def consumer_tags(self) -> list[str]:
@@ -50,14 +66,115 @@ class BlockingConsuming:
     def _check_open(self) -> None:
         raise NotImplementedError
 
+    def _op(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _queue_name(self, queue: str) -> str:
+        raise NotImplementedError
+
+    def basic_qos(self, prefetch_size: int = 0, prefetch_count: int = 0,
+                  global_qos: bool = False) -> None:
+        """Limit unacked messages: per consumer (for consumers started later) or, with
+        ``global_qos=True``, shared by the whole channel. 0 = no limit. As in RabbitMQ
+        3.10, a per-consumer ``basic_qos`` also removes the channel's global limit: to
+        have both, set the global one last.
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); ch = bus.channel(); _ = ch.queue_declare("q")
+        >>> for b in (b"1", b"2", b"3"): ch.basic_publish("", "q", b)
+        >>> ch.basic_qos(prefetch_count=1)
+        >>> held = []
+        >>> _ = ch.basic_consume("q", held.append)
+        >>> bus.run_until_idle(), [m.body for m in held]   # one unacked at a time
+        (1, [b'1'])
+        >>> held[0].ack(); bus.run_until_idle(), [m.body for m in held]
+        (1, [b'1', b'2'])
+        """
+        if prefetch_count < 0 or prefetch_count > 65535:
+            raise ValueError("prefetch_count must be between 0 and 65535")
+        with self._op():
+            if prefetch_size:
+                raise NotImplementedByBus(f"prefetch_size!=0 ({prefetch_size})",
+                                          scope="connection", method="basic.qos")
+            if global_qos:
+                qos = self._qos
+                if prefetch_count and not qos.global_prefetch:
+                    # (the channel's count is kept only under a global limit: ChannelQos)
+                    qos.unacked = sum(e._consumer is not None
+                                      for e in self._unacked.values())
+                qos.global_prefetch = prefetch_count
+                self._bus._dispatch_channel_locked(self)
+            else:
+                self._qos.prefetch_count = prefetch_count
+                if self._qos.global_prefetch:
+                    # RabbitMQ 3.10 (rabbit_channel, basic.qos global=false): "ensures
+                    # that if default was set, it's overridden": the global limit goes.
+                    self._qos.global_prefetch = 0
+                    self._bus._dispatch_channel_locked(self)
+
     def basic_consume(self, queue: str, on_message_callback: Callable[[Message], Any],
                       auto_ack: bool = False, exclusive: bool = False,
                       consumer_tag: str | None = None,
                       arguments: dict[str, Any] | None = None) -> str:
-        raise NotImplementedError
+        """Start a consumer; returns its tag (``amq.ctag-...`` when not given).
+
+        ``on_message_callback(message)`` runs in the thread that pumps the connection
+        (``run_until_idle``, ``start_consuming``...) or on the channel's worker thread.
+        Consumers of one queue share its messages round-robin among those with credit.
+        O(consumers of the queue).
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); ch = bus.channel(); _ = ch.queue_declare("q")
+        >>> def on_message(m):
+        ...     print(m.consumer_tag, m.body, m.redelivered); m.ack()
+        >>> ch.basic_consume("q", on_message, consumer_tag="worker")
+        'worker'
+        >>> ch.basic_publish("", "q", b"job"); _ = bus.run_until_idle()
+        worker b'job' False
+        """
+        if not callable(on_message_callback):
+            raise TypeError("on_message_callback must be callable")
+        with self._op():
+            name = self._queue_name(queue)
+            q = self._vh.get_queue(name, "basic.consume", self._conn)
+            tag = check_short(consumer_tag, "consumer_tag") if consumer_tag else ""
+            if tag and tag in self._consumers:
+                raise NotAllowed(f"attempt to reuse consumer tag '{tag}'",
+                                 scope="connection", method="basic.consume")
+            tag = tag or gen_consumer_tag()
+            if q.exclusive_consumer or (exclusive and q.consumers):
+                raise AccessRefused(f"queue '{name}' in vhost '{self._vh.name}' in "
+                                    "exclusive use", method="basic.consume")
+            args = dict(arguments or {})
+            prio = args.get("x-priority", 0)
+            if isinstance(prio, bool) or not isinstance(prio, int):
+                from ._args import amqp_type
+                raise PreconditionFailed(
+                    f"invalid arg 'x-priority' for queue '{name}' in vhost "
+                    f"'{self._vh.name}': \"expected integer, got {amqp_type(prio)}\"",
+                    method="basic.consume")
+            c = Consumer(tag, q, self, on_message_callback, auto_ack, exclusive, self._qos,
+                         prio, args, self._sink)
+            self._consumers[tag] = c
+            self._bus._add_consumer_locked(q, c)
+            return tag
 
     def basic_cancel(self, consumer_tag: str = "") -> None:
-        raise NotImplementedError
+        """Cancel a consumer. Its delivered messages stay unacked (and ackable) until
+        this channel closes; deliveries whose callback has not run yet are put back
+        (flagged redelivered), except an auto-ack consumer's: those were settled when
+        delivered, so their callbacks still run. An unknown tag does nothing.
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); ch = bus.channel(); _ = ch.queue_declare("q")
+        >>> tag = ch.basic_consume("q", lambda m: None)
+        >>> ch.basic_cancel(tag); ch.consumer_tags
+        []
+        """
+        with self._op():
+            c = self._consumers.pop(consumer_tag, None)
+            if c is not None:
+                self._bus._remove_consumer_locked(c, notify=False, putback=True)
 
     def start_consuming(self) -> None:
         """Run the connection's callbacks in this thread until this channel has no
