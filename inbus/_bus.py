@@ -116,7 +116,15 @@ class Bus(Broker):
     # --- vhosts and connections ----------------------------------------------------------
 
     def vhost_declare(self, name: str) -> None:
-        """Create a virtual host (no-op if it exists)."""
+        """Create a virtual host (no-op if it exists). Vhosts share nothing: names,
+        entities and consumers are per vhost.
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); bus.vhost_declare("tenant-a")
+        >>> bus.vhosts
+        ['/', 'tenant-a']
+        >>> _ = bus.channel("tenant-a").queue_declare("q")
+        """
         name = check_short(name, "vhost")
         with self._lock:
             self._check_open()
@@ -126,7 +134,14 @@ class Bus(Broker):
                 self._submit([PutVhost(name)])
 
     def vhost_delete(self, name: str) -> None:
-        """Delete a virtual host: its connections are closed and its entities dropped."""
+        """Delete a virtual host: its connections are closed (530) and its entities
+        dropped (404 if it does not exist).
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); bus.vhost_declare("tmp"); ch = bus.channel("tmp")
+        >>> bus.vhost_delete("tmp"); bus.vhosts, ch.is_open
+        (['/'], False)
+        """
         with self._lock:
             self._check_open()
             vh = self._vhosts.get(name)
@@ -145,11 +160,23 @@ class Bus(Broker):
 
     @property
     def vhosts(self) -> list[str]:
+        """The virtual hosts' names, ``"/"`` first."""
         with self._lock:
             return list(self._vhosts)
 
     def connection(self, vhost: str = "/", *, background: bool | None = None) -> Connection:
-        """Open a connection to ``vhost`` (a missing vhost is a 530 connection error)."""
+        """Open a connection to ``vhost`` (a missing vhost is a 530 connection error).
+        ``background=True``: its channels run their callbacks on worker threads (default:
+        the bus's ``background``). A connection owns its exclusive queues and, when
+        closed, requeues its channels' unacked messages.
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); conn = bus.connection()
+        >>> ch = conn.channel(); ch.channel_number, ch.connection is conn
+        (1, True)
+        >>> conn.close(); ch.is_open
+        False
+        """
         with self._lock:
             self._check_open()
             vh = self._vhosts.get(vhost)
@@ -162,7 +189,12 @@ class Bus(Broker):
             return conn
 
     def channel(self, vhost: str = "/", *, background: bool | None = None) -> Channel:
-        """Shortcut: a new connection to ``vhost`` and a channel on it."""
+        """Shortcut: a new connection to ``vhost`` and a channel on it.
+
+        >>> from inbus import Bus
+        >>> Bus().channel()
+        <inbus.Channel 1 vhost='/' open>
+        """
         return self.connection(vhost, background=background).channel()
 
     def _forget(self, conn: Connection) -> None:
@@ -181,7 +213,20 @@ class Bus(Broker):
         """Run every pending callback of every (non-background) connection in this thread,
         including what those callbacks publish, until nothing is left. Returns the number
         of callbacks run. Deterministic: connections in creation order, each in FIFO
-        order. An exception from a callback propagates (the message stays unacked)."""
+        order. An exception from a callback propagates (the message stays unacked).
+        ``max_deliveries``: stop after that many callbacks (the rest stay pending).
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); ch = bus.channel(); _ = ch.queue_declare("ping")
+        >>> _ = ch.queue_declare("pong")
+        >>> def ping(m):                     # what a callback publishes runs too
+        ...     ch.basic_publish("", "pong", m.body + b"!"); m.ack()
+        >>> _ = ch.basic_consume("ping", ping)
+        >>> _ = ch.basic_consume("pong", lambda m: print(m.body), auto_ack=True)
+        >>> ch.basic_publish("", "ping", b"hi"); bus.run_until_idle()
+        b'hi!'
+        2
+        """
         ran = 0
         lock = self._lock
         while True:
@@ -252,7 +297,20 @@ class Bus(Broker):
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every durable change made so far (publishes, acks, declarations)
         is committed to the file. Returns False if ``timeout`` passed first; True at once
-        for an in-memory bus. Raises PersistenceError if a write failed."""
+        for an in-memory bus. Raises PersistenceError if a write failed.
+
+        >>> import os, tempfile
+        >>> from inbus import Bus, BasicProperties
+        >>> path = os.path.join(tempfile.mkdtemp(), "app.db")
+        >>> with Bus(path) as bus:
+        ...     ch = bus.channel(); _ = ch.queue_declare("jobs", durable=True)
+        ...     ch.basic_publish("", "jobs", b"keep", BasicProperties(delivery_mode=2))
+        ...     bus.flush()
+        True
+        >>> with Bus(path) as bus:
+        ...     bus.channel().basic_get("jobs", auto_ack=True).body
+        b'keep'
+        """
         committer = self._committer
         if committer is None:
             return True
@@ -284,11 +342,28 @@ class Bus(Broker):
         return n
 
     def pubsub(self, ignore_subscribe_messages: bool = False, **options: Any) -> Any:
-        """A subscriber in redis-py's shape (see :class:`inbus.PubSub`)."""
+        """A subscriber in redis-py's shape (see :class:`inbus.PubSub`).
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); p = bus.pubsub()
+        >>> p.psubscribe("news.*"); bus.publish("news.sport", b"goal")
+        1
+        >>> p.get_message()["type"]           # the psubscribe confirmation first
+        'psubscribe'
+        >>> m = p.get_message(timeout=1); m["pattern"], m["channel"], m["data"]
+        (b'news.*', b'news.sport', b'goal')
+        """
         return self._pubsub_hub().pubsub(ignore_subscribe_messages, **options)
 
     def pubsub_channels(self, pattern: Any = None) -> list[bytes]:
-        """Redis PUBSUB CHANNELS: channels with at least one subscriber."""
+        """Redis PUBSUB CHANNELS: channels with at least one subscriber (``pattern``: only
+        the names it matches, as a Redis glob). O(channels).
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); p = bus.pubsub(); p.subscribe("a", "b")
+        >>> sorted(bus.pubsub_channels()), bus.pubsub_numsub("a", "z"), bus.pubsub_numpat()
+        ([b'a', b'b'], [(b'a', 1), (b'z', 0)], 0)
+        """
         return list(self._pubsub_hub().pubsub_channels(pattern))
 
     def pubsub_numsub(self, *channels: Any) -> list[tuple[bytes, int]]:
@@ -302,7 +377,17 @@ class Bus(Broker):
     # --- observability and lifecycle ---------------------------------------------------------
 
     def statistics(self) -> BusStatistics:
-        """An immutable snapshot of every vhost's queues and exchanges, with counters."""
+        """An immutable snapshot of every vhost's queues and exchanges, with counters
+        (like ``rabbitmqctl list_queues`` / ``list_exchanges``). O(queues + exchanges).
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); ch = bus.channel(); _ = ch.queue_declare("q")
+        >>> ch.basic_publish("", "q", b"a"); ch.basic_publish("", "q", b"b")
+        >>> _ = ch.basic_get("q")
+        >>> s = bus.statistics().queue("q")
+        >>> s.messages_ready, s.messages_unacknowledged, s.published, s.delivered
+        (1, 1, 2, 1)
+        """
         with self._lock:
             vhosts = {}
             for vh in self._vhosts.values():
@@ -362,13 +447,26 @@ class Bus(Broker):
 
     @property
     def errors(self) -> list[BaseException]:
-        """Exceptions raised by callbacks on background threads (the last 100)."""
+        """Exceptions raised by callbacks on background threads (the last 100); each
+        also went to the ``on_error`` hook and the ``inbus`` logger."""
         with self._lock:
             return list(self._errors)
 
     def close(self) -> None:
         """Close every connection (requeueing unacked messages), stop and join every
-        thread the bus started, and close the store. Idempotent."""
+        thread the bus started, and close the store. Idempotent; a ``with Bus() as bus:``
+        block calls it.
+
+        >>> import inbus
+        >>> bus = inbus.Bus(background=True); ch = bus.channel()
+        >>> bus.close(); bus.is_closed, ch.is_open
+        (True, False)
+        >>> try:
+        ...     bus.channel()
+        ... except inbus.ConnectionClosed as e:
+        ...     print(e)
+        the bus is closed; create a new Bus() to go on
+        """
         with self._lock:
             if self._closed:
                 return
@@ -398,6 +496,7 @@ class Bus(Broker):
 
     @property
     def is_closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._closed
 
     def __enter__(self) -> Bus:

@@ -49,10 +49,12 @@ class Connection:
 
     @property
     def is_open(self) -> bool:
+        """True until :meth:`close`, a connection-level error, or the bus closing."""
         return self._open
 
     @property
     def is_closed(self) -> bool:
+        """``not is_open``."""
         return not self._open
 
     def _check_open(self) -> None:
@@ -87,7 +89,21 @@ class Connection:
             return ch
 
     def close(self) -> None:
-        """Close every channel (requeueing their unacked messages) and the connection."""
+        """Close every channel (requeueing their unacked messages), delete this
+        connection's exclusive queues, and close the connection. Idempotent.
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); conn = bus.connection(); ch = conn.channel()
+        >>> q = ch.queue_declare("", exclusive=True).queue
+        >>> conn.close(); conn.is_closed
+        True
+        >>> import inbus
+        >>> try:
+        ...     bus.channel().queue_declare(q, passive=True)
+        ... except inbus.NotFound as e:
+        ...     print(e.reply_code, "gone with its connection")
+        404 gone with its connection
+        """
         workers = self._close(None)
         for w in workers:
             w.stop()
@@ -127,6 +143,14 @@ class Connection:
         that long for work and returns once some ran (as pika does); None waits until at
         least one callback ran (or the connection closes). Returns the number of
         callbacks run. On a closed connection it raises :class:`ConnectionClosed`.
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); conn = bus.connection(); ch = conn.channel()
+        >>> _ = ch.queue_declare("q")
+        >>> _ = ch.basic_consume("q", lambda m: print(m.body), auto_ack=True)
+        >>> ch.basic_publish("", "q", b"a"); conn.process_data_events(time_limit=1)
+        b'a'
+        1
         """
         with self._lock:
             self._check_open()
@@ -157,7 +181,19 @@ class Connection:
             self.process_data_events(left)
 
     def add_callback_threadsafe(self, callback: Callable[[], Any]) -> None:
-        """Schedule ``callback()`` to run in the thread that pumps this connection."""
+        """Schedule ``callback()`` to run in the thread that pumps this connection (the
+        one safe way, in pika, to reach it from another thread; in inbus every method is
+        thread-safe anyway).
+
+        >>> import threading
+        >>> from inbus import Bus
+        >>> conn = Bus().connection()
+        >>> t = threading.Thread(target=conn.add_callback_threadsafe,
+        ...                      args=(lambda: print("in the pumping thread"),))
+        >>> t.start(); t.join(); conn.process_data_events()
+        in the pumping thread
+        1
+        """
         with self._lock:
             self._check_open()
             self._sink.push((lambda _arg: callback(), None))

@@ -199,9 +199,19 @@ class Message:
     close puts exactly what was delivered back in the queue (its ``properties`` object is
     shared with the other copies of the message: do not change it in place).
 
-    >>> def on_message(m):           # doctest: +SKIP
-    ...     print(m.body, m.routing_key, m.redelivered)
-    ...     m.ack()
+    >>> from inbus import Bus, BasicProperties
+    >>> bus = Bus(); ch = bus.channel(); _ = ch.queue_declare("q")
+    >>> def on_message(m):
+    ...     print(m.body, m.routing_key, m.redelivered, m.properties.correlation_id)
+    ...     m.ack() if m.redelivered else m.nack(requeue=True)
+    >>> _ = ch.basic_consume("q", on_message)
+    >>> ch.basic_publish("", "q", b"hi", BasicProperties(correlation_id="42"))
+    >>> bus.run_until_idle()                  # nacked, requeued, delivered again
+    b'hi' q False 42
+    b'hi' q True 42
+    2
+    >>> m = bus.channel().basic_get("q"); m is None
+    True
     """
 
     __slots__ = ("_body", "_exchange", "_routing_key", "_properties", "_tag", "_redelivered",
@@ -283,7 +293,8 @@ class Message:
         return self._channel
 
     def ack(self, multiple: bool = False) -> None:
-        """Acknowledge this message (``multiple=True``: and every earlier unacked one)."""
+        """Acknowledge this message (``multiple=True``: and every earlier unacked one of
+        its channel): :meth:`Channel.basic_ack` with its tag. From any thread."""
         self._channel.basic_ack(self._tag, multiple)
 
     def nack(self, multiple: bool = False, requeue: bool = True) -> None:

@@ -179,7 +179,20 @@ class BlockingConsuming:
     def start_consuming(self) -> None:
         """Run the connection's callbacks in this thread until this channel has no
         consumers left (``stop_consuming()`` cancels them all) or is closed; raises
-        :class:`ChannelClosed` if the bus closed it (an error), as pika does."""
+        :class:`ChannelClosed` if the bus closed it (an error), as pika does.
+
+        >>> from inbus import Bus
+        >>> ch = Bus().channel(); _ = ch.queue_declare("q")
+        >>> def on_message(m):
+        ...     print(m.body); m.ack()
+        ...     if m.body == b"stop":
+        ...         ch.stop_consuming()
+        >>> _ = ch.basic_consume("q", on_message)
+        >>> for b in (b"a", b"stop", b"never"): ch.basic_publish("", "q", b)
+        >>> ch.start_consuming()
+        b'a'
+        b'stop'
+        """
         self._check_not_own_worker("start_consuming()")
         sink, lock = self._conn._sink, self._lock
         with lock:
@@ -214,7 +227,8 @@ class BlockingConsuming:
     def stop_consuming(self, consumer_tag: str | None = None) -> None:
         """Cancel every consumer of the channel and make ``start_consuming`` return; with
         ``consumer_tag``, cancel that one only (``start_consuming`` goes on while the
-        channel has other consumers, as in pika)."""
+        channel has other consumers, as in pika). Safe from any thread and from a
+        callback (see :meth:`start_consuming`)."""
         with self._lock:
             if not self._open:
                 return
@@ -241,6 +255,18 @@ class BlockingConsuming:
         generator, or ``cancel()``, cancels the consumer and puts the messages it
         received but did not yield back in their queue (flagged redelivered, as pika's
         ``cancel()`` rejects them).
+
+        >>> from inbus import Bus
+        >>> ch = Bus().channel(); _ = ch.queue_declare("q")
+        >>> ch.basic_publish("", "q", b"a"); ch.basic_publish("", "q", b"b")
+        >>> for m in ch.consume("q", inactivity_timeout=0.01):
+        ...     if m is None:
+        ...         break              # nothing came for 0.01 s
+        ...     print(m.body); m.ack()
+        b'a'
+        b'b'
+        >>> ch.cancel()
+        0
         """
         self._check_not_own_worker("consume()")
         lock = self._lock

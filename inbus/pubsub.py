@@ -477,6 +477,10 @@ class PubSub:
 
         Ends when nothing is subscribed and nothing is pending, or when closed by you;
         raises :class:`~inbus.SubscriberClosed` if the bus disconnected the subscriber.
+
+        >>> hub = PubSubHub(); p = hub.pubsub(); p.subscribe("a"); _ = hub.publish("a", "x")
+        >>> p.unsubscribe(); [m["type"] for m in p.listen()]
+        ['subscribe', 'message', 'unsubscribe']
         """
         while self._queue or (self._closed is None and self._hub._count(self) > 0) or (
                 self._closed is not None and not self._closed_by_user):
@@ -498,6 +502,11 @@ class PubSub:
         Every subscription needs a handler (``PubSubError`` otherwise), as in redis-py.
         ``sleep_time`` is the longest the thread waits per read; ``stop()`` wakes it at
         once either way, and ``close()`` of the bus joins it.
+
+        >>> import threading; got = threading.Event(); hub = PubSubHub(); p = hub.pubsub()
+        >>> p.subscribe(a=lambda m: got.set()); t = p.run_in_thread(sleep_time=0.01)
+        >>> _ = hub.publish("a", "x"); got.wait(5), t.stop(), t.join(5)
+        (True, None, None)
         """
         chans, pats = self._hub._held(self)
         for name in chans:

@@ -37,13 +37,26 @@ class ManualClock:
         self._subscribers: list[Callable[[], None]] = []
 
     def monotonic(self) -> float:
+        """Seconds advanced so far (what TTLs and ``x-expires`` are measured on)."""
         return self._mono
 
     def time(self) -> float:
+        """Wall-clock seconds: ``start_time`` plus the seconds advanced."""
         return self._wall
 
     def advance(self, seconds: float) -> None:
-        """Move time forward and let every bus on this clock expire what is due."""
+        """Move time forward and let every bus on this clock expire what is due, at
+        once, in this thread (no timer thread runs on a manual clock).
+
+        >>> from inbus import Bus
+        >>> clock = ManualClock(); bus = Bus(clock=clock); ch = bus.channel()
+        >>> _ = ch.queue_declare("q", arguments={"x-message-ttl": 1000})
+        >>> ch.basic_publish("", "q", b"soon stale"); clock.advance(0.999)
+        >>> queue_counts(bus, "q")
+        (1, 0)
+        >>> clock.advance(0.001); queue_counts(bus, "q")
+        (0, 0)
+        """
         if seconds < 0:
             raise ValueError("seconds must be >= 0: a clock does not go back")
         self._mono += seconds
