@@ -183,6 +183,27 @@ def test_exception_tree_matches_pikas() -> None:
             assert [b.__name__ for b in mine.__mro__] == [b.__name__ for b in cls.__mro__], name
 
 
+def test_exception_str_and_repr_match_pikas() -> None:
+    real = pytest.importorskip("pika.exceptions")
+    ours = pika.exceptions
+    checked = 0
+    for name in dir(real):
+        cls = getattr(real, name)
+        if not (isinstance(cls, type) and issubclass(cls, Exception)
+                and cls.__module__ == real.__name__):
+            continue
+        for args in ((), ("x",), (404, "NOT_FOUND - x"), ([],), (b"q" * 300,)):
+            try:
+                theirs = cls(*args)
+                expected = (str(theirs), repr(theirs))
+            except (TypeError, IndexError):
+                continue
+            mine = getattr(ours, name)(*args)
+            assert (str(mine), repr(mine)) == expected, (name, args)
+            checked += 1
+    assert checked > 50
+
+
 def test_channel_error_closes_channel(conn: pika.BlockingConnection) -> None:
     ch = conn.channel()
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
