@@ -158,6 +158,26 @@ def test_spec_and_enums() -> None:
         c.channel().exchange_declare("e", pika.ExchangeType.fanout)
 
 
+def test_spec_methods_and_frames_match_pikas() -> None:
+    real = pytest.importorskip("pika")
+    checked = 0
+    for cname in ("Basic", "Queue", "Exchange", "Confirm"):
+        ours, theirs = getattr(pika.spec, cname), getattr(real.spec, cname)
+        for name in [n for n in dir(ours) if not n.startswith("_")]:
+            for args in ((), ("a",), ("a", 1), ("a", 1, True, "x", "k")):
+                try:
+                    t = getattr(theirs, name)(*args)
+                except Exception:
+                    continue
+                m = getattr(ours, name)(*args)
+                assert (m.NAME, vars(m), repr(m)) == (t.NAME, vars(t), repr(t)), (name, args)
+                checked += 1
+    assert checked > 20
+    f = real.frame.Method(1, real.spec.Queue.DeclareOk("q", 0, 0))
+    g = pika.frame.Method(1, pika.spec.Queue.DeclareOk("q", 0, 0))
+    assert (repr(g), vars(g).keys()) == (repr(f), vars(f).keys())
+
+
 def test_properties_are_copied_on_publish(conn: pika.BlockingConnection) -> None:
     ch = conn.channel()
     ch.queue_declare("q")

@@ -12,6 +12,13 @@ from .._message import BasicProperties
 # --------------------------------------------------------------------------- spec
 
 
+def _pika_repr(name: str, fields: dict[str, Any]) -> str:
+    """pika's AMQPObject repr: ``<Basic.GetOk(['delivery_tag=1', ...])>``, the fields
+    sorted, those that are None left out."""
+    items = sorted(f"{k}={v}" for k, v in fields.items() if v is not None)
+    return f"<{name}({items})>" if items else f"<{name}>"
+
+
 class _Method:
     """An AMQP method as pika shows it: named attributes, ``NAME``, equality by value."""
 
@@ -32,8 +39,7 @@ class _Method:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._fields)
-        return f"<{self.NAME}([{inner}])>"
+        return _pika_repr(self.NAME, vars(self))
 
 
 def _method(name: str, *fields: str, **defaults: Any) -> type[_Method]:
@@ -52,7 +58,7 @@ class _Basic:
                       "exchange", "routing_key", redelivered=False, delivery_tag=None)
     GetOk = _method("Basic.GetOk", "delivery_tag", "redelivered", "exchange",
                     "routing_key", "message_count", redelivered=False)
-    GetEmpty = _method("Basic.GetEmpty", "cluster_id")
+    GetEmpty = _method("Basic.GetEmpty", "cluster_id", cluster_id="")
     Return = _method("Basic.Return", "reply_code", "reply_text", "exchange", "routing_key",
                      reply_text="")
     ConsumeOk = _method("Basic.ConsumeOk", "consumer_tag")
@@ -99,14 +105,13 @@ class spec:  # noqa: N801 - mirrors the module name ``pika.spec``
 class Method:
     """``pika.frame.Method``: what synchronous channel methods return."""
 
-    frame_type = 1
-
     def __init__(self, channel_number: int, method: _Method) -> None:
+        self.frame_type = 1
         self.channel_number = channel_number
         self.method = method
 
     def __repr__(self) -> str:
-        return f"<METHOD(['channel_number={self.channel_number}', 'method={self.method!r}'])>"
+        return _pika_repr("METHOD", vars(self))
 
 
 class frame:  # noqa: N801 - mirrors the module name ``pika.frame``
