@@ -292,10 +292,28 @@ def test_duplicate_consumer_tag_is_refused_client_side(conn: pika.BlockingConnec
 
 def test_basic_consume_argument_errors(conn: pika.BlockingConnection) -> None:
     ch = conn.channel()
-    with pytest.raises(ValueError):
-        ch.basic_consume("q", "not callable")
+    with pytest.raises(TypeError, match="on_message_callback must be callable, but got"):
+        ch.basic_consume("q", "not callable")       # pika's validators: a TypeError
     with pytest.raises(TypeError):
         ch.basic_consume("q", lambda *a: None, bogus=1)
+
+
+def test_names_pika_requires_must_be_str(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    calls = [lambda: ch.queue_declare(None), lambda: ch.basic_get(None),
+             lambda: ch.queue_bind(None, "amq.direct"), lambda: ch.queue_bind("q", None),
+             lambda: ch.queue_unbind(None, "amq.direct"), lambda: ch.queue_purge(None),
+             lambda: ch.queue_delete(None), lambda: ch.exchange_declare(None),
+             lambda: ch.exchange_bind(None, "amq.direct"),
+             lambda: ch.exchange_bind("amq.direct", None),
+             lambda: ch.basic_consume(None, lambda *a: None),
+             lambda: next(ch.consume(None))]
+    for call in calls:
+        with pytest.raises(TypeError, match="must be a str or unicode str, but got None"):
+            call()
+    with pytest.raises(TypeError, match="queue must be a str or unicode str, but got 5"):
+        ch.queue_declare(5)  # type: ignore[arg-type]
+    assert ch.is_open
 
 
 # --------------------------------------------------------------------------- returns / confirms

@@ -25,11 +25,13 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- helpers
 
 
-def _short(value: Any, what: str) -> str:
-    if value is None:
+def _short(value: Any, what: str, required: bool = False) -> str:
+    """A name or key as pika checks it: a str (None means "" where pika allows it,
+    ``required``: pika's ``require_string``), at most 255 bytes of UTF-8."""
+    if value is None and not required:
         return ""
     if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+        raise TypeError(f"{what} must be a str or unicode str, but got {value!r}")
     if len(value) > 63 and len(value.encode("utf-8")) > 255:
         raise exceptions.ShortStringTooLong(value.encode("utf-8"))
     return value
@@ -180,7 +182,7 @@ class BlockingChannel:
         if type is not None:
             _deprecated("exchange_declare(type=...)", "exchange_declare(exchange_type=...)")
             exchange_type = type
-        name = _short(exchange, "exchange")
+        name = _short(exchange, "exchange", required=True)
         xtype = str(getattr(exchange_type, "value", exchange_type))
         self._sync(lambda: self._native.exchange_declare(
             name, xtype, passive, durable, auto_delete, internal, arguments))
@@ -193,7 +195,8 @@ class BlockingChannel:
 
     def exchange_bind(self, destination: str, source: str, routing_key: str = "",
                       arguments: dict[str, Any] | None = None) -> Method:
-        d, s = _short(destination, "destination"), _short(source, "source")
+        d = _short(destination, "destination", required=True)
+        s = _short(source, "source", required=True)
         rk = _short(routing_key, "routing_key")
         self._sync(lambda: self._native.exchange_bind(d, s, rk, arguments))
         return self._ok(spec.Exchange.BindOk())
@@ -212,25 +215,26 @@ class BlockingChannel:
                       exclusive: bool = False, auto_delete: bool = False,
                       arguments: dict[str, Any] | None = None) -> Method:
         """Declare a queue; ``.method.queue .message_count .consumer_count``."""
-        name = _short(queue, "queue")
+        name = _short(queue, "queue", required=True)
         r = self._sync(lambda: self._native.queue_declare(
             name, passive, durable, exclusive, auto_delete, arguments))
         return self._ok(spec.Queue.DeclareOk(r.queue, r.message_count, r.consumer_count))
 
     def queue_delete(self, queue: str = "", if_unused: bool = False,
                      if_empty: bool = False) -> Method:
-        name = _short(queue, "queue")
+        name = _short(queue, "queue", required=True)
         n = self._sync(lambda: self._native.queue_delete(name, if_unused, if_empty))
         return self._ok(spec.Queue.DeleteOk(n))
 
     def queue_purge(self, queue: str = "") -> Method:
-        name = _short(queue, "queue")
+        name = _short(queue, "queue", required=True)
         n = self._sync(lambda: self._native.queue_purge(name))
         return self._ok(spec.Queue.PurgeOk(n))
 
     def queue_bind(self, queue: str, exchange: str, routing_key: str | None = None,
                    arguments: dict[str, Any] | None = None) -> Method:
-        name, x = _short(queue, "queue"), _short(exchange, "exchange")
+        name = _short(queue, "queue", required=True)
+        x = _short(exchange, "exchange", required=True)
         rk = None if routing_key is None else _short(routing_key, "routing_key")
         self._sync(lambda: self._native.queue_bind(name, x, rk, arguments))
         return self._ok(spec.Queue.BindOk())
@@ -238,7 +242,7 @@ class BlockingChannel:
     def queue_unbind(self, queue: str, exchange: str | None = None,
                      routing_key: str | None = None,
                      arguments: dict[str, Any] | None = None) -> Method:
-        name, x = _short(queue, "queue"), _short(exchange, "exchange")
+        name, x = _short(queue, "queue", required=True), _short(exchange, "exchange")
         rk = None if routing_key is None else _short(routing_key, "routing_key")
         self._sync(lambda: self._native.queue_unbind(name, x, rk, arguments))
         return self._ok(spec.Queue.UnbindOk())
@@ -332,7 +336,7 @@ class BlockingChannel:
         if no_ack is not None:
             _deprecated("basic_get(no_ack=...)", "basic_get(auto_ack=...)")
             auto_ack = no_ack
-        name = _short(queue, "queue")
+        name = _short(queue, "queue", required=True)
         m: Message | None = self._sync(lambda: self._native.basic_get(name, auto_ack))
         if m is None:
             return None, None, None
@@ -386,22 +390,23 @@ class BlockingChannel:
                 if k in given:
                     raise TypeError(f"basic_consume() got multiple values for argument {k!r}")
                 given[k] = v
-            queue = given.get("queue")
+            if "queue" not in given:
+                raise TypeError("basic_consume() missing required argument 'queue'")
+            queue = given["queue"]
             callback = given.get("on_message_callback")
             auto_ack = bool(given.get("auto_ack", False))
             legacy = given
-        if queue is None:
-            raise TypeError("basic_consume() missing required argument 'queue'")
+        queue = _short(queue, "queue", required=True)
         if not callable(callback):
-            raise ValueError("callback on_message_callback must be callable; got "
-                             f"{callback!r}")
+            raise TypeError("callback on_message_callback must be callable, but got "
+                            f"{callback!r}")
         return self._consume(queue, callback, auto_ack, bool(legacy.get("exclusive", False)),
                              legacy.get("consumer_tag"), legacy.get("arguments"))
 
     def _consume(self, queue: str, callback: Callable[..., Any], auto_ack: bool,
                  exclusive: bool, consumer_tag: str | None,
                  arguments: dict[str, Any] | None) -> str:
-        name = _short(queue, "queue")
+        name = _short(queue, "queue", required=True)
         self._before_sync()
         if consumer_tag:
             tag = _short(consumer_tag, "consumer_tag")
