@@ -236,15 +236,69 @@ def test_channel_error_closes_channel(conn: pika.BlockingConnection) -> None:
         ch.close()
 
 
-def test_async_errors_surface_on_next_sync_call(conn: pika.BlockingConnection) -> None:
+def test_async_errors_surface_on_the_channels_next_call(conn: pika.BlockingConnection) -> None:
     ch = conn.channel()
     ch.basic_ack(42)            # no exception here, as with pika
-    ch.basic_publish("nope", "k", b"lost")   # ignored: the channel is already closing
+    assert ch.is_open           # pika has not read the broker's Channel.Close yet
+    time.sleep(0.05)            # (with RabbitMQ: time for it to arrive)
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
-        ch.queue_declare("", exclusive=True)
+        ch.basic_publish("", "k", b"x")     # pika reads it while flushing any next call
     assert (e.value.reply_code, e.value.reply_text) == (406, "PRECONDITION_FAILED - unknown delivery tag 42")
+    assert ch.is_closed
     with pytest.raises(pika.exceptions.ChannelWrongStateError):
         ch.queue_declare("", exclusive=True)
+    ch = conn.channel()
+    ch.basic_publish("nope", "k", b"lost")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.queue_declare("", exclusive=True)
+    assert e.value.reply_code == 404
+
+
+def test_process_data_events_reads_an_async_error_quietly(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.basic_ack(42)
+    conn.process_data_events(0.1)   # the broker's Channel.Close is read: no exception
+    assert ch.is_closed
+    with pytest.raises(pika.exceptions.ChannelWrongStateError):
+        ch.queue_declare("", exclusive=True)
+    ch2 = conn.channel()
+    ch2.basic_publish("nope", "k", b"lost")
+    conn.sleep(0.1)
+    assert ch2.is_closed
+    with pytest.raises(pika.exceptions.ChannelWrongStateError):
+        ch2.basic_publish("", "k", b"x")
+
+
+def test_async_error_in_a_callback_is_raised_by_start_consuming(
+        conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    ch.basic_publish("", "q", b"x")
+    ch.basic_consume("q", lambda c, m, p, b: c.basic_ack(m.delivery_tag + 10))
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.start_consuming()
+    assert (e.value.reply_code, e.value.reply_text) == (406, "PRECONDITION_FAILED - unknown delivery tag 11")
+    assert ch.is_closed and ch.consumer_tags == []
+    with pytest.raises(pika.exceptions.ChannelWrongStateError):
+        ch.queue_declare("q")
+    ch = conn.channel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+        for method, _p, _b in ch.consume("q", inactivity_timeout=1):
+            ch.basic_ack(method.delivery_tag + 10)
+    assert ch.is_closed and ch.get_waiting_message_count() == 0
+
+
+def test_async_error_is_raised_by_close_and_suppressed_by_connection_close(
+        conn: pika.BlockingConnection) -> None:
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+        with conn.channel() as ch:
+            ch.basic_ack(9)
+    with pytest.raises(pika.exceptions.ChannelWrongStateError):
+        ch.close()
+    ch2 = conn.channel()
+    ch2.basic_ack(9)
+    conn.close()                # pika's close() suppresses its channels' ChannelClosed
+    assert conn.is_closed
 
 
 def test_connection_error(conn: pika.BlockingConnection) -> None:

@@ -107,11 +107,12 @@ class BlockingChannel:
 
     @property
     def is_open(self) -> bool:
-        return self._native.is_open
+        """Until an asynchronous method's error is read, as in pika (see _live)."""
+        return self._live()
 
     @property
     def is_closed(self) -> bool:
-        return not self._native.is_open
+        return not self._live()
 
     @property
     def consumer_tags(self) -> list[str]:
@@ -132,20 +133,47 @@ class BlockingChannel:
 
     # error plumbing ----------------------------------------------------------------------
 
+    def _live(self) -> bool:
+        """Open, or closed by an asynchronous method's error pika has not read yet."""
+        return self._native.is_open or self._pending is not None
+
+    def _take_close(self) -> exceptions.AMQPError | None:
+        """The Channel.Close for an asynchronous method's error is read now (by the next
+        call or pumping): the error, once; pika forgets the channel's consumers."""
+        err, self._pending = self._pending, None
+        if err is not None:
+            self._forget_consumers()
+        return err
+
+    def _forget_consumers(self) -> None:
+        """The broker closed the channel: no consumer or consume() generator is left."""
+        for info in self._consumers.values():
+            info.cancelled = True
+        self._consumers.clear()
+        self._gen = None
+
     def _before_sync(self) -> None:
         """A synchronous method: raise what an earlier asynchronous method caused."""
-        if self._pending is not None:
-            err, self._pending = self._pending, None
+        err = self._take_close()
+        if err is not None:
             raise err
         if not self._native.is_open:
             raise exceptions.ChannelWrongStateError("Channel is closed.")
+
+    def _process_data_events(self, time_limit: float | None) -> None:
+        """Pump the connection; raise this channel's ChannelClosedByBroker if it is
+        read (pika's BlockingChannel._process_data_events)."""
+        self._connection._events(time_limit, self)
 
     def _sync(self, fn: Callable[[], Any]) -> Any:
         self._before_sync()
         try:
             return fn()
         except _e.AMQPError as err:
-            raise _translate(err) from None
+            translated = _translate(err)
+            if isinstance(translated, exceptions.ChannelClosedByBroker):
+                self._forget_consumers()
+            raise translated from None
         except (_e.ChannelClosed, _e.ConnectionClosed):
             raise exceptions.ChannelWrongStateError("Channel is closed.") from None
         except ValueError as err:
@@ -154,10 +182,11 @@ class BlockingChannel:
             raise
 
     def _async(self, fn: Callable[[], Any]) -> None:
-        """An asynchronous method: an error closes the channel and is raised by the next
-        synchronous call, as when the broker's channel.close arrives later."""
-        if self._pending is not None:
-            return
+        """An asynchronous method: an error closes the channel; the channel's next call
+        raises it (pika reads the Channel.Close then), unless pumping read it first."""
+        pending = self._take_close()
+        if pending is not None:
+            raise pending
         if not self._native.is_open:
             raise exceptions.ChannelWrongStateError("Channel is closed.")
         try:
@@ -444,6 +473,9 @@ class BlockingChannel:
         if info is None:
             return []
         info.cancelled = True
+        err = self._take_close()
+        if err is not None:
+            raise err
         pending = self._take_undispatched(consumer_tag) if info.auto_ack else []
         if self._native.is_open:
             self._sync(lambda: self._native.basic_cancel(consumer_tag))
@@ -471,8 +503,8 @@ class BlockingChannel:
     def start_consuming(self) -> None:
         """Dispatch deliveries until every consumer is cancelled (``stop_consuming``)."""
         self._before_sync()
-        while self._consumers and self._native.is_open:
-            self._connection.process_data_events(time_limit=None)
+        while self._consumers and self._live():
+            self._process_data_events(None)    # raises what closed the channel
 
     def stop_consuming(self, consumer_tag: str | None = None) -> None:
         """Cancel one consumer, or all of them (which ends ``start_consuming``)."""
@@ -507,19 +539,19 @@ class BlockingChannel:
             if gen.pending:
                 yield gen.pending.popleft()
                 continue
-            if self._gen is not gen or gen.tag not in self._consumers or self.is_closed:
+            if self._gen is not gen or gen.tag not in self._consumers or not self._live():
                 return
             deadline = None if inactivity_timeout is None \
                 else time.monotonic() + inactivity_timeout
             while not gen.pending and self._gen is gen and gen.tag in self._consumers \
-                    and self.is_open:
+                    and self._live():
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
-                self._connection.process_data_events(time_limit=left)
+                self._process_data_events(left)   # raises if the broker closed the channel
             if gen.pending:
                 continue
-            if self._gen is not gen or gen.tag not in self._consumers or self.is_closed:
+            if self._gen is not gen or gen.tag not in self._consumers or not self._live():
                 return                      # cancelled (by cancel() or by the broker)
             if deadline is not None:
                 yield None, None, None
@@ -546,7 +578,11 @@ class BlockingChannel:
     # closing ---------------------------------------------------------------------------
 
     def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None:
-        """Cancel the consumers and close the channel (unacked messages are requeued)."""
+        """Cancel the consumers and close the channel (unacked messages are requeued);
+        raise an asynchronous method's error not read yet, as pika does."""
+        err = self._take_close()
+        if err is not None:
+            raise err
         if self._native.is_closed:
             raise exceptions.ChannelWrongStateError("Channel is closed.")
         self._cancel_all_consumers()

@@ -166,7 +166,7 @@ class BlockingConnection:
         except _e.ConnectionClosed:
             raise exceptions.ConnectionWrongStateError("BlockingConnection is closed") from None
         ch = BlockingChannel(self, native)
-        self._channels = [c for c in self._channels if c.is_open]
+        self._channels = [c for c in self._channels if c._live()]
         self._channels.append(ch)
         return ch
 
@@ -177,6 +177,7 @@ class BlockingConnection:
                 f"BlockingConnection.close({reply_code}, {reply_text!r}) called on closed "
                 "connection.")
         for ch in list(self._channels):
+            ch._take_close()        # pika's close() logs and suppresses ChannelClosed
             if ch.is_open:
                 ch._cancel_all_consumers()
         self._closed_by_client = True
@@ -224,13 +225,38 @@ class BlockingConnection:
     def process_data_events(self, time_limit: float | None = 0) -> None:
         """Dispatch pending callbacks (consumers, returns, cancels, threadsafe callbacks,
         timers). ``time_limit=0`` returns at once; a positive limit waits up to that long
-        and returns once something was dispatched; ``None`` waits until something was."""
+        and returns once something was dispatched; ``None`` waits until something was.
+
+        A channel that an earlier asynchronous method's error closed (basic_ack of an
+        unknown tag, basic_publish to a missing exchange) is closed quietly here, as
+        when pika reads the broker's Channel.Close during process_data_events: that
+        channel's next call raises ChannelWrongStateError."""
+        self._events(time_limit, None)
+
+    def _events(self, time_limit: float | None, channel: BlockingChannel | None) -> None:
+        """process_data_events; the broker's closes for earlier asynchronous errors
+        "arrive" now and end the wait; ``channel``'s own is raised (pika's
+        BlockingChannel._process_data_events)."""
+        arrived = [c for c in self._channels if c._pending is not None]
+        for c in arrived:
+            if isinstance(c._pending, exceptions.ConnectionClosedByBroker):
+                err = c._take_close()
+                for other in arrived:
+                    other._take_close()
+                assert err is not None
+                raise err
         self._check_open()
+        if arrived:
+            time_limit = 0
         deadline = None if time_limit is None else time.monotonic() + time_limit
         while True:
             left = 0.01 if deadline is None else deadline - time.monotonic()
             if self._pump(left) or left <= 0 or not self._native.is_open:
-                return
+                break
+        for c in arrived:
+            err = c._take_close()
+            if c is channel and err is not None:
+                raise err
 
     def sleep(self, duration: float) -> None:
         """Process events for ``duration`` seconds."""
@@ -240,7 +266,7 @@ class BlockingConnection:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            self._pump(left)
+            self._events(left, None)
 
     def add_callback_threadsafe(self, callback: Callable[[], Any]) -> None:
         """Run ``callback()`` in the thread that processes this connection's events
