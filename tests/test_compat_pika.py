@@ -612,3 +612,17 @@ def test_each_delivery_has_its_own_properties(conn: pika.BlockingConnection) -> 
     ch.basic_publish("x", "", b"m", pika.BasicProperties(headers={"k": 1}))
     conn.process_data_events()
     assert seen == [{"k": 1}, {"k": 1}]
+
+
+def test_ssl_options_and_blocked_callbacks_are_accepted() -> None:
+    import ssl
+
+    opts = pika.SSLOptions(ssl.create_default_context(), "broker")
+    params = pika.ConnectionParameters("localhost", ssl_options=opts)
+    assert repr(params).endswith("ssl=True>") and params.ssl_options.server_hostname == "broker"
+    with pytest.raises(TypeError, match="context must be of ssl.SSLContext type"):
+        pika.SSLOptions(None)  # type: ignore[arg-type]
+    conn = pika.BlockingConnection(params)
+    conn.add_on_connection_blocked_callback(lambda c, f: None)
+    conn.add_on_connection_unblocked_callback(lambda c, f: None)
+    conn.close()

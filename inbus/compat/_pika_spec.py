@@ -4,6 +4,7 @@ parameters that :mod:`inbus.compat.pika` re-exports. Plain data; no bus involved
 from __future__ import annotations
 
 import enum
+import ssl
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -188,7 +189,21 @@ class ConnectionParameters:
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} host={self.host} port={self.port} "
-                f"virtual_host={self.virtual_host}>")
+                f"virtual_host={self.virtual_host} "
+                f"ssl={bool(getattr(self, 'ssl_options', None))}>")
+
+
+class SSLOptions:
+    """pika's SSLOptions (``ssl_options=`` of ConnectionParameters): kept, unused, since
+    nothing goes over a socket."""
+
+    __slots__ = ("context", "server_hostname")
+
+    def __init__(self, context: ssl.SSLContext, server_hostname: str | None = None) -> None:
+        if not isinstance(context, ssl.SSLContext):
+            raise TypeError(f"context must be of ssl.SSLContext type, but got {context!r}")
+        self.context = context
+        self.server_hostname = server_hostname
 
 
 class URLParameters(ConnectionParameters):

@@ -57,6 +57,7 @@ from ._pika_spec import (
     DeliveryMode,
     ExchangeType,
     PlainCredentials,
+    SSLOptions,
     URLParameters,
     frame,
     spec,
@@ -70,6 +71,7 @@ __all__ = [
     "DeliveryMode",
     "ExchangeType",
     "PlainCredentials",
+    "SSLOptions",
     "URLParameters",
     "exceptions",
     "frame",
@@ -134,6 +136,7 @@ class BlockingConnection:
         self._timers: dict[int, tuple[float, Callable[[], Any]]] = {}
         self._next_timer = 1
         self._closed_by_client = False
+        self._blocked_callbacks: list[Callable[..., Any]] = []
 
     # state ---------------------------------------------------------------------------
 
@@ -287,6 +290,17 @@ class BlockingConnection:
         self._next_timer += 1
         self._timers[tid] = (time.monotonic() + delay, callback)
         return tid
+
+    def add_on_connection_blocked_callback(
+            self, callback: Callable[[BlockingConnection, Any], Any]) -> None:
+        """Accepted and kept; never called: an in-process bus has no resource alarm
+        that blocks publishers (RabbitMQ's ``Connection.Blocked``)."""
+        self._blocked_callbacks.append(callback)
+
+    def add_on_connection_unblocked_callback(
+            self, callback: Callable[[BlockingConnection, Any], Any]) -> None:
+        """Accepted and kept; never called (see add_on_connection_blocked_callback)."""
+        self._blocked_callbacks.append(callback)
 
     def remove_timeout(self, timeout_id: int) -> None:
         self._timers.pop(timeout_id, None)
