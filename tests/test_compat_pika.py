@@ -314,6 +314,38 @@ def test_connection_error(conn: pika.BlockingConnection) -> None:
         conn.close()
 
 
+def test_closed_connection_refuses_use_as_pika_does(conn: pika.BlockingConnection) -> None:
+    conn.close()
+    with pytest.raises(pika.exceptions.ConnectionWrongStateError,
+                       match="^Channel allocation requires an open connection: "
+                             "<SelectConnection CLOSED transport=None params="
+                             "<ConnectionParameters host=localhost port=5672 "
+                             "virtual_host=/ ssl=False>>$"):
+        conn.channel()
+    for call in (lambda: conn.process_data_events(), lambda: conn.process_data_events(1),
+                 lambda: conn.sleep(0.01), lambda: conn.call_later(1, print)):
+        with pytest.raises(ValueError, match="Timeout closed before call"):
+            call()              # pika's I/O loop is closed with the connection
+    with pytest.raises(pika.exceptions.ConnectionWrongStateError):
+        conn.process_data_events(time_limit=None)
+    with pytest.raises(TypeError, match="callback callback must be callable"):
+        pika.BlockingConnection().call_later(1, None)  # type: ignore[arg-type]
+
+
+def test_channel_numbers_as_pika_allocates_them(conn: pika.BlockingConnection) -> None:
+    a, b = conn.channel(), conn.channel()
+    assert (a.channel_number, b.channel_number) == (1, 2)
+    a.close()
+    assert conn.channel().channel_number == 1          # the lowest free number
+    assert conn.channel(7).channel_number == 7
+    assert conn.channel().channel_number == 3
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+        conn.channel(7)
+    assert (e.value.reply_code, e.value.reply_text) == (
+        504, "CHANNEL_ERROR - second 'channel.open' seen")
+    assert conn.is_closed
+
+
 def test_short_string_too_long(conn: pika.BlockingConnection) -> None:
     ch = conn.channel()
     with pytest.raises(pika.exceptions.ShortStringTooLong):

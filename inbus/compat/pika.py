@@ -162,14 +162,24 @@ class BlockingConnection:
     # channels --------------------------------------------------------------------------
 
     def channel(self, channel_number: int | None = None) -> BlockingChannel:
-        """Open a channel."""
-        self._check_open()
+        """Open a channel. As pika, the lowest channel number not in use is taken;
+        asking for a number in use is RabbitMQ's connection error 504."""
+        if not self._native.is_open:
+            raise exceptions.ConnectionWrongStateError(
+                "Channel allocation requires an open connection: <SelectConnection CLOSED "
+                f"transport=None params={self._params!r}>")
+        self._channels = [c for c in self._channels if c._live()]
+        used = {c.channel_number for c in self._channels}
+        if channel_number in used:
+            self._native.close()
+            raise exceptions.ConnectionClosedByBroker(
+                504, "CHANNEL_ERROR - second 'channel.open' seen")
+        n = channel_number or next(i for i in range(1, len(used) + 2) if i not in used)
         try:
-            native = self._native.channel(channel_number, background=False)
+            native = self._native.channel(n, background=False)
         except _e.ConnectionClosed:
             raise exceptions.ConnectionWrongStateError("BlockingConnection is closed") from None
         ch = BlockingChannel(self, native)
-        self._channels = [c for c in self._channels if c._live()]
         self._channels.append(ch)
         return ch
 
@@ -229,6 +239,8 @@ class BlockingConnection:
         """Dispatch pending callbacks (consumers, returns, cancels, threadsafe callbacks,
         timers). ``time_limit=0`` returns at once; a positive limit waits up to that long
         and returns once something was dispatched; ``None`` waits until something was.
+        On a closed connection, as pika's: ``ValueError("Timeout closed before call")``
+        with a time limit (pika's I/O loop is closed), ConnectionWrongStateError without.
 
         A channel that an earlier asynchronous method's error closed (basic_ack of an
         unknown tag, basic_publish to a missing exchange) is closed quietly here, as
@@ -248,7 +260,8 @@ class BlockingConnection:
                     other._take_close()
                 assert err is not None
                 raise err
-        self._check_open()
+        if not self._native.is_open:
+            self._check_closed_loop(time_limit)
         if arrived:
             time_limit = 0
         deadline = None if time_limit is None else time.monotonic() + time_limit
@@ -261,9 +274,17 @@ class BlockingConnection:
             if c is channel and err is not None:
                 raise err
 
+    def _check_closed_loop(self, time_limit: float | None) -> None:
+        """What pika raises on a closed connection where it needs its (closed) I/O loop
+        for a timer."""
+        if time_limit is None:
+            raise exceptions.ConnectionWrongStateError()
+        raise ValueError("Timeout closed before call")
+
     def sleep(self, duration: float) -> None:
         """Process events for ``duration`` seconds."""
-        self._check_open()
+        if not self._native.is_open:
+            self._check_closed_loop(duration)
         deadline = time.monotonic() + duration
         while self._native.is_open:
             left = deadline - time.monotonic()
@@ -285,7 +306,10 @@ class BlockingConnection:
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> int:
         """Run ``callback()`` after ``delay`` seconds, from process_data_events."""
-        self._check_open()
+        if not callable(callback):
+            raise TypeError(f"callback callback must be callable, but got {callback!r}")
+        if not self._native.is_open:
+            self._check_closed_loop(delay)
         tid = self._next_timer
         self._next_timer += 1
         self._timers[tid] = (time.monotonic() + delay, callback)
