@@ -416,6 +416,11 @@ def test_returns_dispatched_by_process_data_events(conn: pika.BlockingConnection
     [(c, m, app_id, body)] = got
     assert c is ch and app_id == "a" and body == b"r"
     assert m == pika.spec.Basic.Return(312, "NO_ROUTE", "amq.direct", "nowhere")
+    seen: list[Any] = []
+    ch.add_on_return_callback(lambda c, m, p, b: seen.append(p))
+    ch.basic_publish("amq.direct", "nowhere", b"r", mandatory=True)
+    conn.process_data_events()
+    assert type(seen[0]) is pika.BasicProperties and seen[0] == pika.BasicProperties()
 
 
 def test_confirms(conn: pika.BlockingConnection) -> None:
@@ -475,8 +480,13 @@ def test_consume_with_other_params_is_refused(conn: pika.BlockingConnection) -> 
     ch = conn.channel()
     ch.queue_declare("q")
     next(ch.consume("q", inactivity_timeout=0.01))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"previous params: \('q', False, False\); "
+                                         r"new params: \('q', True, False\)"):
         next(ch.consume("q", auto_ack=True, inactivity_timeout=0.01))
+    # pika compares (queue, auto_ack, exclusive) only: other arguments resume it
+    ch.basic_publish("", "q", b"x")
+    gen = ch.consume("q", inactivity_timeout=0.5, consumer_tag="other", arguments={"a": 1})
+    assert next(gen)[2] == b"x" and len(ch.consumer_tags) == 1
 
 
 def test_start_and_stop_consuming(conn: pika.BlockingConnection) -> None:
@@ -554,6 +564,7 @@ def test_cancel_callback_on_queue_delete(conn: pika.BlockingConnection) -> None:
     conn.process_data_events()
     [f] = frames
     assert isinstance(f.method, pika.spec.Basic.Cancel) and f.method.consumer_tag == "c1"
+    assert f.method.nowait is True            # as RabbitMQ sends it
     assert ch.consumer_tags == []
 
 

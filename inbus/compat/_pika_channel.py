@@ -321,7 +321,8 @@ class BlockingChannel:
 
     def _returned(self, r: _NativeReturned) -> ReturnedMessage:
         return ReturnedMessage(spec.Basic.Return(r.reply_code, r.reply_text, r.exchange,
-                                                 r.routing_key), r.properties, r.body)
+                                                 r.routing_key),
+                               _copy_props(r.properties) or BasicProperties(), r.body)
 
     def _schedule_return(self, r: _NativeReturned) -> None:
         if self._return_callbacks:
@@ -330,7 +331,7 @@ class BlockingChannel:
     def _on_return(self, r: _NativeReturned) -> None:
         method = spec.Basic.Return(r.reply_code, r.reply_text, r.exchange, r.routing_key)
         for cb in list(self._return_callbacks):
-            cb(self, method, r.properties, r.body)
+            cb(self, method, _copy_props(r.properties) or BasicProperties(), r.body)
 
     def confirm_delivery(self) -> None:
         """Publisher confirms: basic_publish raises UnroutableError / NackError."""
@@ -353,7 +354,7 @@ class BlockingChannel:
         info = self._consumers.pop(tag, None)
         if info is not None:
             info.cancelled = True
-        frame_ = self._ok(spec.Basic.Cancel(tag))
+        frame_ = self._ok(spec.Basic.Cancel(tag, nowait=True))  # as RabbitMQ sends it
         for cb in list(self._cancel_callbacks):
             cb(frame_)
 
@@ -480,7 +481,8 @@ class BlockingChannel:
         if self._native.is_open:
             self._sync(lambda: self._native.basic_cancel(consumer_tag))
         return [(spec.Basic.Deliver(m.consumer_tag, m.delivery_tag, m.redelivered,
-                                    m.exchange, m.routing_key), m.properties, m.body)
+                                    m.exchange, m.routing_key), _copy_props(m.properties),
+                 m.body)
                 for m in pending]
 
     def _take_undispatched(self, tag: str) -> list[Message]:
@@ -521,7 +523,7 @@ class BlockingChannel:
         """Yield ``(method, properties, body)`` per message, ``(None, None, None)`` after
         ``inactivity_timeout`` seconds without one; ends when the consumer is cancelled
         (``cancel()`` or by the broker)."""
-        params = (queue, auto_ack, exclusive, arguments, consumer_tag)
+        params = (queue, auto_ack, exclusive)   # what pika compares
         gen = self._gen
         if gen is None:
             gen = _Generator(params, auto_ack)
@@ -534,7 +536,8 @@ class BlockingChannel:
             self._gen = gen
         elif gen.params != params:
             raise ValueError("Consume with different params not allowed on existing queue "
-                             "consumer generator")
+                             f"consumer generator; previous params: {gen.params!r}; "
+                             f"new params: {params!r}")
         while True:
             if gen.pending:
                 yield gen.pending.popleft()
