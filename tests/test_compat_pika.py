@@ -657,6 +657,40 @@ def test_each_delivery_has_its_own_properties(conn: pika.BlockingConnection) -> 
     assert seen == [{"k": 1}, {"k": 1}]
 
 
+def test_headers_go_through_pikas_encoder(conn: pika.BlockingConnection) -> None:
+    import datetime
+    import decimal
+
+    ch = conn.channel()
+    ch.queue_declare("q")
+    headers = {"s": "x", "i": 1, "b": True, "n": None, "by": b"\x00", "l": [1, "a"],
+               "d": {"x": {"y": 1}}, b"bk": 1, "dec": decimal.Decimal("1.50"),
+               "dt": datetime.datetime(2020, 1, 2, 3, 4, 5, 678)}
+    ch.basic_publish("", "q", b"x", pika.BasicProperties(headers=headers))
+    _m, props, _b = ch.basic_get("q", auto_ack=True)
+    utc = datetime.timezone.utc
+    expected = {k: v for k, v in headers.items() if k != b"bk"}
+    expected.update(bk=1, dec=decimal.Decimal("1.5"),
+                    dt=datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=utc))
+    assert props.headers == expected and str(props.headers["dec"]) == "1.5"
+    for bad in ({"f": 1.5}, {"t": (1, 2)}, {"ba": bytearray(b"x")}, {"l": [1.5]}):
+        with pytest.raises(pika.exceptions.UnsupportedAMQPFieldException):
+            ch.basic_publish("", "q", b"x", pika.BasicProperties(headers=bad))
+    with pytest.raises(pika.exceptions.ShortStringTooLong):
+        ch.basic_publish("", "q", b"x", pika.BasicProperties(headers={"k" * 256: 1}))
+    assert ch.is_open and ch.queue_declare("q", passive=True).method.message_count == 0
+
+
+def test_publish_refuses_what_pikas_encoder_refuses(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    for args in (("", "q", bytearray(b"x")), ("", "q", memoryview(b"x")), ("", "q", None),
+                 (None, "q", b"x"), ("", None, b"x")):
+        with pytest.raises(TypeError):      # pika: AttributeError / AssertionError
+            ch.basic_publish(*args)         # type: ignore[arg-type]
+    assert ch.is_open and ch.queue_declare("q", passive=True).method.message_count == 0
+
+
 def test_ssl_options_and_blocked_callbacks_are_accepted() -> None:
     import ssl
 

@@ -4,7 +4,6 @@ theory of operation."""
 
 from __future__ import annotations
 
-import copy
 import time
 import uuid
 import warnings
@@ -18,6 +17,7 @@ from .._message import BasicProperties, Message
 from .._message import ReturnedMessage as _NativeReturned
 from . import pika_exceptions as exceptions
 from ._pika_spec import ExchangeType, Method, ReturnedMessage, spec
+from ._pika_wire import copy_props as _copy_props
 
 if TYPE_CHECKING:
     from .pika import BlockingConnection
@@ -46,16 +46,6 @@ def _translate(err: _e.AMQPError) -> exceptions.AMQPError:
 def _deprecated(old: str, new: str) -> None:
     warnings.warn(f"pika 0.x signature {old} is deprecated; use {new}",
                   DeprecationWarning, stacklevel=3)
-
-
-def _copy_props(p: BasicProperties | None) -> BasicProperties | None:
-    """A copy, as a trip through the wire makes one: every publish and every delivery
-    has properties (and headers) of its own."""
-    if p is None:
-        return None
-    if not isinstance(p, BasicProperties):
-        raise TypeError(f"properties must be a BasicProperties, not {type(p).__name__}")
-    return p.copy(headers=copy.deepcopy(p.headers)) if p.headers else p.copy()
 
 
 class _ConsumerInfo:
@@ -283,10 +273,13 @@ class BlockingChannel:
                       mandatory: bool = False, immediate: bool = False) -> None:
         """Publish. Outside confirm mode errors surface on the next synchronous call; in
         confirm mode a returned message raises UnroutableError, a nack NackError."""
-        x, rk = _short(exchange, "exchange"), _short(routing_key, "routing_key")
-        if not isinstance(body, (str, bytes, bytearray, memoryview)):
+        # pika's encoder fails on what is not a str (exchange, routing_key: an
+        # AssertionError) or str / bytes (body: an AttributeError); here a TypeError.
+        x = _short(exchange, "exchange", required=True)
+        rk = _short(routing_key, "routing_key", required=True)
+        if not isinstance(body, (str, bytes)):
             raise TypeError(f"body must be str or bytes, not {type(body).__name__}")
-        props = _copy_props(properties)
+        props = _copy_props(properties, publish=True)
         if immediate:
             _deprecated("basic_publish(immediate=True)", "no immediate flag (RabbitMQ "
                         "refuses it)")

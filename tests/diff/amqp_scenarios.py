@@ -1103,6 +1103,33 @@ def ack_unknown_tag_in_callback_raised_by_start_consuming(
         return out
 
 
+# pika encodes header values on publish and decodes them on delivery: a Decimal comes
+# back normalised, a datetime as an aware UTC datetime in whole seconds; a float is
+# refused by pika's encoder (UnsupportedAMQPFieldException) before anything is sent.
+@scenario("body_props", expect=["UnsupportedAMQPFieldException", (
+    b"x", "1.5", "2020-01-02T03:04:05+00:00", 2**40, b"\x00", [1, "a", None])])
+def headers_through_pikas_encoder(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    import datetime
+    import decimal
+
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        out: list[Any] = []
+        try:
+            s.ch.basic_publish("", q, b"f", pika.BasicProperties(headers={"f": 1.5}))
+            out.append("no error")
+        except pika.exceptions.UnsupportedAMQPFieldException as e:
+            out.append(type(e).__name__)
+        dt = datetime.datetime(2020, 1, 2, 3, 4, 5, 678)
+        s.ch.basic_publish("", q, b"x", pika.BasicProperties(headers={
+            "dec": decimal.Decimal("1.50"), "dt": dt, "big": 2**40, "by": b"\x00",
+            "l": [1, "a", None]}))
+        m, p, body = s.get_wait(q)
+        h = p.headers
+        out.append((body, str(h["dec"]), h["dt"].isoformat(), h["big"], h["by"], h["l"]))
+        return out
+
+
 # RabbitMQ: a double ack is 406 unknown delivery tag; so is acking a tag of an auto-ack
 # get; and acking on another channel.
 @scenario(
