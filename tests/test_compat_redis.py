@@ -174,3 +174,21 @@ def test_seed_helper_runs_with_the_import_swapped() -> None:
     helper.public("one")
     helper.public("two")
     assert helper.receive(sub, 2) == ["one", "two"]
+
+
+def test_exceptions_module_has_redis_pys_tree() -> None:
+    real = pytest.importorskip("redis.exceptions")
+    for name in redis.exceptions.__all__:
+        mine = [c.__name__ for c in getattr(redis.exceptions, name).__mro__]
+        theirs = [c.__name__ for c in getattr(real, name).__mro__]
+        assert mine[:len(theirs) - 3] == theirs[:-3], name   # inbus bases may follow
+    for name in ("RedisError", "ConnectionError", "TimeoutError", "ResponseError",
+                 "DataError", "PubSubError"):
+        assert getattr(redis, name) is getattr(redis.exceptions, name)
+
+
+def test_redis_exceptions_import_under_the_fixture(inbus_redis: Any) -> None:
+    import redis.exceptions as exc
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    assert exc is inbus_redis.exceptions and RedisConnectionError is exc.ConnectionError

@@ -35,23 +35,28 @@ from inbus._pubsub import Message
 from inbus.pubsub import PubSub as NativePubSub
 from inbus.pubsub import PubSubHub, encode
 
+from . import redis_exceptions as exceptions
+from .redis_exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    ConnectionError,  # noqa: A004 - redis-py's name
+    DataError,
+    InvalidResponse,
+    PubSubError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TimeoutError,  # noqa: A004 - redis-py's name
+    WatchError,
+)
+
 __all__ = ["Redis", "StrictRedis", "PubSub", "from_url", "reset", "servers", "Servers",
-           "RedisError", "DataError", "PubSubError"]
+           "exceptions", "AuthenticationError", "BusyLoadingError", "ConnectionError",
+           "DataError", "InvalidResponse", "PubSubError", "ReadOnlyError", "RedisError",
+           "ResponseError", "TimeoutError", "WatchError"]
 
 Handler = Callable[[Message], Any]
 _LOCAL = {"localhost", "127.0.0.1", "::1", "[::1]"}
-
-
-class RedisError(Exception):
-    """Root of the errors this module raises, as ``redis.exceptions.RedisError``."""
-
-
-class DataError(RedisError):
-    """A value that cannot be sent (e.g. a bool), as ``redis.exceptions.DataError``."""
-
-
-class PubSubError(RedisError, _errors.PubSubError):
-    """Pub/sub misuse, as ``redis.exceptions.PubSubError``."""
 
 
 def _enc(value: object) -> bytes:
