@@ -176,6 +176,43 @@ def test_seed_helper_runs_with_the_import_swapped() -> None:
     assert helper.receive(sub, 2) == ["one", "two"]
 
 
+def test_pubsub_ping_reads_as_a_pong_message() -> None:
+    r = redis.Redis()
+    p = r.pubsub(ignore_subscribe_messages=True)
+    p.subscribe("a")
+    assert p.ping() is None and p.ping("hi") is None
+    assert p.get_message(timeout=1) is None            # the subscribe confirmation
+    assert p.get_message(timeout=1) == {"type": "pong", "pattern": None, "channel": None,
+                                        "data": b""}   # not hidden by ignore_subscribe
+    assert p.get_message(timeout=1)["data"] == b"hi"   # type: ignore[index]
+    p.close()
+
+
+def test_handle_message_takes_parse_responses_reply() -> None:
+    r = redis.Redis()
+    got: list[Any] = []
+    p = r.pubsub()
+    p.subscribe("plain", h=got.append)
+    r.publish("plain", "x")
+    r.publish("h", "y")
+    replies = [p.parse_response(block=False, timeout=1) for _ in range(4)]
+    msgs = [p.handle_message(reply) for reply in replies]
+    assert [m and m["type"] for m in msgs] == ["subscribe", "subscribe", "message", None]
+    assert msgs[2] == {"type": "message", "pattern": None, "channel": b"plain", "data": b"x"}
+    assert [m["data"] for m in got] == [b"y"]
+    assert p.handle_message(None) is None
+    p.close()
+
+
+def test_run_in_thread_accepts_redis_pys_cluster_arguments() -> None:
+    p = redis.Redis().pubsub()
+    p.subscribe(a=lambda m: None)
+    t = p.run_in_thread(sleep_time=0.01, daemon=True, pubsub=None, sharded_pubsub=False)
+    t.stop()
+    t.join(5)
+    assert not t.is_alive()
+
+
 def test_exceptions_module_has_redis_pys_tree() -> None:
     real = pytest.importorskip("redis.exceptions")
     for name in redis.exceptions.__all__:
@@ -192,3 +229,18 @@ def test_redis_exceptions_import_under_the_fixture(inbus_redis: Any) -> None:
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     assert exc is inbus_redis.exceptions and RedisConnectionError is exc.ConnectionError
+
+
+def test_subscribe_without_names_fails_on_the_next_read() -> None:
+    p = redis.Redis().pubsub()
+    assert p.connection is None
+    p.subscribe()               # redis-py sends it; Redis's error reply comes later
+    assert p.subscribed and p.connection is not None
+    with pytest.raises(redis.ResponseError,
+                       match="^wrong number of arguments for 'subscribe' command$"):
+        p.get_message(timeout=1)
+    p.psubscribe()
+    with pytest.raises(redis.exceptions.ResponseError, match="'psubscribe' command"):
+        p.parse_response(block=False, timeout=1)
+    p.close()
+    assert p.connection is None
