@@ -244,3 +244,20 @@ def test_subscribe_without_names_fails_on_the_next_read() -> None:
         p.parse_response(block=False, timeout=1)
     p.close()
     assert p.connection is None
+
+
+def test_a_dropped_subscriber_reconnects_and_subscribes_again() -> None:
+    r = redis.Redis()
+    p = r.pubsub()
+    p.subscribe("a", b=lambda m: None)
+    p.psubscribe("p*")
+    assert [p.get_message()["type"] for _ in range(3)] == ["subscribe"] * 2 + ["psubscribe"]  # type: ignore[index]
+    for _ in range(100_001):    # over the pending bound: the "server" drops the client
+        r.publish("a", "x")
+    # redis-py reconnects at the next read and subscribes again (what was pending is lost)
+    assert [p.get_message(timeout=1)["channel"] for _ in range(3)] == [b"a", b"b", b"p*"]  # type: ignore[index]
+    assert r.publish("a", "y") == 1 and p.get_message(timeout=1)["data"] == b"y"  # type: ignore[index]
+    p.close()
+    with pytest.raises(InbusPubSubError):
+        p._conn().close()
+        p._read(0)              # closed by the client: no reconnection

@@ -336,10 +336,28 @@ class PubSub:
     def _read(self, timeout: float | None) -> Message | None:
         """The next message from the subscriber; an error reply is raised."""
         assert self._native is not None
-        msg = self._native.get_message(timeout=timeout)
+        try:
+            msg = self._native.get_message(timeout=timeout)
+        except _errors.SubscriberClosed:
+            if self._native._closed_by_user:
+                raise
+            self._reconnect()
+            msg = self._native.get_message(timeout=timeout)
         if msg is not None and msg["type"] == "error":
             raise ResponseError(msg["data"])
         return msg
+
+    def _reconnect(self) -> None:
+        """The "server" dropped this subscriber (its buffer overflowed): redis-py
+        reconnects and subscribes again (its on_connect); what was pending is lost."""
+        self._native = None
+        self.pending_unsubscribe_channels.clear()
+        self.pending_unsubscribe_patterns.clear()
+        conn = self._conn()
+        if self.channels:
+            conn.subscribe(*map(_enc, self.channels))
+        if self.patterns:
+            conn.psubscribe(*map(_enc, self.patterns))
 
     def _reply(self, msg: Message) -> None:
         """Queue a reply of the "server" on the subscriber's connection, in order."""
