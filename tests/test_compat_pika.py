@@ -158,6 +158,26 @@ def test_spec_and_enums() -> None:
         c.channel().exchange_declare("e", pika.ExchangeType.fanout)
 
 
+def test_spec_methods_and_frames_match_pikas() -> None:
+    real = pytest.importorskip("pika")
+    checked = 0
+    for cname in ("Basic", "Queue", "Exchange", "Confirm"):
+        ours, theirs = getattr(pika.spec, cname), getattr(real.spec, cname)
+        for name in [n for n in dir(ours) if not n.startswith("_")]:
+            for args in ((), ("a",), ("a", 1), ("a", 1, True, "x", "k")):
+                try:
+                    t = getattr(theirs, name)(*args)
+                except Exception:
+                    continue
+                m = getattr(ours, name)(*args)
+                assert (m.NAME, vars(m), repr(m)) == (t.NAME, vars(t), repr(t)), (name, args)
+                checked += 1
+    assert checked > 20
+    f = real.frame.Method(1, real.spec.Queue.DeclareOk("q", 0, 0))
+    g = pika.frame.Method(1, pika.spec.Queue.DeclareOk("q", 0, 0))
+    assert (repr(g), vars(g).keys()) == (repr(f), vars(f).keys())
+
+
 def test_properties_are_copied_on_publish(conn: pika.BlockingConnection) -> None:
     ch = conn.channel()
     ch.queue_declare("q")
@@ -183,6 +203,27 @@ def test_exception_tree_matches_pikas() -> None:
             assert [b.__name__ for b in mine.__mro__] == [b.__name__ for b in cls.__mro__], name
 
 
+def test_exception_str_and_repr_match_pikas() -> None:
+    real = pytest.importorskip("pika.exceptions")
+    ours = pika.exceptions
+    checked = 0
+    for name in dir(real):
+        cls = getattr(real, name)
+        if not (isinstance(cls, type) and issubclass(cls, Exception)
+                and cls.__module__ == real.__name__):
+            continue
+        for args in ((), ("x",), (404, "NOT_FOUND - x"), ([],), (b"q" * 300,)):
+            try:
+                theirs = cls(*args)
+                expected = (str(theirs), repr(theirs))
+            except (TypeError, IndexError):
+                continue
+            mine = getattr(ours, name)(*args)
+            assert (str(mine), repr(mine)) == expected, (name, args)
+            checked += 1
+    assert checked > 50
+
+
 def test_channel_error_closes_channel(conn: pika.BlockingConnection) -> None:
     ch = conn.channel()
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
@@ -195,15 +236,69 @@ def test_channel_error_closes_channel(conn: pika.BlockingConnection) -> None:
         ch.close()
 
 
-def test_async_errors_surface_on_next_sync_call(conn: pika.BlockingConnection) -> None:
+def test_async_errors_surface_on_the_channels_next_call(conn: pika.BlockingConnection) -> None:
     ch = conn.channel()
     ch.basic_ack(42)            # no exception here, as with pika
-    ch.basic_publish("nope", "k", b"lost")   # ignored: the channel is already closing
+    assert ch.is_open           # pika has not read the broker's Channel.Close yet
+    time.sleep(0.05)            # (with RabbitMQ: time for it to arrive)
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
-        ch.queue_declare("", exclusive=True)
+        ch.basic_publish("", "k", b"x")     # pika reads it while flushing any next call
     assert (e.value.reply_code, e.value.reply_text) == (406, "PRECONDITION_FAILED - unknown delivery tag 42")
+    assert ch.is_closed
     with pytest.raises(pika.exceptions.ChannelWrongStateError):
         ch.queue_declare("", exclusive=True)
+    ch = conn.channel()
+    ch.basic_publish("nope", "k", b"lost")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.queue_declare("", exclusive=True)
+    assert e.value.reply_code == 404
+
+
+def test_process_data_events_reads_an_async_error_quietly(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.basic_ack(42)
+    conn.process_data_events(0.1)   # the broker's Channel.Close is read: no exception
+    assert ch.is_closed
+    with pytest.raises(pika.exceptions.ChannelWrongStateError):
+        ch.queue_declare("", exclusive=True)
+    ch2 = conn.channel()
+    ch2.basic_publish("nope", "k", b"lost")
+    conn.sleep(0.1)
+    assert ch2.is_closed
+    with pytest.raises(pika.exceptions.ChannelWrongStateError):
+        ch2.basic_publish("", "k", b"x")
+
+
+def test_async_error_in_a_callback_is_raised_by_start_consuming(
+        conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    ch.basic_publish("", "q", b"x")
+    ch.basic_consume("q", lambda c, m, p, b: c.basic_ack(m.delivery_tag + 10))
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.start_consuming()
+    assert (e.value.reply_code, e.value.reply_text) == (406, "PRECONDITION_FAILED - unknown delivery tag 11")
+    assert ch.is_closed and ch.consumer_tags == []
+    with pytest.raises(pika.exceptions.ChannelWrongStateError):
+        ch.queue_declare("q")
+    ch = conn.channel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+        for method, _p, _b in ch.consume("q", inactivity_timeout=1):
+            ch.basic_ack(method.delivery_tag + 10)
+    assert ch.is_closed and ch.get_waiting_message_count() == 0
+
+
+def test_async_error_is_raised_by_close_and_suppressed_by_connection_close(
+        conn: pika.BlockingConnection) -> None:
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+        with conn.channel() as ch:
+            ch.basic_ack(9)
+    with pytest.raises(pika.exceptions.ChannelWrongStateError):
+        ch.close()
+    ch2 = conn.channel()
+    ch2.basic_ack(9)
+    conn.close()                # pika's close() suppresses its channels' ChannelClosed
+    assert conn.is_closed
 
 
 def test_connection_error(conn: pika.BlockingConnection) -> None:
@@ -217,6 +312,38 @@ def test_connection_error(conn: pika.BlockingConnection) -> None:
         conn.channel()
     with pytest.raises(pika.exceptions.ConnectionWrongStateError):
         conn.close()
+
+
+def test_closed_connection_refuses_use_as_pika_does(conn: pika.BlockingConnection) -> None:
+    conn.close()
+    with pytest.raises(pika.exceptions.ConnectionWrongStateError,
+                       match="^Channel allocation requires an open connection: "
+                             "<SelectConnection CLOSED transport=None params="
+                             "<ConnectionParameters host=localhost port=5672 "
+                             "virtual_host=/ ssl=False>>$"):
+        conn.channel()
+    for call in (lambda: conn.process_data_events(), lambda: conn.process_data_events(1),
+                 lambda: conn.sleep(0.01), lambda: conn.call_later(1, print)):
+        with pytest.raises(ValueError, match="Timeout closed before call"):
+            call()              # pika's I/O loop is closed with the connection
+    with pytest.raises(pika.exceptions.ConnectionWrongStateError):
+        conn.process_data_events(time_limit=None)
+    with pytest.raises(TypeError, match="callback callback must be callable"):
+        pika.BlockingConnection().call_later(1, None)  # type: ignore[arg-type]
+
+
+def test_channel_numbers_as_pika_allocates_them(conn: pika.BlockingConnection) -> None:
+    a, b = conn.channel(), conn.channel()
+    assert (a.channel_number, b.channel_number) == (1, 2)
+    a.close()
+    assert conn.channel().channel_number == 1          # the lowest free number
+    assert conn.channel(7).channel_number == 7
+    assert conn.channel().channel_number == 3
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+        conn.channel(7)
+    assert (e.value.reply_code, e.value.reply_text) == (
+        504, "CHANNEL_ERROR - second 'channel.open' seen")
+    assert conn.is_closed
 
 
 def test_short_string_too_long(conn: pika.BlockingConnection) -> None:
@@ -251,10 +378,28 @@ def test_duplicate_consumer_tag_is_refused_client_side(conn: pika.BlockingConnec
 
 def test_basic_consume_argument_errors(conn: pika.BlockingConnection) -> None:
     ch = conn.channel()
-    with pytest.raises(ValueError):
-        ch.basic_consume("q", "not callable")
+    with pytest.raises(TypeError, match="on_message_callback must be callable, but got"):
+        ch.basic_consume("q", "not callable")       # pika's validators: a TypeError
     with pytest.raises(TypeError):
         ch.basic_consume("q", lambda *a: None, bogus=1)
+
+
+def test_names_pika_requires_must_be_str(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    calls = [lambda: ch.queue_declare(None), lambda: ch.basic_get(None),
+             lambda: ch.queue_bind(None, "amq.direct"), lambda: ch.queue_bind("q", None),
+             lambda: ch.queue_unbind(None, "amq.direct"), lambda: ch.queue_purge(None),
+             lambda: ch.queue_delete(None), lambda: ch.exchange_declare(None),
+             lambda: ch.exchange_bind(None, "amq.direct"),
+             lambda: ch.exchange_bind("amq.direct", None),
+             lambda: ch.basic_consume(None, lambda *a: None),
+             lambda: next(ch.consume(None))]
+    for call in calls:
+        with pytest.raises(TypeError, match="must be a str or unicode str, but got None"):
+            call()
+    with pytest.raises(TypeError, match="queue must be a str or unicode str, but got 5"):
+        ch.queue_declare(5)  # type: ignore[arg-type]
+    assert ch.is_open
 
 
 # --------------------------------------------------------------------------- returns / confirms
@@ -271,6 +416,11 @@ def test_returns_dispatched_by_process_data_events(conn: pika.BlockingConnection
     [(c, m, app_id, body)] = got
     assert c is ch and app_id == "a" and body == b"r"
     assert m == pika.spec.Basic.Return(312, "NO_ROUTE", "amq.direct", "nowhere")
+    seen: list[Any] = []
+    ch.add_on_return_callback(lambda c, m, p, b: seen.append(p))
+    ch.basic_publish("amq.direct", "nowhere", b"r", mandatory=True)
+    conn.process_data_events()
+    assert type(seen[0]) is pika.BasicProperties and seen[0] == pika.BasicProperties()
 
 
 def test_confirms(conn: pika.BlockingConnection) -> None:
@@ -330,8 +480,13 @@ def test_consume_with_other_params_is_refused(conn: pika.BlockingConnection) -> 
     ch = conn.channel()
     ch.queue_declare("q")
     next(ch.consume("q", inactivity_timeout=0.01))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"previous params: \('q', False, False\); "
+                                         r"new params: \('q', True, False\)"):
         next(ch.consume("q", auto_ack=True, inactivity_timeout=0.01))
+    # pika compares (queue, auto_ack, exclusive) only: other arguments resume it
+    ch.basic_publish("", "q", b"x")
+    gen = ch.consume("q", inactivity_timeout=0.5, consumer_tag="other", arguments={"a": 1})
+    assert next(gen)[2] == b"x" and len(ch.consumer_tags) == 1
 
 
 def test_start_and_stop_consuming(conn: pika.BlockingConnection) -> None:
@@ -409,6 +564,7 @@ def test_cancel_callback_on_queue_delete(conn: pika.BlockingConnection) -> None:
     conn.process_data_events()
     [f] = frames
     assert isinstance(f.method, pika.spec.Basic.Cancel) and f.method.consumer_tag == "c1"
+    assert f.method.nowait is True            # as RabbitMQ sends it
     assert ch.consumer_tags == []
 
 
@@ -499,3 +655,51 @@ def test_each_delivery_has_its_own_properties(conn: pika.BlockingConnection) -> 
     ch.basic_publish("x", "", b"m", pika.BasicProperties(headers={"k": 1}))
     conn.process_data_events()
     assert seen == [{"k": 1}, {"k": 1}]
+
+
+def test_headers_go_through_pikas_encoder(conn: pika.BlockingConnection) -> None:
+    import datetime
+    import decimal
+
+    ch = conn.channel()
+    ch.queue_declare("q")
+    headers = {"s": "x", "i": 1, "b": True, "n": None, "by": b"\x00", "l": [1, "a"],
+               "d": {"x": {"y": 1}}, b"bk": 1, "dec": decimal.Decimal("1.50"),
+               "dt": datetime.datetime(2020, 1, 2, 3, 4, 5, 678)}
+    ch.basic_publish("", "q", b"x", pika.BasicProperties(headers=headers))
+    _m, props, _b = ch.basic_get("q", auto_ack=True)
+    utc = datetime.timezone.utc
+    expected = {k: v for k, v in headers.items() if k != b"bk"}
+    expected.update(bk=1, dec=decimal.Decimal("1.5"),
+                    dt=datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=utc))
+    assert props.headers == expected and str(props.headers["dec"]) == "1.5"
+    for bad in ({"f": 1.5}, {"t": (1, 2)}, {"ba": bytearray(b"x")}, {"l": [1.5]}):
+        with pytest.raises(pika.exceptions.UnsupportedAMQPFieldException):
+            ch.basic_publish("", "q", b"x", pika.BasicProperties(headers=bad))
+    with pytest.raises(pika.exceptions.ShortStringTooLong):
+        ch.basic_publish("", "q", b"x", pika.BasicProperties(headers={"k" * 256: 1}))
+    assert ch.is_open and ch.queue_declare("q", passive=True).method.message_count == 0
+
+
+def test_publish_refuses_what_pikas_encoder_refuses(conn: pika.BlockingConnection) -> None:
+    ch = conn.channel()
+    ch.queue_declare("q")
+    for args in (("", "q", bytearray(b"x")), ("", "q", memoryview(b"x")), ("", "q", None),
+                 (None, "q", b"x"), ("", None, b"x")):
+        with pytest.raises(TypeError):      # pika: AttributeError / AssertionError
+            ch.basic_publish(*args)         # type: ignore[arg-type]
+    assert ch.is_open and ch.queue_declare("q", passive=True).method.message_count == 0
+
+
+def test_ssl_options_and_blocked_callbacks_are_accepted() -> None:
+    import ssl
+
+    opts = pika.SSLOptions(ssl.create_default_context(), "broker")
+    params = pika.ConnectionParameters("localhost", ssl_options=opts)
+    assert repr(params).endswith("ssl=True>") and params.ssl_options.server_hostname == "broker"
+    with pytest.raises(TypeError, match="context must be of ssl.SSLContext type"):
+        pika.SSLOptions(None)  # type: ignore[arg-type]
+    conn = pika.BlockingConnection(params)
+    conn.add_on_connection_blocked_callback(lambda c, f: None)
+    conn.add_on_connection_unblocked_callback(lambda c, f: None)
+    conn.close()

@@ -174,3 +174,90 @@ def test_seed_helper_runs_with_the_import_swapped() -> None:
     helper.public("one")
     helper.public("two")
     assert helper.receive(sub, 2) == ["one", "two"]
+
+
+def test_pubsub_ping_reads_as_a_pong_message() -> None:
+    r = redis.Redis()
+    p = r.pubsub(ignore_subscribe_messages=True)
+    p.subscribe("a")
+    assert p.ping() is None and p.ping("hi") is None
+    assert p.get_message(timeout=1) is None            # the subscribe confirmation
+    assert p.get_message(timeout=1) == {"type": "pong", "pattern": None, "channel": None,
+                                        "data": b""}   # not hidden by ignore_subscribe
+    assert p.get_message(timeout=1)["data"] == b"hi"   # type: ignore[index]
+    p.close()
+
+
+def test_handle_message_takes_parse_responses_reply() -> None:
+    r = redis.Redis()
+    got: list[Any] = []
+    p = r.pubsub()
+    p.subscribe("plain", h=got.append)
+    r.publish("plain", "x")
+    r.publish("h", "y")
+    replies = [p.parse_response(block=False, timeout=1) for _ in range(4)]
+    msgs = [p.handle_message(reply) for reply in replies]
+    assert [m and m["type"] for m in msgs] == ["subscribe", "subscribe", "message", None]
+    assert msgs[2] == {"type": "message", "pattern": None, "channel": b"plain", "data": b"x"}
+    assert [m["data"] for m in got] == [b"y"]
+    assert p.handle_message(None) is None
+    p.close()
+
+
+def test_run_in_thread_accepts_redis_pys_cluster_arguments() -> None:
+    p = redis.Redis().pubsub()
+    p.subscribe(a=lambda m: None)
+    t = p.run_in_thread(sleep_time=0.01, daemon=True, pubsub=None, sharded_pubsub=False)
+    t.stop()
+    t.join(5)
+    assert not t.is_alive()
+
+
+def test_exceptions_module_has_redis_pys_tree() -> None:
+    real = pytest.importorskip("redis.exceptions")
+    for name in redis.exceptions.__all__:
+        mine = [c.__name__ for c in getattr(redis.exceptions, name).__mro__]
+        theirs = [c.__name__ for c in getattr(real, name).__mro__]
+        assert mine[:len(theirs) - 3] == theirs[:-3], name   # inbus bases may follow
+    for name in ("RedisError", "ConnectionError", "TimeoutError", "ResponseError",
+                 "DataError", "PubSubError"):
+        assert getattr(redis, name) is getattr(redis.exceptions, name)
+
+
+def test_redis_exceptions_import_under_the_fixture(inbus_redis: Any) -> None:
+    import redis.exceptions as exc
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    assert exc is inbus_redis.exceptions and RedisConnectionError is exc.ConnectionError
+
+
+def test_subscribe_without_names_fails_on_the_next_read() -> None:
+    p = redis.Redis().pubsub()
+    assert p.connection is None
+    p.subscribe()               # redis-py sends it; Redis's error reply comes later
+    assert p.subscribed and p.connection is not None
+    with pytest.raises(redis.ResponseError,
+                       match="^wrong number of arguments for 'subscribe' command$"):
+        p.get_message(timeout=1)
+    p.psubscribe()
+    with pytest.raises(redis.exceptions.ResponseError, match="'psubscribe' command"):
+        p.parse_response(block=False, timeout=1)
+    p.close()
+    assert p.connection is None
+
+
+def test_a_dropped_subscriber_reconnects_and_subscribes_again() -> None:
+    r = redis.Redis()
+    p = r.pubsub()
+    p.subscribe("a", b=lambda m: None)
+    p.psubscribe("p*")
+    assert [p.get_message()["type"] for _ in range(3)] == ["subscribe"] * 2 + ["psubscribe"]  # type: ignore[index]
+    for _ in range(100_001):    # over the pending bound: the "server" drops the client
+        r.publish("a", "x")
+    # redis-py reconnects at the next read and subscribes again (what was pending is lost)
+    assert [p.get_message(timeout=1)["channel"] for _ in range(3)] == [b"a", b"b", b"p*"]  # type: ignore[index]
+    assert r.publish("a", "y") == 1 and p.get_message(timeout=1)["data"] == b"y"  # type: ignore[index]
+    p.close()
+    with pytest.raises(InbusPubSubError):
+        p._conn().close()
+        p._read(0)              # closed by the client: no reconnection

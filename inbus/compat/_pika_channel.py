@@ -4,7 +4,6 @@ theory of operation."""
 
 from __future__ import annotations
 
-import copy
 import time
 import uuid
 import warnings
@@ -18,6 +17,7 @@ from .._message import BasicProperties, Message
 from .._message import ReturnedMessage as _NativeReturned
 from . import pika_exceptions as exceptions
 from ._pika_spec import ExchangeType, Method, ReturnedMessage, spec
+from ._pika_wire import copy_props as _copy_props
 
 if TYPE_CHECKING:
     from .pika import BlockingConnection
@@ -25,11 +25,13 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- helpers
 
 
-def _short(value: Any, what: str) -> str:
-    if value is None:
+def _short(value: Any, what: str, required: bool = False) -> str:
+    """A name or key as pika checks it: a str (None means "" where pika allows it,
+    ``required``: pika's ``require_string``), at most 255 bytes of UTF-8."""
+    if value is None and not required:
         return ""
     if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+        raise TypeError(f"{what} must be a str or unicode str, but got {value!r}")
     if len(value) > 63 and len(value.encode("utf-8")) > 255:
         raise exceptions.ShortStringTooLong(value.encode("utf-8"))
     return value
@@ -44,16 +46,6 @@ def _translate(err: _e.AMQPError) -> exceptions.AMQPError:
 def _deprecated(old: str, new: str) -> None:
     warnings.warn(f"pika 0.x signature {old} is deprecated; use {new}",
                   DeprecationWarning, stacklevel=3)
-
-
-def _copy_props(p: BasicProperties | None) -> BasicProperties | None:
-    """A copy, as a trip through the wire makes one: every publish and every delivery
-    has properties (and headers) of its own."""
-    if p is None:
-        return None
-    if not isinstance(p, BasicProperties):
-        raise TypeError(f"properties must be a BasicProperties, not {type(p).__name__}")
-    return p.copy(headers=copy.deepcopy(p.headers)) if p.headers else p.copy()
 
 
 class _ConsumerInfo:
@@ -105,11 +97,12 @@ class BlockingChannel:
 
     @property
     def is_open(self) -> bool:
-        return self._native.is_open
+        """Until an asynchronous method's error is read, as in pika (see _live)."""
+        return self._live()
 
     @property
     def is_closed(self) -> bool:
-        return not self._native.is_open
+        return not self._live()
 
     @property
     def consumer_tags(self) -> list[str]:
@@ -130,20 +123,47 @@ class BlockingChannel:
 
     # error plumbing ----------------------------------------------------------------------
 
+    def _live(self) -> bool:
+        """Open, or closed by an asynchronous method's error pika has not read yet."""
+        return self._native.is_open or self._pending is not None
+
+    def _take_close(self) -> exceptions.AMQPError | None:
+        """The Channel.Close for an asynchronous method's error is read now (by the next
+        call or pumping): the error, once; pika forgets the channel's consumers."""
+        err, self._pending = self._pending, None
+        if err is not None:
+            self._forget_consumers()
+        return err
+
+    def _forget_consumers(self) -> None:
+        """The broker closed the channel: no consumer or consume() generator is left."""
+        for info in self._consumers.values():
+            info.cancelled = True
+        self._consumers.clear()
+        self._gen = None
+
     def _before_sync(self) -> None:
         """A synchronous method: raise what an earlier asynchronous method caused."""
-        if self._pending is not None:
-            err, self._pending = self._pending, None
+        err = self._take_close()
+        if err is not None:
             raise err
         if not self._native.is_open:
             raise exceptions.ChannelWrongStateError("Channel is closed.")
+
+    def _process_data_events(self, time_limit: float | None) -> None:
+        """Pump the connection; raise this channel's ChannelClosedByBroker if it is
+        read (pika's BlockingChannel._process_data_events)."""
+        self._connection._events(time_limit, self)
 
     def _sync(self, fn: Callable[[], Any]) -> Any:
         self._before_sync()
         try:
             return fn()
         except _e.AMQPError as err:
-            raise _translate(err) from None
+            translated = _translate(err)
+            if isinstance(translated, exceptions.ChannelClosedByBroker):
+                self._forget_consumers()
+            raise translated from None
         except (_e.ChannelClosed, _e.ConnectionClosed):
             raise exceptions.ChannelWrongStateError("Channel is closed.") from None
         except ValueError as err:
@@ -152,10 +172,11 @@ class BlockingChannel:
             raise
 
     def _async(self, fn: Callable[[], Any]) -> None:
-        """An asynchronous method: an error closes the channel and is raised by the next
-        synchronous call, as when the broker's channel.close arrives later."""
-        if self._pending is not None:
-            return
+        """An asynchronous method: an error closes the channel; the channel's next call
+        raises it (pika reads the Channel.Close then), unless pumping read it first."""
+        pending = self._take_close()
+        if pending is not None:
+            raise pending
         if not self._native.is_open:
             raise exceptions.ChannelWrongStateError("Channel is closed.")
         try:
@@ -180,7 +201,7 @@ class BlockingChannel:
         if type is not None:
             _deprecated("exchange_declare(type=...)", "exchange_declare(exchange_type=...)")
             exchange_type = type
-        name = _short(exchange, "exchange")
+        name = _short(exchange, "exchange", required=True)
         xtype = str(getattr(exchange_type, "value", exchange_type))
         self._sync(lambda: self._native.exchange_declare(
             name, xtype, passive, durable, auto_delete, internal, arguments))
@@ -193,7 +214,8 @@ class BlockingChannel:
 
     def exchange_bind(self, destination: str, source: str, routing_key: str = "",
                       arguments: dict[str, Any] | None = None) -> Method:
-        d, s = _short(destination, "destination"), _short(source, "source")
+        d = _short(destination, "destination", required=True)
+        s = _short(source, "source", required=True)
         rk = _short(routing_key, "routing_key")
         self._sync(lambda: self._native.exchange_bind(d, s, rk, arguments))
         return self._ok(spec.Exchange.BindOk())
@@ -212,25 +234,26 @@ class BlockingChannel:
                       exclusive: bool = False, auto_delete: bool = False,
                       arguments: dict[str, Any] | None = None) -> Method:
         """Declare a queue; ``.method.queue .message_count .consumer_count``."""
-        name = _short(queue, "queue")
+        name = _short(queue, "queue", required=True)
         r = self._sync(lambda: self._native.queue_declare(
             name, passive, durable, exclusive, auto_delete, arguments))
         return self._ok(spec.Queue.DeclareOk(r.queue, r.message_count, r.consumer_count))
 
     def queue_delete(self, queue: str = "", if_unused: bool = False,
                      if_empty: bool = False) -> Method:
-        name = _short(queue, "queue")
+        name = _short(queue, "queue", required=True)
         n = self._sync(lambda: self._native.queue_delete(name, if_unused, if_empty))
         return self._ok(spec.Queue.DeleteOk(n))
 
     def queue_purge(self, queue: str = "") -> Method:
-        name = _short(queue, "queue")
+        name = _short(queue, "queue", required=True)
         n = self._sync(lambda: self._native.queue_purge(name))
         return self._ok(spec.Queue.PurgeOk(n))
 
     def queue_bind(self, queue: str, exchange: str, routing_key: str | None = None,
                    arguments: dict[str, Any] | None = None) -> Method:
-        name, x = _short(queue, "queue"), _short(exchange, "exchange")
+        name = _short(queue, "queue", required=True)
+        x = _short(exchange, "exchange", required=True)
         rk = None if routing_key is None else _short(routing_key, "routing_key")
         self._sync(lambda: self._native.queue_bind(name, x, rk, arguments))
         return self._ok(spec.Queue.BindOk())
@@ -238,7 +261,7 @@ class BlockingChannel:
     def queue_unbind(self, queue: str, exchange: str | None = None,
                      routing_key: str | None = None,
                      arguments: dict[str, Any] | None = None) -> Method:
-        name, x = _short(queue, "queue"), _short(exchange, "exchange")
+        name, x = _short(queue, "queue", required=True), _short(exchange, "exchange")
         rk = None if routing_key is None else _short(routing_key, "routing_key")
         self._sync(lambda: self._native.queue_unbind(name, x, rk, arguments))
         return self._ok(spec.Queue.UnbindOk())
@@ -250,10 +273,13 @@ class BlockingChannel:
                       mandatory: bool = False, immediate: bool = False) -> None:
         """Publish. Outside confirm mode errors surface on the next synchronous call; in
         confirm mode a returned message raises UnroutableError, a nack NackError."""
-        x, rk = _short(exchange, "exchange"), _short(routing_key, "routing_key")
-        if not isinstance(body, (str, bytes, bytearray, memoryview)):
+        # pika's encoder fails on what is not a str (exchange, routing_key: an
+        # AssertionError) or str / bytes (body: an AttributeError); here a TypeError.
+        x = _short(exchange, "exchange", required=True)
+        rk = _short(routing_key, "routing_key", required=True)
+        if not isinstance(body, (str, bytes)):
             raise TypeError(f"body must be str or bytes, not {type(body).__name__}")
-        props = _copy_props(properties)
+        props = _copy_props(properties, publish=True)
         if immediate:
             _deprecated("basic_publish(immediate=True)", "no immediate flag (RabbitMQ "
                         "refuses it)")
@@ -288,7 +314,8 @@ class BlockingChannel:
 
     def _returned(self, r: _NativeReturned) -> ReturnedMessage:
         return ReturnedMessage(spec.Basic.Return(r.reply_code, r.reply_text, r.exchange,
-                                                 r.routing_key), r.properties, r.body)
+                                                 r.routing_key),
+                               _copy_props(r.properties) or BasicProperties(), r.body)
 
     def _schedule_return(self, r: _NativeReturned) -> None:
         if self._return_callbacks:
@@ -297,7 +324,7 @@ class BlockingChannel:
     def _on_return(self, r: _NativeReturned) -> None:
         method = spec.Basic.Return(r.reply_code, r.reply_text, r.exchange, r.routing_key)
         for cb in list(self._return_callbacks):
-            cb(self, method, r.properties, r.body)
+            cb(self, method, _copy_props(r.properties) or BasicProperties(), r.body)
 
     def confirm_delivery(self) -> None:
         """Publisher confirms: basic_publish raises UnroutableError / NackError."""
@@ -320,7 +347,7 @@ class BlockingChannel:
         info = self._consumers.pop(tag, None)
         if info is not None:
             info.cancelled = True
-        frame_ = self._ok(spec.Basic.Cancel(tag))
+        frame_ = self._ok(spec.Basic.Cancel(tag, nowait=True))  # as RabbitMQ sends it
         for cb in list(self._cancel_callbacks):
             cb(frame_)
 
@@ -332,7 +359,7 @@ class BlockingChannel:
         if no_ack is not None:
             _deprecated("basic_get(no_ack=...)", "basic_get(auto_ack=...)")
             auto_ack = no_ack
-        name = _short(queue, "queue")
+        name = _short(queue, "queue", required=True)
         m: Message | None = self._sync(lambda: self._native.basic_get(name, auto_ack))
         if m is None:
             return None, None, None
@@ -386,22 +413,23 @@ class BlockingChannel:
                 if k in given:
                     raise TypeError(f"basic_consume() got multiple values for argument {k!r}")
                 given[k] = v
-            queue = given.get("queue")
+            if "queue" not in given:
+                raise TypeError("basic_consume() missing required argument 'queue'")
+            queue = given["queue"]
             callback = given.get("on_message_callback")
             auto_ack = bool(given.get("auto_ack", False))
             legacy = given
-        if queue is None:
-            raise TypeError("basic_consume() missing required argument 'queue'")
+        queue = _short(queue, "queue", required=True)
         if not callable(callback):
-            raise ValueError("callback on_message_callback must be callable; got "
-                             f"{callback!r}")
+            raise TypeError("callback on_message_callback must be callable, but got "
+                            f"{callback!r}")
         return self._consume(queue, callback, auto_ack, bool(legacy.get("exclusive", False)),
                              legacy.get("consumer_tag"), legacy.get("arguments"))
 
     def _consume(self, queue: str, callback: Callable[..., Any], auto_ack: bool,
                  exclusive: bool, consumer_tag: str | None,
                  arguments: dict[str, Any] | None) -> str:
-        name = _short(queue, "queue")
+        name = _short(queue, "queue", required=True)
         self._before_sync()
         if consumer_tag:
             tag = _short(consumer_tag, "consumer_tag")
@@ -439,11 +467,15 @@ class BlockingChannel:
         if info is None:
             return []
         info.cancelled = True
+        err = self._take_close()
+        if err is not None:
+            raise err
         pending = self._take_undispatched(consumer_tag) if info.auto_ack else []
         if self._native.is_open:
             self._sync(lambda: self._native.basic_cancel(consumer_tag))
         return [(spec.Basic.Deliver(m.consumer_tag, m.delivery_tag, m.redelivered,
-                                    m.exchange, m.routing_key), m.properties, m.body)
+                                    m.exchange, m.routing_key), _copy_props(m.properties),
+                 m.body)
                 for m in pending]
 
     def _take_undispatched(self, tag: str) -> list[Message]:
@@ -466,8 +498,8 @@ class BlockingChannel:
     def start_consuming(self) -> None:
         """Dispatch deliveries until every consumer is cancelled (``stop_consuming``)."""
         self._before_sync()
-        while self._consumers and self._native.is_open:
-            self._connection.process_data_events(time_limit=None)
+        while self._consumers and self._live():
+            self._process_data_events(None)    # raises what closed the channel
 
     def stop_consuming(self, consumer_tag: str | None = None) -> None:
         """Cancel one consumer, or all of them (which ends ``start_consuming``)."""
@@ -484,7 +516,7 @@ class BlockingChannel:
         """Yield ``(method, properties, body)`` per message, ``(None, None, None)`` after
         ``inactivity_timeout`` seconds without one; ends when the consumer is cancelled
         (``cancel()`` or by the broker)."""
-        params = (queue, auto_ack, exclusive, arguments, consumer_tag)
+        params = (queue, auto_ack, exclusive)   # what pika compares
         gen = self._gen
         if gen is None:
             gen = _Generator(params, auto_ack)
@@ -497,24 +529,25 @@ class BlockingChannel:
             self._gen = gen
         elif gen.params != params:
             raise ValueError("Consume with different params not allowed on existing queue "
-                             "consumer generator")
+                             f"consumer generator; previous params: {gen.params!r}; "
+                             f"new params: {params!r}")
         while True:
             if gen.pending:
                 yield gen.pending.popleft()
                 continue
-            if self._gen is not gen or gen.tag not in self._consumers or self.is_closed:
+            if self._gen is not gen or gen.tag not in self._consumers or not self._live():
                 return
             deadline = None if inactivity_timeout is None \
                 else time.monotonic() + inactivity_timeout
             while not gen.pending and self._gen is gen and gen.tag in self._consumers \
-                    and self.is_open:
+                    and self._live():
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
-                self._connection.process_data_events(time_limit=left)
+                self._process_data_events(left)   # raises if the broker closed the channel
             if gen.pending:
                 continue
-            if self._gen is not gen or gen.tag not in self._consumers or self.is_closed:
+            if self._gen is not gen or gen.tag not in self._consumers or not self._live():
                 return                      # cancelled (by cancel() or by the broker)
             if deadline is not None:
                 yield None, None, None
@@ -541,7 +574,11 @@ class BlockingChannel:
     # closing ---------------------------------------------------------------------------
 
     def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None:
-        """Cancel the consumers and close the channel (unacked messages are requeued)."""
+        """Cancel the consumers and close the channel (unacked messages are requeued);
+        raise an asynchronous method's error not read yet, as pika does."""
+        err = self._take_close()
+        if err is not None:
+            raise err
         if self._native.is_closed:
             raise exceptions.ChannelWrongStateError("Channel is closed.")
         self._cancel_all_consumers()

@@ -4,12 +4,20 @@ parameters that :mod:`inbus.compat.pika` re-exports. Plain data; no bus involved
 from __future__ import annotations
 
 import enum
+import ssl
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from .._message import BasicProperties
 
 # --------------------------------------------------------------------------- spec
+
+
+def _pika_repr(name: str, fields: dict[str, Any]) -> str:
+    """pika's AMQPObject repr: ``<Basic.GetOk(['delivery_tag=1', ...])>``, the fields
+    sorted, those that are None left out."""
+    items = sorted(f"{k}={v}" for k, v in fields.items() if v is not None)
+    return f"<{name}({items})>" if items else f"<{name}>"
 
 
 class _Method:
@@ -32,8 +40,7 @@ class _Method:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._fields)
-        return f"<{self.NAME}([{inner}])>"
+        return _pika_repr(self.NAME, vars(self))
 
 
 def _method(name: str, *fields: str, **defaults: Any) -> type[_Method]:
@@ -52,7 +59,7 @@ class _Basic:
                       "exchange", "routing_key", redelivered=False, delivery_tag=None)
     GetOk = _method("Basic.GetOk", "delivery_tag", "redelivered", "exchange",
                     "routing_key", "message_count", redelivered=False)
-    GetEmpty = _method("Basic.GetEmpty", "cluster_id")
+    GetEmpty = _method("Basic.GetEmpty", "cluster_id", cluster_id="")
     Return = _method("Basic.Return", "reply_code", "reply_text", "exchange", "routing_key",
                      reply_text="")
     ConsumeOk = _method("Basic.ConsumeOk", "consumer_tag")
@@ -99,14 +106,13 @@ class spec:  # noqa: N801 - mirrors the module name ``pika.spec``
 class Method:
     """``pika.frame.Method``: what synchronous channel methods return."""
 
-    frame_type = 1
-
     def __init__(self, channel_number: int, method: _Method) -> None:
+        self.frame_type = 1
         self.channel_number = channel_number
         self.method = method
 
     def __repr__(self) -> str:
-        return f"<METHOD(['channel_number={self.channel_number}', 'method={self.method!r}'])>"
+        return _pika_repr("METHOD", vars(self))
 
 
 class frame:  # noqa: N801 - mirrors the module name ``pika.frame``
@@ -183,7 +189,21 @@ class ConnectionParameters:
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} host={self.host} port={self.port} "
-                f"virtual_host={self.virtual_host}>")
+                f"virtual_host={self.virtual_host} "
+                f"ssl={bool(getattr(self, 'ssl_options', None))}>")
+
+
+class SSLOptions:
+    """pika's SSLOptions (``ssl_options=`` of ConnectionParameters): kept, unused, since
+    nothing goes over a socket."""
+
+    __slots__ = ("context", "server_hostname")
+
+    def __init__(self, context: ssl.SSLContext, server_hostname: str | None = None) -> None:
+        if not isinstance(context, ssl.SSLContext):
+            raise TypeError(f"context must be of ssl.SSLContext type, but got {context!r}")
+        self.context = context
+        self.server_hostname = server_hostname
 
 
 class URLParameters(ConnectionParameters):

@@ -57,6 +57,7 @@ from ._pika_spec import (
     DeliveryMode,
     ExchangeType,
     PlainCredentials,
+    SSLOptions,
     URLParameters,
     frame,
     spec,
@@ -70,6 +71,7 @@ __all__ = [
     "DeliveryMode",
     "ExchangeType",
     "PlainCredentials",
+    "SSLOptions",
     "URLParameters",
     "exceptions",
     "frame",
@@ -134,6 +136,7 @@ class BlockingConnection:
         self._timers: dict[int, tuple[float, Callable[[], Any]]] = {}
         self._next_timer = 1
         self._closed_by_client = False
+        self._blocked_callbacks: list[Callable[..., Any]] = []
 
     # state ---------------------------------------------------------------------------
 
@@ -159,14 +162,24 @@ class BlockingConnection:
     # channels --------------------------------------------------------------------------
 
     def channel(self, channel_number: int | None = None) -> BlockingChannel:
-        """Open a channel."""
-        self._check_open()
+        """Open a channel. As pika, the lowest channel number not in use is taken;
+        asking for a number in use is RabbitMQ's connection error 504."""
+        if not self._native.is_open:
+            raise exceptions.ConnectionWrongStateError(
+                "Channel allocation requires an open connection: <SelectConnection CLOSED "
+                f"transport=None params={self._params!r}>")
+        self._channels = [c for c in self._channels if c._live()]
+        used = {c.channel_number for c in self._channels}
+        if channel_number in used:
+            self._native.close()
+            raise exceptions.ConnectionClosedByBroker(
+                504, "CHANNEL_ERROR - second 'channel.open' seen")
+        n = channel_number or next(i for i in range(1, len(used) + 2) if i not in used)
         try:
-            native = self._native.channel(channel_number, background=False)
+            native = self._native.channel(n, background=False)
         except _e.ConnectionClosed:
             raise exceptions.ConnectionWrongStateError("BlockingConnection is closed") from None
         ch = BlockingChannel(self, native)
-        self._channels = [c for c in self._channels if c.is_open]
         self._channels.append(ch)
         return ch
 
@@ -177,6 +190,7 @@ class BlockingConnection:
                 f"BlockingConnection.close({reply_code}, {reply_text!r}) called on closed "
                 "connection.")
         for ch in list(self._channels):
+            ch._take_close()        # pika's close() logs and suppresses ChannelClosed
             if ch.is_open:
                 ch._cancel_all_consumers()
         self._closed_by_client = True
@@ -224,23 +238,59 @@ class BlockingConnection:
     def process_data_events(self, time_limit: float | None = 0) -> None:
         """Dispatch pending callbacks (consumers, returns, cancels, threadsafe callbacks,
         timers). ``time_limit=0`` returns at once; a positive limit waits up to that long
-        and returns once something was dispatched; ``None`` waits until something was."""
-        self._check_open()
+        and returns once something was dispatched; ``None`` waits until something was.
+        On a closed connection, as pika's: ``ValueError("Timeout closed before call")``
+        with a time limit (pika's I/O loop is closed), ConnectionWrongStateError without.
+
+        A channel that an earlier asynchronous method's error closed (basic_ack of an
+        unknown tag, basic_publish to a missing exchange) is closed quietly here, as
+        when pika reads the broker's Channel.Close during process_data_events: that
+        channel's next call raises ChannelWrongStateError."""
+        self._events(time_limit, None)
+
+    def _events(self, time_limit: float | None, channel: BlockingChannel | None) -> None:
+        """process_data_events; the broker's closes for earlier asynchronous errors
+        "arrive" now and end the wait; ``channel``'s own is raised (pika's
+        BlockingChannel._process_data_events)."""
+        arrived = [c for c in self._channels if c._pending is not None]
+        for c in arrived:
+            if isinstance(c._pending, exceptions.ConnectionClosedByBroker):
+                err = c._take_close()
+                for other in arrived:
+                    other._take_close()
+                assert err is not None
+                raise err
+        if not self._native.is_open:
+            self._check_closed_loop(time_limit)
+        if arrived:
+            time_limit = 0
         deadline = None if time_limit is None else time.monotonic() + time_limit
         while True:
             left = 0.01 if deadline is None else deadline - time.monotonic()
             if self._pump(left) or left <= 0 or not self._native.is_open:
-                return
+                break
+        for c in arrived:
+            err = c._take_close()
+            if c is channel and err is not None:
+                raise err
+
+    def _check_closed_loop(self, time_limit: float | None) -> None:
+        """What pika raises on a closed connection where it needs its (closed) I/O loop
+        for a timer."""
+        if time_limit is None:
+            raise exceptions.ConnectionWrongStateError()
+        raise ValueError("Timeout closed before call")
 
     def sleep(self, duration: float) -> None:
         """Process events for ``duration`` seconds."""
-        self._check_open()
+        if not self._native.is_open:
+            self._check_closed_loop(duration)
         deadline = time.monotonic() + duration
         while self._native.is_open:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            self._pump(left)
+            self._events(left, None)
 
     def add_callback_threadsafe(self, callback: Callable[[], Any]) -> None:
         """Run ``callback()`` in the thread that processes this connection's events
@@ -256,11 +306,25 @@ class BlockingConnection:
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> int:
         """Run ``callback()`` after ``delay`` seconds, from process_data_events."""
-        self._check_open()
+        if not callable(callback):
+            raise TypeError(f"callback callback must be callable, but got {callback!r}")
+        if not self._native.is_open:
+            self._check_closed_loop(delay)
         tid = self._next_timer
         self._next_timer += 1
         self._timers[tid] = (time.monotonic() + delay, callback)
         return tid
+
+    def add_on_connection_blocked_callback(
+            self, callback: Callable[[BlockingConnection, Any], Any]) -> None:
+        """Accepted and kept; never called: an in-process bus has no resource alarm
+        that blocks publishers (RabbitMQ's ``Connection.Blocked``)."""
+        self._blocked_callbacks.append(callback)
+
+    def add_on_connection_unblocked_callback(
+            self, callback: Callable[[BlockingConnection, Any], Any]) -> None:
+        """Accepted and kept; never called (see add_on_connection_blocked_callback)."""
+        self._blocked_callbacks.append(callback)
 
     def remove_timeout(self, timeout_id: int) -> None:
         self._timers.pop(timeout_id, None)

@@ -75,7 +75,10 @@ class AMQPError(Exception):
 
 
 class AMQPConnectionError(AMQPError):
-    pass
+    def __repr__(self) -> str:
+        if len(self.args) == 2:
+            return f"{type(self).__name__}: ({self.args[0]}) {self.args[1]}"
+        return f"{type(self).__name__}: {self.args}"
 
 
 class ConnectionOpenAborted(AMQPConnectionError):
@@ -87,27 +90,41 @@ class StreamLostError(AMQPConnectionError):
 
 
 class IncompatibleProtocolError(AMQPConnectionError):
-    pass
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}: The protocol returned by the server is not "
+                f"supported: {self.args}")
 
 
 class AuthenticationError(AMQPConnectionError):
-    pass
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}: Server and client could not negotiate use of the "
+                f"{self.args[0]} authentication mechanism")
 
 
 class ProbableAuthenticationError(AMQPConnectionError):
-    pass
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}: Client was disconnected at a connection stage "
+                f"indicating a probable authentication error: {self.args}")
 
 
 class ProbableAccessDeniedError(AMQPConnectionError):
-    pass
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}: Client was disconnected at a connection stage "
+                "indicating a probable denial of access to the specified virtual host: "
+                f"{self.args}")
 
 
 class NoFreeChannels(AMQPConnectionError):
-    pass
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}: The connection has run out of free channels"
 
 
 class ConnectionWrongStateError(AMQPConnectionError):
-    pass
+    def __repr__(self) -> str:
+        if self.args:
+            return super().__repr__()
+        return (f"{type(self).__name__}: The connection is in wrong state for the "
+                "requested operation.")
 
 
 class ConnectionBlockedTimeout(AMQPConnectionError):
@@ -145,7 +162,8 @@ class ConnectionClosedByClient(ConnectionClosed):
 
 
 class AMQPChannelError(AMQPError):
-    pass
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}: {self.args!r}"
 
 
 class ChannelWrongStateError(AMQPChannelError):
@@ -184,14 +202,15 @@ class DuplicateConsumerTag(AMQPChannelError):
 
 
 class ConsumerCancelled(AMQPChannelError):
-    pass
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}: Server cancelled consumer"
 
 
 class UnroutableError(AMQPChannelError):
     """Confirm mode: the broker returned published message(s) (``.messages``)."""
 
     def __init__(self, messages: list[Any]) -> None:
-        super().__init__(f"{len(messages)} Unroutable message(s) returned")
+        super().__init__(f"{len(messages)} unroutable message(s) returned")
         self.messages = messages
 
     def __repr__(self) -> str:
@@ -210,35 +229,45 @@ class NackError(AMQPChannelError):
 
 
 class InvalidChannelNumber(AMQPError):
-    pass
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}: An invalid channel number has been specified: {self.args[0]}"
 
 
 class ProtocolSyntaxError(AMQPError):
-    pass
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}: An unspecified protocol syntax error occurred"
 
 
 class UnexpectedFrameError(ProtocolSyntaxError):
-    pass
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}: Received a frame out of sequence: {self.args[0]!r}"
 
 
 class ProtocolVersionMismatch(ProtocolSyntaxError):
-    pass
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}: Protocol versions did not match: "
+                f"{self.args[0]!r} vs {self.args[1]!r}")
 
 
 class BodyTooLongError(ProtocolSyntaxError):
-    pass
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}: Received too many bytes for a message delivery: "
+                f"Received {self.args[0]}, expected {self.args[1]}")
 
 
 class InvalidFrameError(ProtocolSyntaxError):
-    pass
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}: Invalid frame received: {self.args[0]!r}"
 
 
 class InvalidFieldTypeException(ProtocolSyntaxError):
-    pass
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}: Unsupported field kind {self.args[0]}"
 
 
 class UnsupportedAMQPFieldException(ProtocolSyntaxError):
-    pass
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}: Unsupported field kind {type(self.args[1])}"
 
 
 class MethodNotImplemented(AMQPError):
@@ -246,7 +275,8 @@ class MethodNotImplemented(AMQPError):
 
 
 class ChannelError(Exception):
-    pass
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}: An unspecified error occurred with the Channel"
 
 
 class ReentrancyError(Exception):
@@ -255,8 +285,10 @@ class ReentrancyError(Exception):
 
 class ShortStringTooLong(AMQPError):
     def __repr__(self) -> str:
-        return f"{type(self).__name__}: AMQP Short String can contain up to 255 bytes: {self.args[0]!r}"
+        return f"{type(self).__name__}: AMQP Short String can contain up to 255 bytes: {self.args[0]!s:.300}"
 
 
 class DuplicateGetOkCallback(ChannelError):
-    pass
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}: basic_get can only be called again after the "
+                "callback for the previous basic_get is executed")

@@ -35,23 +35,28 @@ from inbus._pubsub import Message
 from inbus.pubsub import PubSub as NativePubSub
 from inbus.pubsub import PubSubHub, encode
 
+from . import redis_exceptions as exceptions
+from .redis_exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    ConnectionError,  # noqa: A004 - redis-py's name
+    DataError,
+    InvalidResponse,
+    PubSubError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TimeoutError,  # noqa: A004 - redis-py's name
+    WatchError,
+)
+
 __all__ = ["Redis", "StrictRedis", "PubSub", "from_url", "reset", "servers", "Servers",
-           "RedisError", "DataError", "PubSubError"]
+           "exceptions", "AuthenticationError", "BusyLoadingError", "ConnectionError",
+           "DataError", "InvalidResponse", "PubSubError", "ReadOnlyError", "RedisError",
+           "ResponseError", "TimeoutError", "WatchError"]
 
 Handler = Callable[[Message], Any]
 _LOCAL = {"localhost", "127.0.0.1", "::1", "[::1]"}
-
-
-class RedisError(Exception):
-    """Root of the errors this module raises, as ``redis.exceptions.RedisError``."""
-
-
-class DataError(RedisError):
-    """A value that cannot be sent (e.g. a bool), as ``redis.exceptions.DataError``."""
-
-
-class PubSubError(RedisError, _errors.PubSubError):
-    """Pub/sub misuse, as ``redis.exceptions.PubSubError``."""
 
 
 def _enc(value: object) -> bytes:
@@ -231,6 +236,12 @@ class PubSub:
         self.reset()
 
     @property
+    def connection(self) -> NativePubSub | None:
+        """None until the first command and after close()/reset(), as redis-py's
+        (here the native subscriber standing for the connection)."""
+        return self._native
+
+    @property
     def subscribed(self) -> bool:
         """What redis-py believes: set by (p)subscribe, cleared when all are confirmed gone."""
         return self.subscribed_event.is_set()
@@ -260,10 +271,15 @@ class PubSub:
     def _sub(self, new: dict[Any, Handler | None], *, pattern: bool) -> None:
         conn = self._conn()
         names = [_enc(k) for k in new]
-        try:
-            (conn.psubscribe if pattern else conn.subscribe)(*names)
-        except TypeError as exc:
-            raise RedisError(f"wrong number of arguments: {exc}") from None
+        if not names:
+            # redis-py sends the command anyway; Redis's error reply is read (and raised)
+            # by the next read, and redis-py believes it is subscribed meanwhile.
+            self._reply({"type": "error", "pattern": None, "channel": None,
+                         "data": "wrong number of arguments for "
+                                 f"'{'psubscribe' if pattern else 'subscribe'}' command"})
+            self.subscribed_event.set()
+            return
+        (conn.psubscribe if pattern else conn.subscribe)(*names)
         normal = {self._key(k): h for k, h in new.items()}
         (self.patterns if pattern else self.channels).update(normal)
         self.subscribed_event.set()
@@ -293,12 +309,14 @@ class PubSub:
         if self._native is None:
             raise RuntimeError("pubsub connection not set: "
                                "did you forget to call subscribe() or psubscribe()?")
-        msg = self._native.get_message(timeout=None if block else timeout)
+        msg = self._read(None if block else timeout)
         if msg is None:
             return None
         kind: Any = msg["type"].encode() if not self._decode else msg["type"]
         if msg["type"] == "pmessage":
             return [kind, msg["pattern"], msg["channel"], msg["data"]]
+        if msg["type"] == "pong":
+            return [kind, msg["data"]]
         return [kind, msg["channel"], msg["data"]]
 
     def get_message(self, ignore_subscribe_messages: bool = False,
@@ -310,15 +328,63 @@ class PubSub:
                 return None
             if timeout is not None:
                 timeout = max(0.0, timeout - (time.monotonic() - start))
-        assert self._native is not None
-        msg = self._native.get_message(timeout=timeout)
+        msg = self._read(timeout)
         if msg is None:
             return None
         return self.handle_message(msg, ignore_subscribe_messages)
 
-    def handle_message(self, message: Message,
+    def _read(self, timeout: float | None) -> Message | None:
+        """The next message from the subscriber; an error reply is raised."""
+        assert self._native is not None
+        try:
+            msg = self._native.get_message(timeout=timeout)
+        except _errors.SubscriberClosed:
+            if self._native._closed_by_user:
+                raise
+            self._reconnect()
+            msg = self._native.get_message(timeout=timeout)
+        if msg is not None and msg["type"] == "error":
+            raise ResponseError(msg["data"])
+        return msg
+
+    def _reconnect(self) -> None:
+        """The "server" dropped this subscriber (its buffer overflowed): redis-py
+        reconnects and subscribes again (its on_connect); what was pending is lost."""
+        self._native = None
+        self.pending_unsubscribe_channels.clear()
+        self.pending_unsubscribe_patterns.clear()
+        conn = self._conn()
+        if self.channels:
+            conn.subscribe(*map(_enc, self.channels))
+        if self.patterns:
+            conn.psubscribe(*map(_enc, self.patterns))
+
+    def _reply(self, msg: Message) -> None:
+        """Queue a reply of the "server" on the subscriber's connection, in order."""
+        conn = self._conn()
+        with self._hub._lock:
+            if conn._closed is not None:
+                raise _errors.SubscriberClosed(conn._closed)
+            conn._queue.append(msg)
+            if conn._waiting:
+                conn._wake()
+
+    def ping(self, message: Any = None) -> None:
+        """PING on the subscriber's connection: the reply is read as a message
+        ``{"type": "pong", "pattern": None, "channel": None, "data": b""}`` (``data``:
+        the message given, if any), which ``ignore_subscribe_messages`` does not hide."""
+        data = b"" if message is None else _enc(message)
+        self._reply({"type": "pong", "pattern": None, "channel": None, "data": data})
+
+    def handle_message(self, message: Message | list[Any] | None,
                        ignore_subscribe_messages: bool = False) -> Message | None:
-        """redis-py's bookkeeping for one message: pending unsubscribes, handlers, ignore."""
+        """redis-py's bookkeeping for one message: pending unsubscribes, handlers, ignore.
+        ``message`` is a message dict or, as redis-py takes it, a raw reply from
+        :meth:`parse_response` (None gives None)."""
+        if message is None:
+            return None
+        if isinstance(message, list):
+            message = self._from_reply(message)
         kind = message["type"]
         if kind in self.UNSUBSCRIBE_MESSAGE_TYPES:
             name = message["channel"]
@@ -337,15 +403,23 @@ class PubSub:
             if handler:
                 handler(message)
                 return None
-        elif ignore_subscribe_messages or self.ignore_subscribe_messages:
+        elif kind != "pong" and (ignore_subscribe_messages or self.ignore_subscribe_messages):
             return None
         return message
+
+    def _from_reply(self, reply: list[Any]) -> Message:
+        """A raw reply (``[b"message", b"chan", b"data"]``...) as a message dict."""
+        kind = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        if kind == "pmessage":
+            return {"type": kind, "pattern": reply[1], "channel": reply[2], "data": reply[3]}
+        if kind == "pong":
+            return {"type": kind, "pattern": None, "channel": None, "data": reply[1]}
+        return {"type": kind, "pattern": None, "channel": reply[1], "data": reply[2]}
 
     def listen(self) -> Iterator[Message]:
         """Yield messages while subscribed (blocking)."""
         while self.subscribed:
-            assert self._native is not None
-            msg = self._native.get_message(timeout=None)
+            msg = self._read(None)
             if msg is not None:
                 out = self.handle_message(msg)
                 if out is not None:
@@ -353,8 +427,11 @@ class PubSub:
 
     def run_in_thread(self, sleep_time: float = 0.0, daemon: bool = False,
                       exception_handler: Callable[..., Any] | None = None,
+                      pubsub: Any = None, sharded_pubsub: bool = False,
                       ) -> PubSubWorkerThread:
-        """Dispatch to handlers in a new thread; every subscription needs a handler."""
+        """Dispatch to handlers in a new thread; every subscription needs a handler.
+        (``pubsub`` and ``sharded_pubsub`` are redis-py's cluster options: accepted,
+        unused.)"""
         for name, handler in self.channels.items():
             if handler is None:
                 raise PubSubError(f"Channel: '{name}' has no handler registered")

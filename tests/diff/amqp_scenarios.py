@@ -1044,6 +1044,92 @@ def ack_unknown_tag(pika: ModuleType, params: Any, ns: str) -> list[Any]:
         return out
 
 
+# pika: the broker's Channel.Close for an asynchronous method's error (an unknown tag) is
+# read by the channel's next call, whatever it is: a basic_publish raises it; after it,
+# the channel refuses use with ChannelWrongStateError.
+@scenario(
+    "get_ack",
+    expect=[e406("unknown delivery tag 99"), True, "ChannelWrongStateError"],
+)
+def ack_unknown_tag_raised_by_next_publish(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        ch = s.ch
+        ch.basic_ack(99)
+        time.sleep(0.05)                # (RabbitMQ: time for its Channel.Close to arrive)
+        out: list[Any] = [s.ok(lambda c: c.basic_publish("", q, b"x"))]
+        out.append(ch.is_closed)
+        try:
+            ch.queue_declare(q, passive=True)
+            out.append("no error")
+        except pika.exceptions.ChannelWrongStateError as e:
+            out.append(type(e).__name__)
+        return out
+
+
+# pika: process_data_events reads the broker's Channel.Close for an asynchronous error
+# quietly (no exception); the channel is closed and its next call is ChannelWrongStateError.
+@scenario("get_ack", expect=[OK, True, "ChannelWrongStateError", True])
+def ack_unknown_tag_read_by_process_data_events(
+        pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        ch = s.ch
+        ch.basic_ack(99)
+        out: list[Any] = [s.ok(lambda c: s.conn.process_data_events(time_limit=0.3))]
+        out.append(ch.is_closed)
+        try:
+            ch.basic_publish("", s.n("q"), b"x")
+            out.append("no error")
+        except pika.exceptions.ChannelWrongStateError as e:
+            out.append(type(e).__name__)
+        out.append(s.conn.is_open)
+        s.reopen()
+        return out
+
+
+# pika: an unknown tag acked by a consumer callback closes the channel; start_consuming
+# raises the ChannelClosedByBroker and forgets the channel's consumers.
+@scenario("consume", expect=[e406("unknown delivery tag 11"), [], True])
+def ack_unknown_tag_in_callback_raised_by_start_consuming(
+        pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        ch = s.ch
+        ch.basic_publish("", q, b"x")
+        ch.basic_consume(q, lambda c, m, p, b: c.basic_ack(m.delivery_tag + 10))
+        out: list[Any] = [s.ok(lambda c: c.start_consuming())]
+        out.append(ch.consumer_tags)
+        out.append(ch.is_closed)
+        return out
+
+
+# pika encodes header values on publish and decodes them on delivery: a Decimal comes
+# back normalised, a datetime as an aware UTC datetime in whole seconds; a float is
+# refused by pika's encoder (UnsupportedAMQPFieldException) before anything is sent.
+@scenario("body_props", expect=["UnsupportedAMQPFieldException", (
+    b"x", "1.5", "2020-01-02T03:04:05+00:00", 2**40, b"\x00", [1, "a", None])])
+def headers_through_pikas_encoder(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    import datetime
+    import decimal
+
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        out: list[Any] = []
+        try:
+            s.ch.basic_publish("", q, b"f", pika.BasicProperties(headers={"f": 1.5}))
+            out.append("no error")
+        except pika.exceptions.UnsupportedAMQPFieldException as e:
+            out.append(type(e).__name__)
+        dt = datetime.datetime(2020, 1, 2, 3, 4, 5, 678)
+        s.ch.basic_publish("", q, b"x", pika.BasicProperties(headers={
+            "dec": decimal.Decimal("1.50"), "dt": dt, "big": 2**40, "by": b"\x00",
+            "l": [1, "a", None]}))
+        m, p, body = s.get_wait(q)
+        h = p.headers
+        out.append((body, str(h["dec"]), h["dt"].isoformat(), h["big"], h["by"], h["l"]))
+        return out
+
+
 # RabbitMQ: a double ack is 406 unknown delivery tag; so is acking a tag of an auto-ack
 # get; and acking on another channel.
 @scenario(
