@@ -187,9 +187,12 @@ if pytest is not None:
         mod = importlib.import_module(replacement)
         saved = {k: v for k, v in sys.modules.items() if k == name or k.startswith(name + ".")}
         sys.modules[name] = mod
+        subs = dict(getattr(mod, "_SUBMODULES", {}))  # (pika.spec, pika.adapters...)
         exc = getattr(mod, "exceptions", None)
         if exc is not None:
-            sys.modules[name + ".exceptions"] = exc
+            subs.setdefault("exceptions", exc)
+        for sub, obj in subs.items():
+            sys.modules[f"{name}.{sub}"] = obj
         try:
             yield mod
         finally:

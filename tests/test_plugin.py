@@ -53,9 +53,41 @@ def test_inbus_pika_patches_the_module(inbus_pika: Any) -> None:
     assert queue_counts(bus, "work") == (3, 0)
 
 
+def test_inbus_pika_gives_the_submodules_code_imports_from(inbus_pika: Any) -> None:
+    """Application code imports names from pika's submodules too; under the fixture each
+    such import gives inbus's look-alike (it used to fail for all but pika.exceptions)."""
+    import pika.adapters.blocking_connection
+    import pika.spec
+    from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+    from pika.connection import ConnectionParameters, URLParameters
+    from pika.credentials import PlainCredentials
+    from pika.delivery_mode import DeliveryMode
+    from pika.exceptions import ChannelClosedByBroker
+    from pika.exchange_type import ExchangeType
+    from pika.frame import Method
+    from pika.spec import Basic, BasicProperties
+
+    assert pika.spec.BasicProperties is BasicProperties is inbus_pika.BasicProperties
+    assert pika.adapters.blocking_connection.BlockingChannel is BlockingChannel
+    assert BlockingConnection is inbus_pika.BlockingConnection
+    assert ExchangeType.topic.value == "topic" and DeliveryMode.Persistent.value == 2
+    assert ConnectionParameters is inbus_pika.ConnectionParameters
+    assert URLParameters and PlainCredentials and Method and Basic.Deliver
+    assert ChannelClosedByBroker is inbus_pika.exceptions.ChannelClosedByBroker
+    conn = BlockingConnection(ConnectionParameters(
+        credentials=PlainCredentials("guest", "guest")))
+    ch = conn.channel()
+    assert isinstance(ch, BlockingChannel)
+    ch.exchange_declare("logs", ExchangeType.fanout)
+    conn.close()
+
+
 def test_inbus_pika_is_undone_after_the_test() -> None:
     mod = sys.modules.get("pika")
     assert mod is None or not mod.__name__.startswith("inbus")
+    for name in ("pika.spec", "pika.adapters", "pika.adapters.blocking_connection"):
+        sub = sys.modules.get(name)  # absent, or the real pika's (a file)
+        assert sub is None or getattr(sub, "__file__", None), name
 
 
 def test_inbus_redis_patches_the_module(inbus_redis: Any) -> None:

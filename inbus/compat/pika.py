@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -357,3 +358,29 @@ class BlockingConnection:
         return f"<BlockingConnection {'OPEN' if self.is_open else 'CLOSED'} {self._params!r}>"
 
 
+# ------------------------------------------------------------------ submodules
+
+def _module(name: str, **attrs: Any) -> types.ModuleType:
+    m = types.ModuleType(name)
+    m.__dict__.update(attrs)
+    return m
+
+
+# What ``import pika.<name>`` / ``from pika.<name> import ...`` give under the
+# ``inbus_pika`` fixture (inbus.testing): the submodules user code takes names from.
+_SUBMODULES: dict[str, Any] = {
+    "exceptions": exceptions,
+    "spec": spec,
+    "frame": frame,
+    "exchange_type": _module("pika.exchange_type", ExchangeType=ExchangeType),
+    "delivery_mode": _module("pika.delivery_mode", DeliveryMode=DeliveryMode),
+    "credentials": _module("pika.credentials", PlainCredentials=PlainCredentials),
+    "connection": _module("pika.connection", ConnectionParameters=ConnectionParameters,
+                          URLParameters=URLParameters, SSLOptions=SSLOptions),
+    "adapters.blocking_connection": _module(
+        "pika.adapters.blocking_connection", BlockingConnection=BlockingConnection,
+        BlockingChannel=BlockingChannel),
+}
+adapters = _SUBMODULES["adapters"] = _module(
+    "pika.adapters", BlockingConnection=BlockingConnection,
+    blocking_connection=_SUBMODULES["adapters.blocking_connection"])
