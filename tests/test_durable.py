@@ -364,3 +364,27 @@ def test_bcc_routing_keys_of_a_stored_message_survive_a_restart(tmp_path: Path) 
         assert m is not None and "BCC" not in (m.properties.headers or {})
         m.reject(requeue=False)
         assert drain(ch, "dead-a") == drain(ch, "dead-b") == [(b"m", False)]
+
+
+def test_a_server_named_durable_queue_cannot_be_redeclared_by_name(tmp_path: Path) -> None:
+    """RabbitMQ refuses every active declare of an amq.* queue name (403), an existing
+    server-named queue's included: an application that stored the generated name gets
+    the 403 after a restart too; a passive declare finds the queue."""
+    from inbus import AccessRefused
+    db = str(tmp_path / "app.db")
+    with Bus(db) as bus:
+        ch = bus.channel()
+        name = ch.queue_declare("", durable=True).queue
+        ch.basic_publish("", name, "kept", P)
+        with pytest.raises(AccessRefused, match="reserved prefix"):
+            ch.queue_declare(name, durable=True)
+    with Bus(db) as bus:
+        ch = bus.channel()
+        with pytest.raises(AccessRefused) as err:
+            ch.queue_declare(name, durable=True)
+        assert err.value.reply_text == (
+            f"ACCESS_REFUSED - queue name '{name}' contains reserved prefix 'amq.*'")
+        ch = bus.channel()
+        assert ch.queue_declare(name, passive=True).message_count == 1
+        assert drain(ch, name) == [(b"kept", False)]
+
