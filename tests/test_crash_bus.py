@@ -193,3 +193,37 @@ def test_sigkill_trials_with_threads(tmp_path: Path) -> None:
                 back = acked & set(got)
                 assert not back, f"trial {t} {q}: committed acks came back: {sorted(back)[:10]}"
             assert seen.get("b1", {}).get("P"), f"trial {t}: nothing confirmed before the kill"
+
+
+DECLARING_CHILD = r"""
+import os, signal, sys
+from inbus import Bus
+bus = Bus(sys.argv[1])
+ch = bus.channel()
+bus.vhost_declare("v")
+ch.exchange_declare("x", "fanout", durable=True)
+for i in range(10):
+    ch.queue_declare(f"q{i}", durable=True)
+    ch.queue_bind(f"q{i}", "x")
+ch.queue_delete("q0")
+ch.queue_unbind("q1", "x")
+os.kill(os.getpid(), signal.SIGKILL)  # right after the last -ok, no publish, no flush
+"""
+
+
+@pytest.mark.timeout(60)
+def test_durable_declarations_survive_a_sigkill_right_after_they_returned(
+        tmp_path: Path) -> None:
+    """RabbitMQ sends declare-ok / bind-ok / delete-ok after its commit: a crash right
+    after the call loses nothing. Each such call on a durable Bus returns only once its
+    change is committed."""
+    db = str(tmp_path / "declared.db")
+    proc = subprocess.run([sys.executable, "-c", DECLARING_CHILD, db], capture_output=True,
+                          text=True, timeout=50)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with Bus(db) as bus:
+        assert "v" in bus.vhosts
+        st = bus.statistics().vhosts["/"]
+        assert set(st.queues) == {f"q{i}" for i in range(1, 10)}
+        assert st.exchanges["x"].bindings == 8
+
