@@ -227,3 +227,37 @@ def test_durable_declarations_survive_a_sigkill_right_after_they_returned(
         assert set(st.queues) == {f"q{i}" for i in range(1, 10)}
         assert st.exchanges["x"].bindings == 8
 
+
+
+OVERFULL_CHILD = r"""
+import os, signal, sys
+from inbus import Bus, BasicProperties
+bus = Bus(sys.argv[1])
+ch = bus.channel()
+p = BasicProperties(delivery_mode=2)
+ch.queue_declare("q", durable=True, arguments={"x-max-length": 2})
+ch.confirm_delivery()
+for i in range(2):
+    ch.basic_publish("", "q", f"m{i}".encode(), p)
+ch.basic_get("q"); ch.basic_get("q")
+for i in range(2, 4):
+    ch.basic_publish("", "q", f"m{i}".encode(), p)
+os.kill(os.getpid(), signal.SIGKILL)  # m0, m1 unacked: not put back before the crash
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_drop_head_queue_over_its_limit_after_a_crash_is_trimmed(tmp_path: Path) -> None:
+    """After a crash the unacked messages were never requeued (which trims a drop-head
+    queue): the recovered queue holds 4 with x-max-length 2. RabbitMQ trims it from the
+    head when the queue starts; so does a Bus opening the file."""
+    db = str(tmp_path / "overfull.db")
+    proc = subprocess.run([sys.executable, "-c", OVERFULL_CHILD, db], capture_output=True,
+                          text=True, timeout=50)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with Bus(db) as bus:
+        ch = bus.channel()
+        got = []
+        while (m := ch.basic_get("q", auto_ack=True)) is not None:
+            got.append(m.body)
+        assert got == [b"m2", b"m3"]

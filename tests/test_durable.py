@@ -388,3 +388,39 @@ def test_a_server_named_durable_queue_cannot_be_redeclared_by_name(tmp_path: Pat
         assert ch.queue_declare(name, passive=True).message_count == 1
         assert drain(ch, name) == [(b"kept", False)]
 
+
+@pytest.mark.parametrize("overflow", ["drop-head", "reject-publish", "reject-publish-dlx"])
+def test_a_queue_over_its_max_length_after_a_restart_drops_from_the_head(
+        tmp_path: Path, overflow: str) -> None:
+    """Unacked messages come back as ready, so a recovered queue may hold more than its
+    x-max-length. RabbitMQ 3.10 trims it when the queue starts, from the head (dead-
+    lettering, reason maxlen, with a DLX), whatever the x-overflow; a requeue without a
+    restart trims drop-head queues only."""
+    db = str(tmp_path / "app.db")
+    with Bus(db) as bus:
+        ch = bus.channel()
+        ch.exchange_declare("dlx", "fanout", durable=True)
+        ch.queue_declare("dlq", durable=True)
+        ch.queue_bind("dlq", "dlx")
+        ch.queue_declare("q", durable=True, arguments={
+            "x-max-length": 2, "x-overflow": overflow, "x-dead-letter-exchange": "dlx"})
+        ch.queue_declare("b", durable=True, arguments={
+            "x-max-length-bytes": 4, "x-overflow": overflow})
+        for q in ("q", "b"):
+            for i in range(2):
+                ch.basic_publish("", q, f"m{i}", P)
+            assert ch.basic_get(q) is not None and ch.basic_get(q) is not None
+            for i in range(2, 4):
+                ch.basic_publish("", q, f"m{i}", P)
+        # closing the bus puts m0 and m1 back: four ready messages in each queue
+    with Bus(db) as bus:
+        ch = bus.channel()
+        assert drain(ch, "q") == [(b"m2", False), (b"m3", False)]
+        assert drain(ch, "b") == [(b"m2", False), (b"m3", False)]
+        dead = []
+        while (m := ch.basic_get("dlq", auto_ack=True)) is not None:
+            dead.append((m.body, m.properties.headers["x-death"][0]["reason"]))
+        assert dead == [(b"m0", "maxlen"), (b"m1", "maxlen")]
+    with Bus(db) as bus:  # the trimming was stored
+        assert bus.statistics().queue("q").messages_ready == 0
+        assert bus.statistics().queue("dlq").messages_ready == 0
