@@ -142,10 +142,14 @@ class Channel(Topology, BlockingConsuming):
                 raise
 
     def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> None:
-        """Close the channel: its unacked messages return to their queues, redelivered."""
+        """Close the channel: its unacked messages return to their queues, redelivered.
+        On a durable Bus it returns once what that changed on disk is committed (a durable
+        auto-delete queue it deleted stays deleted after a crash)."""
+        since = self._bus._n_submits
         w = self._close_locked(None)
         if w is not None:
             w.stop()
+        self._bus._await_commit(since)
 
     def _close_locked(self, reason: AMQPError | None, from_connection: bool = False
                       ) -> Worker | None:
@@ -394,10 +398,13 @@ class Channel(Topology, BlockingConsuming):
         this channel closes; deliveries whose callback has not run yet are put back
         (flagged redelivered), except an auto-ack consumer's: those were settled when
         delivered, so their callbacks still run."""
+        since = self._bus._n_submits
         with self._op():
             c = self._consumers.pop(consumer_tag, None)
             if c is not None:
                 self._bus._remove_consumer_locked(c, notify=False, putback=True)
+        # (a durable auto-delete queue it deleted stays deleted after a crash)
+        self._bus._await_commit(since)
 
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         """Acknowledge ``delivery_tag`` (with ``multiple``, every tag up to it)."""

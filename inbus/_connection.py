@@ -87,10 +87,13 @@ class Connection:
             return ch
 
     def close(self) -> None:
-        """Close every channel (requeueing their unacked messages) and the connection."""
+        """Close every channel (requeueing their unacked messages) and the connection.
+        On a durable Bus it returns once what that changed on disk is committed."""
+        since = self._bus._n_submits
         workers = self._close(None)
         for w in workers:
             w.stop()
+        self._bus._await_commit(since)
 
     def _close(self, reason: AMQPError | None) -> list[Worker]:
         with self._lock:

@@ -261,3 +261,36 @@ def test_a_drop_head_queue_over_its_limit_after_a_crash_is_trimmed(tmp_path: Pat
         while (m := ch.basic_get("q", auto_ack=True)) is not None:
             got.append(m.body)
         assert got == [b"m2", b"m3"]
+
+
+AUTODELETE_CHILD = r"""
+import os, signal, sys
+from inbus import Bus, BasicProperties
+bus = Bus(sys.argv[1])
+ch = bus.channel()
+ch.confirm_delivery()
+for q in ("by-cancel", "by-channel-close", "by-connection-close"):
+    ch.queue_declare(q, durable=True, auto_delete=True)
+    ch.basic_publish("", q, b"m", BasicProperties(delivery_mode=2))
+ch.basic_cancel(ch.basic_consume("by-cancel", lambda m: None))
+ch2 = bus.channel()
+ch2.basic_consume("by-channel-close", lambda m: None)
+ch2.close()
+conn = bus.connection()
+conn.channel().basic_consume("by-connection-close", lambda m: None)
+conn.close()
+os.kill(os.getpid(), signal.SIGKILL)  # right after the calls that deleted the queues
+"""
+
+
+@pytest.mark.timeout(60)
+def test_an_auto_deleted_durable_queue_stays_deleted_after_a_crash(tmp_path: Path) -> None:
+    """The last consumer of a durable auto-delete queue goes (cancel, channel or
+    connection close) and the queue is gone; after a crash it must not come back with
+    its messages (RabbitMQ, killed right after, does not bring it back)."""
+    db = str(tmp_path / "autodelete.db")
+    proc = subprocess.run([sys.executable, "-c", AUTODELETE_CHILD, db], capture_output=True,
+                          text=True, timeout=50)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with Bus(db) as bus:
+        assert bus.statistics().vhosts["/"].queues == {}
