@@ -424,3 +424,27 @@ def test_a_queue_over_its_max_length_after_a_restart_drops_from_the_head(
     with Bus(db) as bus:  # the trimming was stored
         assert bus.statistics().queue("q").messages_ready == 0
         assert bus.statistics().queue("dlq").messages_ready == 0
+
+
+def test_bytearray_header_and_argument_values_come_back_as_bytearray(tmp_path: Path) -> None:
+    """A header value published as a bytearray comes back as one after a restart (it
+    came back as bytes, where the same message read before the restart had the
+    bytearray); binding arguments equal as bindings (bytearray or bytes) stay one
+    binding in the file too: an unbind with the other type removes it."""
+    db = str(tmp_path / "app.db")
+    with Bus(db) as bus:
+        ch = bus.channel()
+        ch.queue_declare("q", durable=True)
+        ch.basic_publish("", "q", "m", BasicProperties(
+            delivery_mode=2, headers={"ba": bytearray(b"ab"), "b": b"cd"}))
+        ch.exchange_declare("h", "headers", durable=True)
+        ch.queue_bind("q", "h", "", arguments={"x-match": "any", "k": bytearray(b"v")})
+        ch.queue_unbind("q", "h", "", arguments={"x-match": "any", "k": b"v"})
+    with Bus(db) as bus:
+        ch = bus.channel()
+        m = ch.basic_get("q", auto_ack=True)
+        assert m is not None
+        headers = m.properties.headers
+        assert type(headers["ba"]) is bytearray and headers["ba"] == b"ab"
+        assert type(headers["b"]) is bytes
+        assert bus.statistics().exchange("h").bindings == 0
