@@ -128,7 +128,9 @@ class Connection:
 
         ``time_limit=0`` runs what is pending and returns; a positive limit waits up to
         that long for work and returns once some ran (as pika does); None waits until at
-        least one callback ran (or the connection closes). Returns the number of
+        least one callback ran (or the connection closes). With a limit it returns once
+        the limit has passed even if callbacks keep making work (a consumer that nacks
+        with requeue gets its message again at once). Returns the number of
         callbacks run. On a closed connection it raises :class:`ConnectionClosed`.
         """
         with self._lock:
@@ -136,6 +138,8 @@ class Connection:
         deadline = None if time_limit is None else time.monotonic() + time_limit
         ran = 0
         while True:
+            if ran and deadline is not None and time.monotonic() >= deadline:
+                return ran  # (callbacks that keep requeueing must not hold it forever)
             with self._lock:
                 if not self._sink.items and self._open:
                     if deadline is None:
