@@ -126,12 +126,14 @@ class Bus(Broker):
         >>> _ = bus.channel("tenant-a").queue_declare("q")
         """
         name = check_short(name, "vhost")
+        since = self._n_submits
         with self._lock:
             self._check_open()
             if name not in self._vhosts:
                 self._vhosts[name] = VHost(name)
                 from ._store import PutVhost
                 self._submit([PutVhost(name)])
+        self._await_commit(since)  # committed before it returns, as declarations are
 
     def vhost_delete(self, name: str) -> None:
         """Delete a virtual host: its connections are closed (530) and its entities
@@ -148,6 +150,7 @@ class Bus(Broker):
             if vh is None:
                 raise NotFound(f"no vhost '{name}'", method="vhost.delete")
             conns = [c for c in self._connections if c._vh is vh]
+        since = self._n_submits
         for c in conns:
             c._close(NotAllowed(f"vhost '{name}' was deleted", scope="connection",
                                 method="vhost.delete"))
@@ -157,6 +160,7 @@ class Bus(Broker):
                 self._n_published_gone += gone.published()
             from ._store import DeleteVhost
             self._submit([DeleteVhost(name)])
+        self._await_commit(since)
 
     @property
     def vhosts(self) -> list[str]:
@@ -290,6 +294,18 @@ class Bus(Broker):
             self._committer.submit(ops, on_done)
         elif on_done is not None:
             on_done(None)
+
+    def _await_commit(self, since: int) -> None:
+        """Wait until what was submitted since ``since`` (a reading of ``_n_submits``
+        taken before an operation) is committed, if anything was: a durable declaration,
+        binding or deletion returns once it is on disk, as RabbitMQ sends declare-ok after
+        its commit. Called with no lock held. Not on the committer's own thread (an
+        asynchronous confirm callback), which cannot wait for itself; raises
+        PersistenceError if the write failed."""
+        committer = self._committer
+        if committer is not None and self._n_submits != since \
+                and not committer.on_writer_thread():
+            committer.flush()
 
     def _count(self, what: str) -> None:
         return None

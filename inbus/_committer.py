@@ -232,6 +232,11 @@ class GroupCommitter:
                 raise self._failed_error() from self._failure
             return ok
 
+    def on_writer_thread(self) -> bool:
+        """True on the writer thread (in an ``on_done`` callback), where ``flush()``
+        cannot be called."""
+        return self._thread is threading.current_thread()
+
     def throttle(self) -> None:
         """Backpressure for writers that do not wait for confirms: when more than
         ``max_pending`` operations are queued, commit them (``flush()``) before going on,

@@ -90,7 +90,8 @@ class Connection:
 
     def close(self) -> None:
         """Close every channel (requeueing their unacked messages), delete this
-        connection's exclusive queues, and close the connection. Idempotent.
+        connection's exclusive queues, and close the connection. Idempotent. On a
+        durable Bus it returns once what that changed on disk is committed.
 
         >>> from inbus import Bus
         >>> bus = Bus(); conn = bus.connection(); ch = conn.channel()
@@ -104,9 +105,11 @@ class Connection:
         ...     print(e.reply_code, "gone with its connection")
         404 gone with its connection
         """
+        since = self._bus._n_submits
         workers = self._close(None)
         for w in workers:
             w.stop()
+        self._bus._await_commit(since)
 
     def _close(self, reason: AMQPError | None) -> list[Worker]:
         with self._lock:
@@ -141,7 +144,9 @@ class Connection:
 
         ``time_limit=0`` runs what is pending and returns; a positive limit waits up to
         that long for work and returns once some ran (as pika does); None waits until at
-        least one callback ran (or the connection closes). Returns the number of
+        least one callback ran (or the connection closes). With a limit it returns once
+        the limit has passed even if callbacks keep making work (a consumer that nacks
+        with requeue gets its message again at once). Returns the number of
         callbacks run. On a closed connection it raises :class:`ConnectionClosed`.
 
         >>> from inbus import Bus
@@ -157,6 +162,8 @@ class Connection:
         deadline = None if time_limit is None else time.monotonic() + time_limit
         ran = 0
         while True:
+            if ran and deadline is not None and time.monotonic() >= deadline:
+                return ran  # (callbacks that keep requeueing must not hold it forever)
             with self._lock:
                 if not self._sink.items and self._open:
                     if deadline is None:

@@ -8,7 +8,9 @@ and every vhost, durable exchange, durable queue, binding and persistent message
 back. Routing structures (tries, tables) are rebuilt by binding again, never read from
 disk. Recovered messages keep their order (``seq``) and their redelivered flag as the
 store reports it (True unless certainly never delivered). Expiry times are stored as
-wall-clock times and mapped back onto the bus's monotonic clock.
+wall-clock times and mapped back onto the bus's monotonic clock. Then, as a starting
+RabbitMQ queue does, a queue over its x-max-length / x-max-length-bytes (its unacked
+messages came back as ready) drops or dead-letters from the head (:func:`enforce_limits`).
 
 From then on the vhosts emit storage operations, and the bus submits them to a
 :class:`~inbus._committer.GroupCommitter`; publisher confirms of persistent messages wait
@@ -28,7 +30,7 @@ from ._vhost import VHost, content_from_record
 if TYPE_CHECKING:
     from ._bus import Bus
 
-__all__ = ["open_store", "rebuild"]
+__all__ = ["enforce_limits", "open_store", "rebuild"]
 
 
 def open_store(bus: Bus, path: str | None, store: Any, options: dict[str, Any]) -> None:
@@ -44,6 +46,7 @@ def open_store(bus: Bus, path: str | None, store: Any, options: dict[str, Any]) 
         bus._committer = GroupCommitter(store)
         if "/" not in snap.vhosts:
             bus._committer.submit([PutVhost("/")])
+        enforce_limits(bus)
     except BaseException:
         store.close()
         raise
@@ -98,6 +101,28 @@ def rebuild(bus: Bus, snap: Snapshot) -> None:
             if q.has_ttl or q.expires is not None:
                 bus._arm_timer()
                 break
+
+
+def enforce_limits(bus: Bus) -> None:
+    """Apply x-max-length / x-max-length-bytes to the recovered queues, as RabbitMQ does
+    when a queue process starts (``init_max_length`` -> ``maybe_drop_head``): a queue
+    that came back holding more than its limit (its unacked messages are ready again)
+    drops from the head -- dead-letters, reason ``maxlen``, when it has a dead-letter
+    exchange -- whatever its ``x-overflow`` (checked on RabbitMQ 3.10, reject-publish
+    queues included). The removals are submitted to the committer like any other."""
+    with bus._lock:
+        for vh in bus._vhosts.values():
+            for q in list(vh.queues.values()):
+                dropped = False
+                while q.over_limit():
+                    d = q.drop_head_for_overflow()
+                    if d is None:
+                        break
+                    bus._dead_letter_locked(vh, q, d, "maxlen")
+                    dropped = True
+                if dropped and q.has_ttl and q.ready_count:
+                    bus._new_head_locked(vh, q, bus._now())
+            bus._flush_ops_locked(vh)
 
 
 def _vhost(bus: Bus, name: str) -> VHost:

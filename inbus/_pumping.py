@@ -163,7 +163,9 @@ class BlockingConsuming:
         """Cancel a consumer. Its delivered messages stay unacked (and ackable) until
         this channel closes; deliveries whose callback has not run yet are put back
         (flagged redelivered), except an auto-ack consumer's: those were settled when
-        delivered, so their callbacks still run. An unknown tag does nothing.
+        delivered, so their callbacks still run. An unknown tag does nothing. On a
+        durable Bus it returns once what it changed on disk is committed (an auto-delete
+        queue it deleted stays deleted after a crash).
 
         >>> from inbus import Bus
         >>> bus = Bus(); ch = bus.channel(); _ = ch.queue_declare("q")
@@ -171,10 +173,13 @@ class BlockingConsuming:
         >>> ch.basic_cancel(tag); ch.consumer_tags
         []
         """
+        since = self._bus._n_submits
         with self._op():
             c = self._consumers.pop(consumer_tag, None)
             if c is not None:
                 self._bus._remove_consumer_locked(c, notify=False, putback=True)
+        # (a durable auto-delete queue it deleted stays deleted after a crash)
+        self._bus._await_commit(since)
 
     def start_consuming(self) -> None:
         """Run the connection's callbacks in this thread until this channel has no

@@ -20,8 +20,9 @@ every recovered message as redelivered, since ``MarkDelivered`` operations may h
 lost with the crash).
 
 Durable stores encode property and argument tables with :func:`encode_value` (JSON with
-tagged bytes, Decimal, datetime, date, tuples and non-finite floats; never pickle) and get
-equal values of the same types back from :func:`decode_value`.
+tagged bytes, bytearray, Decimal, datetime, date, tuples and non-finite floats; never
+pickle) and get equal values of the same types back from :func:`decode_value` (a
+memoryview comes back as bytes).
 
 This module is pure: no threads, no I/O.
 """
@@ -293,7 +294,8 @@ def _enc(v: Any) -> Any:
     if t is list:
         return [_enc(x) for x in v]
     if isinstance(v, (bytes, bytearray, memoryview)):
-        return {_TAG: "bytes", "v": base64.b64encode(bytes(v)).decode("ascii")}
+        return {_TAG: "bytearray" if t is bytearray else "bytes",
+                "v": base64.b64encode(bytes(v)).decode("ascii")}
     if isinstance(v, Decimal):
         return {_TAG: "decimal", "v": str(v)}
     if isinstance(v, datetime):
@@ -324,6 +326,8 @@ def _dec(v: Any) -> Any:
         return {k: _dec(y) for k, y in x.items()}
     if tag == "bytes":
         return base64.b64decode(x)
+    if tag == "bytearray":
+        return bytearray(base64.b64decode(x))
     if tag == "decimal":
         return Decimal(x)
     if tag == "datetime":
@@ -337,14 +341,30 @@ def _dec(v: Any) -> Any:
     raise ValueError(f"unknown tag {tag!r} in stored JSON")
 
 
+def _plain_bytes(v: Any) -> Any:
+    """``v`` with every bytearray (and memoryview) made bytes, recursively."""
+    if isinstance(v, (bytearray, memoryview)):
+        return bytes(v)
+    if isinstance(v, dict):
+        return {k: _plain_bytes(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain_bytes(x) for x in v]
+    if isinstance(v, tuple):
+        return tuple(_plain_bytes(x) for x in v)
+    return v
+
+
 def encode_value(value: Any, *, canonical: bool = False) -> str:
     """``value`` (a table of properties or arguments) as tagged JSON text.
 
-    ``canonical=True`` sorts keys so equal tables give equal text. Raises TypeError for a
+    ``canonical=True`` sorts keys and stores a bytearray as bytes, so tables equal as
+    binding arguments (``_exchanges.freeze``) give equal text. Raises TypeError for a
     value that cannot be stored. O(size of value).
     """
     if not value and type(value) is dict:
         return "{}"
+    if canonical:
+        value = _plain_bytes(value)
     if _C_ENCODE is not None and not canonical:
         return "".join(_C_ENCODE(_enc(value), 0))
     return (_JSON_CANONICAL if canonical else _JSON).encode(_enc(value))

@@ -5,6 +5,11 @@ Each method validates its arguments, takes the bus lock through ``Channel._op`` 
 error closes the channel), lets the vhost (pure core) change the topology and flushes the
 storage operations it emitted. ``""`` as a queue name means the channel's last declared
 queue, as in AMQP.
+
+A change to durable state (a durable exchange or queue declared or deleted, a binding
+between durable entities, a purge of persistent messages) returns only once it is
+committed (``Bus._await_commit``, after the bus lock is released), as RabbitMQ sends
+declare-ok after its commit: a crash right after the call cannot lose it.
 """
 
 from __future__ import annotations
@@ -49,10 +54,12 @@ class Topology:
         """
         name = check_short(exchange, "exchange")
         xtype = getattr(exchange_type, "value", exchange_type)
+        since = self._bus._n_submits
         with self._op():
             self._vh.exchange_declare(name, xtype, passive, durable, auto_delete, internal,
                                       arguments)
             self._bus._flush_ops_locked(self._vh)
+        self._bus._await_commit(since)
 
     def exchange_delete(self, exchange: str | None = None, if_unused: bool = False) -> None:
         """Delete an exchange and its bindings (``if_unused``: 406 while it is the source
@@ -69,9 +76,11 @@ class Topology:
         406
         """
         name = check_short(exchange or "", "exchange")
+        since = self._bus._n_submits
         with self._op():
             self._vh.exchange_delete(name, if_unused)
             self._bus._flush_ops_locked(self._vh)
+        self._bus._await_commit(since)
 
     def exchange_bind(self, destination: str, source: str, routing_key: str = "",
                       arguments: dict[str, Any] | None = None) -> None:
@@ -89,9 +98,11 @@ class Topology:
         """
         d, s = check_short(destination, "destination"), check_short(source, "source")
         rk = check_short(routing_key, "routing_key")
+        since = self._bus._n_submits
         with self._op():
             self._vh.bind(("exchange", d), s, rk, arguments, "exchange.bind")
             self._bus._flush_ops_locked(self._vh)
+        self._bus._await_commit(since)
 
     def exchange_unbind(self, destination: str | None = None, source: str | None = None,
                         routing_key: str = "", arguments: dict[str, Any] | None = None
@@ -101,9 +112,11 @@ class Topology:
         d = check_short(destination or "", "destination")
         s = check_short(source or "", "source")
         rk = check_short(routing_key, "routing_key")
+        since = self._bus._n_submits
         with self._op():
             self._vh.unbind(("exchange", d), s, rk, arguments, "exchange.unbind")
             self._bus._flush_ops_locked(self._vh)
+        self._bus._await_commit(since)
 
     # --- queues ------------------------------------------------------------------------
 
@@ -124,6 +137,7 @@ class Topology:
         (True, 0, 0)
         """
         name = check_short(queue, "queue")
+        since = self._bus._n_submits
         with self._op():
             generated = not name and not passive
             if generated:
@@ -141,7 +155,9 @@ class Topology:
             if not passive:
                 bus._queue_touched(q)
             self._last_queue = name
-            return DeclareResult(name, q.ready_count, len(q.consumers))
+            result = DeclareResult(name, q.ready_count, len(q.consumers))
+        self._bus._await_commit(since)
+        return result
 
     def queue_delete(self, queue: str = "", if_unused: bool = False,
                      if_empty: bool = False) -> int:
@@ -155,12 +171,14 @@ class Topology:
         >>> ch.queue_delete("q")
         1
         """
+        since = self._bus._n_submits
         with self._op():
             name = self._queue_name(queue)
             count, q = self._vh.queue_delete(name, if_unused, if_empty, self._conn)
             if q is not None:
                 self._bus._after_queue_removed_locked(self._vh, q)
-            return count
+        self._bus._await_commit(since)
+        return count
 
     def queue_purge(self, queue: str = "") -> int:
         """Remove every ready message; returns how many. Unacked messages stay (and may
@@ -172,10 +190,12 @@ class Topology:
         >>> held = ch.basic_get("q"); ch.queue_purge("q")
         2
         """
+        since = self._bus._n_submits
         with self._op():
             n = self._vh.queue_purge(self._queue_name(queue), self._conn)
             self._bus._flush_ops_locked(self._vh)
-            return n
+        self._bus._await_commit(since)
+        return n
 
     def queue_bind(self, queue: str, exchange: str, routing_key: str | None = None,
                    arguments: dict[str, Any] | None = None) -> None:
@@ -190,12 +210,14 @@ class Topology:
         >>> ch.queue_declare("errors", passive=True).message_count
         1
         """
+        since = self._bus._n_submits
         with self._op():
             name = self._queue_name(queue)
             rk = name if routing_key is None else check_short(routing_key, "routing_key")
             self._vh.bind(("queue", name), check_short(exchange, "exchange"), rk, arguments,
                           "queue.bind", self._conn)
             self._bus._flush_ops_locked(self._vh)
+        self._bus._await_commit(since)
 
     def queue_unbind(self, queue: str, exchange: str | None = None,
                      routing_key: str | None = None,
@@ -209,9 +231,11 @@ class Topology:
         >>> ch.basic_publish("amq.direct", "k", b"x"); ch.basic_get("q") is None
         True
         """
+        since = self._bus._n_submits
         with self._op():
             name = self._queue_name(queue)
             rk = name if routing_key is None else check_short(routing_key, "routing_key")
             self._vh.unbind(("queue", name), check_short(exchange or "", "exchange"), rk,
                             arguments, "queue.unbind", self._conn)
             self._bus._flush_ops_locked(self._vh)
+        self._bus._await_commit(since)

@@ -223,7 +223,9 @@ class VHost:
                 raise self.locked(name, m)
             q.last_used = now  # a passive declare counts as use for x-expires (RabbitMQ)
             return q
-        if q is None and name.startswith("amq.") and not server_named:
+        # RabbitMQ refuses every active declare of an amq.* queue name, an existing
+        # server-named queue's included (exchanges: only new ones, see exchange_declare)
+        if name.startswith("amq.") and not server_named:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'",
                                 method=m)
         if q is not None:

@@ -769,6 +769,23 @@ def test_process_data_events_time_limit(bus: Bus) -> None:
     assert bodies(got) == [b"a", b"b", b"late"]
 
 
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("limit", [0, 0.2])
+def test_process_data_events_returns_by_its_time_limit_under_a_requeue_loop(
+        bus: Bus, limit: float) -> None:
+    """A callback that nacks with requeue gets the message again at once: with a time
+    limit, process_data_events still returns by then (it looped for ever; pika returns
+    after one round of dispatching)."""
+    conn = bus.connection()
+    ch = conn.channel()
+    ch.queue_declare("q")
+    ch.basic_publish("", "q", b"poison")
+    ch.basic_consume("q", lambda m: m.nack(requeue=True))
+    t0 = time.monotonic()
+    assert conn.process_data_events(time_limit=limit) >= 1
+    assert time.monotonic() - t0 < limit + 2
+
+
 def test_process_data_events_on_a_closed_connection_raises(bus: Bus) -> None:
     """pika raises ConnectionWrongStateError there; returning 0 at once made the usual
     `while True: conn.process_data_events(1)` loop spin at full speed once the bus (or

@@ -193,3 +193,104 @@ def test_sigkill_trials_with_threads(tmp_path: Path) -> None:
                 back = acked & set(got)
                 assert not back, f"trial {t} {q}: committed acks came back: {sorted(back)[:10]}"
             assert seen.get("b1", {}).get("P"), f"trial {t}: nothing confirmed before the kill"
+
+
+DECLARING_CHILD = r"""
+import os, signal, sys
+from inbus import Bus
+bus = Bus(sys.argv[1])
+ch = bus.channel()
+bus.vhost_declare("v")
+ch.exchange_declare("x", "fanout", durable=True)
+for i in range(10):
+    ch.queue_declare(f"q{i}", durable=True)
+    ch.queue_bind(f"q{i}", "x")
+ch.queue_delete("q0")
+ch.queue_unbind("q1", "x")
+os.kill(os.getpid(), signal.SIGKILL)  # right after the last -ok, no publish, no flush
+"""
+
+
+@pytest.mark.timeout(60)
+def test_durable_declarations_survive_a_sigkill_right_after_they_returned(
+        tmp_path: Path) -> None:
+    """RabbitMQ sends declare-ok / bind-ok / delete-ok after its commit: a crash right
+    after the call loses nothing. Each such call on a durable Bus returns only once its
+    change is committed."""
+    db = str(tmp_path / "declared.db")
+    proc = subprocess.run([sys.executable, "-c", DECLARING_CHILD, db], capture_output=True,
+                          text=True, timeout=50)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with Bus(db) as bus:
+        assert "v" in bus.vhosts
+        st = bus.statistics().vhosts["/"]
+        assert set(st.queues) == {f"q{i}" for i in range(1, 10)}
+        assert st.exchanges["x"].bindings == 8
+
+
+
+OVERFULL_CHILD = r"""
+import os, signal, sys
+from inbus import Bus, BasicProperties
+bus = Bus(sys.argv[1])
+ch = bus.channel()
+p = BasicProperties(delivery_mode=2)
+ch.queue_declare("q", durable=True, arguments={"x-max-length": 2})
+ch.confirm_delivery()
+for i in range(2):
+    ch.basic_publish("", "q", f"m{i}".encode(), p)
+ch.basic_get("q"); ch.basic_get("q")
+for i in range(2, 4):
+    ch.basic_publish("", "q", f"m{i}".encode(), p)
+os.kill(os.getpid(), signal.SIGKILL)  # m0, m1 unacked: not put back before the crash
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_drop_head_queue_over_its_limit_after_a_crash_is_trimmed(tmp_path: Path) -> None:
+    """After a crash the unacked messages were never requeued (which trims a drop-head
+    queue): the recovered queue holds 4 with x-max-length 2. RabbitMQ trims it from the
+    head when the queue starts; so does a Bus opening the file."""
+    db = str(tmp_path / "overfull.db")
+    proc = subprocess.run([sys.executable, "-c", OVERFULL_CHILD, db], capture_output=True,
+                          text=True, timeout=50)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with Bus(db) as bus:
+        ch = bus.channel()
+        got = []
+        while (m := ch.basic_get("q", auto_ack=True)) is not None:
+            got.append(m.body)
+        assert got == [b"m2", b"m3"]
+
+
+AUTODELETE_CHILD = r"""
+import os, signal, sys
+from inbus import Bus, BasicProperties
+bus = Bus(sys.argv[1])
+ch = bus.channel()
+ch.confirm_delivery()
+for q in ("by-cancel", "by-channel-close", "by-connection-close"):
+    ch.queue_declare(q, durable=True, auto_delete=True)
+    ch.basic_publish("", q, b"m", BasicProperties(delivery_mode=2))
+ch.basic_cancel(ch.basic_consume("by-cancel", lambda m: None))
+ch2 = bus.channel()
+ch2.basic_consume("by-channel-close", lambda m: None)
+ch2.close()
+conn = bus.connection()
+conn.channel().basic_consume("by-connection-close", lambda m: None)
+conn.close()
+os.kill(os.getpid(), signal.SIGKILL)  # right after the calls that deleted the queues
+"""
+
+
+@pytest.mark.timeout(60)
+def test_an_auto_deleted_durable_queue_stays_deleted_after_a_crash(tmp_path: Path) -> None:
+    """The last consumer of a durable auto-delete queue goes (cancel, channel or
+    connection close) and the queue is gone; after a crash it must not come back with
+    its messages (RabbitMQ, killed right after, does not bring it back)."""
+    db = str(tmp_path / "autodelete.db")
+    proc = subprocess.run([sys.executable, "-c", AUTODELETE_CHILD, db], capture_output=True,
+                          text=True, timeout=50)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with Bus(db) as bus:
+        assert bus.statistics().vhosts["/"].queues == {}

@@ -364,3 +364,87 @@ def test_bcc_routing_keys_of_a_stored_message_survive_a_restart(tmp_path: Path) 
         assert m is not None and "BCC" not in (m.properties.headers or {})
         m.reject(requeue=False)
         assert drain(ch, "dead-a") == drain(ch, "dead-b") == [(b"m", False)]
+
+
+def test_a_server_named_durable_queue_cannot_be_redeclared_by_name(tmp_path: Path) -> None:
+    """RabbitMQ refuses every active declare of an amq.* queue name (403), an existing
+    server-named queue's included: an application that stored the generated name gets
+    the 403 after a restart too; a passive declare finds the queue."""
+    from inbus import AccessRefused
+    db = str(tmp_path / "app.db")
+    with Bus(db) as bus:
+        ch = bus.channel()
+        name = ch.queue_declare("", durable=True).queue
+        ch.basic_publish("", name, "kept", P)
+        with pytest.raises(AccessRefused, match="reserved prefix"):
+            ch.queue_declare(name, durable=True)
+    with Bus(db) as bus:
+        ch = bus.channel()
+        with pytest.raises(AccessRefused) as err:
+            ch.queue_declare(name, durable=True)
+        assert err.value.reply_text == (
+            f"ACCESS_REFUSED - queue name '{name}' contains reserved prefix 'amq.*'")
+        ch = bus.channel()
+        assert ch.queue_declare(name, passive=True).message_count == 1
+        assert drain(ch, name) == [(b"kept", False)]
+
+
+@pytest.mark.parametrize("overflow", ["drop-head", "reject-publish", "reject-publish-dlx"])
+def test_a_queue_over_its_max_length_after_a_restart_drops_from_the_head(
+        tmp_path: Path, overflow: str) -> None:
+    """Unacked messages come back as ready, so a recovered queue may hold more than its
+    x-max-length. RabbitMQ 3.10 trims it when the queue starts, from the head (dead-
+    lettering, reason maxlen, with a DLX), whatever the x-overflow; a requeue without a
+    restart trims drop-head queues only."""
+    db = str(tmp_path / "app.db")
+    with Bus(db) as bus:
+        ch = bus.channel()
+        ch.exchange_declare("dlx", "fanout", durable=True)
+        ch.queue_declare("dlq", durable=True)
+        ch.queue_bind("dlq", "dlx")
+        ch.queue_declare("q", durable=True, arguments={
+            "x-max-length": 2, "x-overflow": overflow, "x-dead-letter-exchange": "dlx"})
+        ch.queue_declare("b", durable=True, arguments={
+            "x-max-length-bytes": 4, "x-overflow": overflow})
+        for q in ("q", "b"):
+            for i in range(2):
+                ch.basic_publish("", q, f"m{i}", P)
+            assert ch.basic_get(q) is not None and ch.basic_get(q) is not None
+            for i in range(2, 4):
+                ch.basic_publish("", q, f"m{i}", P)
+        # closing the bus puts m0 and m1 back: four ready messages in each queue
+    with Bus(db) as bus:
+        ch = bus.channel()
+        assert drain(ch, "q") == [(b"m2", False), (b"m3", False)]
+        assert drain(ch, "b") == [(b"m2", False), (b"m3", False)]
+        dead = []
+        while (m := ch.basic_get("dlq", auto_ack=True)) is not None:
+            dead.append((m.body, m.properties.headers["x-death"][0]["reason"]))
+        assert dead == [(b"m0", "maxlen"), (b"m1", "maxlen")]
+    with Bus(db) as bus:  # the trimming was stored
+        assert bus.statistics().queue("q").messages_ready == 0
+        assert bus.statistics().queue("dlq").messages_ready == 0
+
+
+def test_bytearray_header_and_argument_values_come_back_as_bytearray(tmp_path: Path) -> None:
+    """A header value published as a bytearray comes back as one after a restart (it
+    came back as bytes, where the same message read before the restart had the
+    bytearray); binding arguments equal as bindings (bytearray or bytes) stay one
+    binding in the file too: an unbind with the other type removes it."""
+    db = str(tmp_path / "app.db")
+    with Bus(db) as bus:
+        ch = bus.channel()
+        ch.queue_declare("q", durable=True)
+        ch.basic_publish("", "q", "m", BasicProperties(
+            delivery_mode=2, headers={"ba": bytearray(b"ab"), "b": b"cd"}))
+        ch.exchange_declare("h", "headers", durable=True)
+        ch.queue_bind("q", "h", "", arguments={"x-match": "any", "k": bytearray(b"v")})
+        ch.queue_unbind("q", "h", "", arguments={"x-match": "any", "k": b"v"})
+    with Bus(db) as bus:
+        ch = bus.channel()
+        m = ch.basic_get("q", auto_ack=True)
+        assert m is not None
+        headers = m.properties.headers
+        assert type(headers["ba"]) is bytearray and headers["ba"] == b"ab"
+        assert type(headers["b"]) is bytes
+        assert bus.statistics().exchange("h").bindings == 0

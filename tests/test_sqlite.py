@@ -286,7 +286,8 @@ def test_tricky_values_keep_their_types() -> None:
     v = {"i": 1, "f": 1.0, "b": True, "n": None, "big": 2**100, "neg0": -0.0,
          "inf": float("inf"), "d": Decimal("1.10"), "bytes": b"\x00",
          "dt": datetime(2024, 1, 2, 3, 4, 5, 6), "tz": datetime(2024, 1, 2, tzinfo=timezone.utc),
-         "tag": {"$inbus": "bytes", "v": "AA=="}, "t": (1, [2, (3,)]), "day": date(2020, 2, 29)}
+         "tag": {"$inbus": "bytes", "v": "AA=="}, "t": (1, [2, (3,)]), "day": date(2020, 2, 29),
+         "ba": bytearray(b"\x01"), "in": [bytearray(b"")]}
     assert same(decode_value(encode_value(v)), v)
 
 

@@ -2796,6 +2796,22 @@ def queue_amq_prefix(pika: ModuleType, params: Any, ns: str) -> list[Any]:
         ]
 
 
+# RabbitMQ: an active declare of an existing server-named queue by its amq.gen- name is
+# refused too (403, the name is reserved whether or not the queue exists); a passive
+# declare finds it. (An application that stored the name meets this after a restart.)
+@scenario(
+    "queue",
+    expect=[e403("queue name 'GEN' contains reserved prefix 'amq.*'"), OK],
+)
+def queue_server_named_redeclared_by_name(pika: ModuleType, params: Any,
+                                          ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.ch.queue_declare("", exclusive=True).method.queue
+        refused = s.ok(lambda ch: ch.queue_declare(q, exclusive=True))
+        return [tuple(x.replace(q, "GEN") if isinstance(x, str) else x for x in refused),
+                s.ok(lambda ch: ch.queue_declare(q, passive=True))]
+
+
 # RabbitMQ: "" as a queue name on a channel that declared no queue yet: basic_get, bind
 # and purge fail with 404 "no previously declared queue".
 @scenario(
