@@ -361,14 +361,38 @@ class VHost:
 
     def route_keys(self, x: Exchange, routing_keys: list[str],
                    headers: dict[str, Any] | None) -> Sequence[Queue]:
-        """Route with several keys (CC / BCC headers, dead-letter keys); union, each once."""
+        """Route with several keys (CC / BCC headers, dead-letter keys); each queue once.
+
+        As RabbitMQ's ``rabbit_exchange:route``: each exchange on the way routes the
+        message with all its keys at once, and its alternate exchange takes it only when
+        none of them matched (not once per key that matched nothing). Not cached."""
         if len(routing_keys) == 1:
             return self.route(x, routing_keys[0], headers)
-        out: dict[str, Queue] = {}
-        for rk in routing_keys:
-            for q in self.route(x, rk, headers):
-                out.setdefault(q.name, q)
-        return list(out.values())
+        queues: dict[str, Queue] = {}
+        seen = {x.name}
+        work = [x]
+        while work:
+            ex = work.pop(0)
+            ds: dict[Dest, None] = {}
+            for rk in routing_keys:
+                if ex is self.default:
+                    ds[("queue", rk)] = None
+                else:
+                    ds.update(dict.fromkeys(ex.route(rk, headers)))
+            if not ds and ex.alternate is not None:
+                ds[("exchange", ex.alternate)] = None
+            for kind, name in ds:
+                if kind == "queue":
+                    if name not in queues:
+                        q = self.queues.get(name)
+                        if q is not None:
+                            queues[name] = q
+                elif name not in seen:
+                    seen.add(name)
+                    nx = self.exchanges.get(name)
+                    if nx is not None:
+                        work.append(nx)
+        return list(queues.values())
 
     # --- dead-lettering ----------------------------------------------------------------
 

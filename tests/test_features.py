@@ -751,6 +751,35 @@ class TestRouting:
         assert drain(ch, "aeq") == [b"x"]
         assert drain(ch, "x2q") == []
 
+    def test_cc_keys_route_together_the_ae_only_when_none_matched(self, bus, ch):
+        # RabbitMQ 3.10 routes a message through an exchange with all its keys at once
+        # (routing key + CC + BCC): the alternate exchange takes it only when no key
+        # matched, not once per key that matched nothing.
+        ch.exchange_declare("ae", "fanout")
+        ch.queue_declare("unrouted")
+        ch.queue_bind("unrouted", "ae")
+        ch.exchange_declare("main", "direct", arguments={"alternate-exchange": "ae"})
+        ch.queue_declare("q")
+        ch.queue_bind("q", "main", "k")
+        ch.basic_publish("main", "k", b"cc", P(headers={"CC": ["other"]}))
+        ch.basic_publish("main", "other", b"bcc", P(headers={"BCC": ["k"]}))
+        ch.basic_publish("main", "x", b"none", P(headers={"CC": ["y"]}))
+        assert drain(ch, "q") == [b"cc", b"bcc"]
+        assert drain(ch, "unrouted") == [b"none"]
+
+    def test_dead_letter_keys_route_together_the_ae_only_when_none_matched(self, bus, ch):
+        ch.exchange_declare("ae", "fanout")
+        ch.queue_declare("unrouted")
+        ch.queue_bind("unrouted", "ae")
+        ch.exchange_declare("dlx", "direct", arguments={"alternate-exchange": "ae"})
+        ch.queue_declare("dead")
+        ch.queue_bind("dead", "dlx", "k")
+        ch.queue_declare("work", arguments={"x-dead-letter-exchange": "dlx"})
+        ch.basic_publish("", "work", b"m", P(headers={"CC": ["k"]}))
+        ch.basic_nack(ch.basic_get("work").delivery_tag, requeue=False)
+        assert drain(ch, "dead") == [b"m"]
+        assert drain(ch, "unrouted") == []
+
     def test_missing_alternate_exchange_means_unroutable(self, bus, ch):
         ch.exchange_declare("main", "direct", arguments={"alternate-exchange": "nope"})
         returned = []

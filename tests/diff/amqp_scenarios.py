@@ -2381,6 +2381,30 @@ def ae_chain(pika: ModuleType, params: Any, ns: str) -> list[Any]:
         return [s.drain(q)]
 
 
+# RabbitMQ: an exchange routes a message with all its keys (routing key, CC, BCC) at once:
+# the alternate exchange takes it only when none matched, not once per unmatched key;
+# dead-lettering with several keys likewise.
+@scenario("ae", expect=[[b"cc", b"bcc", b"dead"], [b"none"]])
+def ae_only_when_no_key_matched(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        ae = s.x("ae", "fanout")
+        aeq = s.q("aeq")
+        s.ch.queue_bind(aeq, ae)
+        x = s.x("x", "direct", arguments={"alternate-exchange": ae})
+        q = s.q("q")
+        s.ch.queue_bind(q, x, routing_key="k")
+        s.ch.basic_publish(x, "k", b"cc", pika.BasicProperties(headers={"CC": ["other"]}))
+        s.ch.basic_publish(x, "other", b"bcc", pika.BasicProperties(headers={"BCC": ["k"]}))
+        s.ch.basic_publish(x, "y", b"none", pika.BasicProperties(headers={"CC": ["z"]}))
+        work = s.q("work", arguments={"x-dead-letter-exchange": x})
+        s.ch.basic_publish("", work, b"dead", pika.BasicProperties(headers={"CC": ["k"]}))
+        m, _p, _b = s.get_wait(work, auto_ack=False)
+        s.ch.basic_nack(m.delivery_tag, requeue=False)
+        s.sync()
+        time.sleep(0.05)
+        return [s.drain(q), s.drain(aeq)]
+
+
 # ============================================================================ invalid arguments
 
 
