@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from ._args import parse_expiration, str_list
+from ._args import header_routes, invalid_message, parse_expiration
 from ._errors import AccessRefused, NotFound, PreconditionFailed
 from ._expiry import Expiry
 from ._message import (
@@ -84,13 +84,16 @@ class Broker(Expiry):
             headers = props.headers
             keys = content = None
             if headers and ("CC" in headers or "BCC" in headers):
-                keys = [rk] + str_list(headers.get("CC")) + str_list(headers.get("BCC"))
+                keys = [rk] + header_routes(headers)
                 if "BCC" in headers:
                     props = props.copy(headers={k: v for k, v in headers.items()
                                                 if k != "BCC"})
                 content = RoutedContent(body, exchange, rk, props, ttl, keys)
             # (CC / BCC: never direct, its unacked entry must keep the RoutedContent)
-            simple = ttl is None and props.delivery_mode != 2 and keys is None
+            dm = props.delivery_mode
+            if dm is not None and dm != 2 and dm != 1:  # RabbitMQ: 1, 2 or none
+                raise invalid_message(f"{{delivery_mode_unknown,{dm}}}")
+            simple = ttl is None and dm != 2 and keys is None
         queues: Sequence[Queue] | None
         if keys is None:
             queues = x.routes.get(rk)  # vh.route's cache, looked up inline

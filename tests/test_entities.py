@@ -315,6 +315,33 @@ def test_publish_errors_close_channel(bus: Bus) -> None:
     assert ch.is_closed
 
 
+@pytest.mark.parametrize("props, why", [
+    # RabbitMQ 3.10 (rabbit_basic:message/3): CC / BCC must be arrays, delivery_mode 1 or 2.
+    ({"headers": {"CC": "k"}}, '{unacceptable_type_in_header,"CC",longstr}'),
+    ({"headers": {"CC": ["k"], "BCC": 1}}, '{unacceptable_type_in_header,"BCC",signedint}'),
+    ({"headers": {"CC": None}}, '{unacceptable_type_in_header,"CC",void}'),
+    ({"headers": {"BCC": {"k": 1}}}, '{unacceptable_type_in_header,"BCC",table}'),
+    ({"delivery_mode": 0}, "{delivery_mode_unknown,0}"),
+    ({"delivery_mode": 3}, "{delivery_mode_unknown,3}"),
+])
+def test_invalid_message_is_406(bus: Bus, props: dict[str, Any], why: str) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    with fail(PreconditionFailed, 406, f"PRECONDITION_FAILED - invalid message: {why}",
+              method="basic.publish"):
+        ch.basic_publish("", "q", b"x", BasicProperties(**props))
+    assert ch.is_closed
+    assert ready(bus, "q") == 0
+
+
+def test_cc_array_elements_that_are_not_strings_are_ignored(ch: inbus.Channel) -> None:
+    ch.queue_declare("a")
+    ch.queue_declare("b")
+    ch.basic_publish("", "a", b"x", BasicProperties(headers={"CC": [1, b"b", "b"],
+                                                             "BCC": []}))
+    assert (drain(ch, "a"), drain(ch, "b")) == ([b"x"], [b"x"])
+
+
 @pytest.mark.parametrize("call, text", [
     (lambda ch: ch.basic_get("noq"), "NOT_FOUND - no queue 'noq' in vhost '/'"),
     (lambda ch: ch.queue_purge("noq"), "NOT_FOUND - no queue 'noq' in vhost '/'"),

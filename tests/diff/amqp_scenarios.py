@@ -1373,6 +1373,29 @@ def properties_wrong_user_id(pika: ModuleType, params: Any, ns: str) -> list[Any
         return [s.ok(lambda ch: (ch.basic_publish("", q, b"m", pika.BasicProperties(user_id="someone")), s.sync()))]
 
 
+# RabbitMQ 3.10: a CC / BCC header that is not an array, or a delivery_mode other than 1
+# or 2, makes an invalid message (406); non-string elements of a CC array are ignored.
+@scenario(
+    "body_props",
+    expect=[
+        e406('invalid message: {unacceptable_type_in_header,"CC",longstr}'),
+        e406('invalid message: {unacceptable_type_in_header,"BCC",signedint}'),
+        e406('invalid message: {unacceptable_type_in_header,"CC",void}'),
+        e406("invalid message: {delivery_mode_unknown,3}"),
+        [b"ok"],
+    ],
+)
+def properties_invalid_message(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        out = [s.ok(lambda ch, p=p: (ch.basic_publish("", q, b"m", pika.BasicProperties(**p)),
+                                     s.sync()))
+               for p in ({"headers": {"CC": "k"}}, {"headers": {"BCC": 1}},
+                         {"headers": {"CC": None}}, {"delivery_mode": 3})]
+        s.ch.basic_publish("", "nowhere", b"ok", pika.BasicProperties(headers={"CC": [1, q]}))
+        return [*out, s.drain(q)]
+
+
 # ============================================================================ consumers
 
 
