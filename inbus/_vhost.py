@@ -215,6 +215,10 @@ class VHost:
                       now: float = 0.0, server_named: bool = False) -> Queue:
         m = "queue.declare"
         args = dict(arguments or {})
+        # RabbitMQ 3.10 (rabbit_channel): "Durable = DurableDeclare andalso not
+        # ExclusiveDeclare": an exclusive queue is never durable, whatever was asked, and
+        # a redeclaration compares against that.
+        durable = durable and not exclusive
         q = self.queues.get(name)
         if passive:
             if q is None:

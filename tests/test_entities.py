@@ -708,6 +708,19 @@ def test_exclusive_queue_publish_from_other_connection(bus: Bus) -> None:
     assert drain(owner, "ex") == [b"x"]
 
 
+def test_exclusive_queue_is_never_durable(bus: Bus) -> None:
+    # RabbitMQ 3.10: "Durable = DurableDeclare andalso not ExclusiveDeclare", so either
+    # durable flag redeclares an exclusive queue.
+    ch = bus.channel()
+    ch.queue_declare("ex", durable=True, exclusive=True)
+    assert bus.statistics().vhosts["/"].queues["ex"].durable is False
+    ch.queue_declare("ex", durable=False, exclusive=True)
+    ch.queue_declare("ex", durable=True, exclusive=True)
+    ch.queue_declare("ex2", exclusive=True)
+    ch.queue_declare("ex2", durable=True, exclusive=True)
+    assert ch.is_open
+
+
 def test_exclusive_flag_mismatch_same_connection(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("ex", exclusive=True)

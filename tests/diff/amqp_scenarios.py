@@ -358,6 +358,21 @@ def queue_redeclare_inequivalent_flags(pika: ModuleType, params: Any, ns: str) -
         ]
 
 
+# RabbitMQ 3.10: an exclusive queue is never durable ("Durable = DurableDeclare andalso
+# not ExclusiveDeclare"), so it redeclares with either durable flag.
+@scenario("queue", expect=[OK, OK, OK, OK])
+def queue_exclusive_is_never_durable(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", durable=True)
+        q2 = s.q("q2")
+        return [
+            s.ok(lambda ch: ch.queue_declare(q, exclusive=True)),
+            s.ok(lambda ch: ch.queue_declare(q, durable=True, exclusive=True)),
+            s.ok(lambda ch: ch.queue_declare(q2, durable=True, exclusive=True)),
+            s.ok(lambda ch: ch.queue_declare(q2, exclusive=True)),
+        ]
+
+
 # RabbitMQ: x-arguments with meaning are checked for equivalence (406 naming the arg);
 # unknown arguments are not.
 @scenario(
