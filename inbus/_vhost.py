@@ -27,6 +27,7 @@ from . import _store as st
 from ._args import (
     EXCHANGE_ARGS,
     QUEUE_ARGS,
+    amqp_type,
     check_equivalent,
     check_equivalent_args,
     validate_queue_args,
@@ -179,15 +180,24 @@ class VHost:
             raise self._default_refused(method)
         x = self.get_exchange(source, method)  # RabbitMQ reports a missing source first
         if dest[0] == "queue":
-            self.get_queue(dest[1], method, conn)
+            if dest[1] not in self.queues:
+                raise self._nf("queue", dest[1], method)
         else:
             self.get_exchange(dest[1], method)
+        # As RabbitMQ (rabbit_binding:add): the exchange type validates the binding
+        # before the queue's exclusivity is checked.
         if isinstance(x, HeadersExchange) and "x-match" in args:
-            mode = HeadersExchange.match_mode(args)
+            mode = args["x-match"]
+            if not isinstance(mode, str):
+                raise PreconditionFailed(
+                    f"Invalid x-match field type {_erl_type(mode)} (value "
+                    f"{_erl_value(mode)}); expected longstr", method=method)
             if mode not in ("all", "any", "all-with-x", "any-with-x"):
                 raise PreconditionFailed(
                     f'Invalid x-match field value <<"{mode}">>; expected all, any, '
                     "all-with-x, or any-with-x", method=method)
+        if dest[0] == "queue":
+            self.get_queue(dest[1], method, conn)  # 405: another connection's exclusive
         if x.bind(dest, routing_key, args):
             self.routes_changed()
             self._binding_op(True, x, dest, routing_key, args)
@@ -489,6 +499,22 @@ class VHost:
         for q in self.queues.values():
             q._check()
             assert (("queue", q.name), q.name, None) in self.default.bindings
+
+
+def _erl_type(v: Any) -> str:
+    """The AMQP field type RabbitMQ names for a value pika sent (bytes go as 'x')."""
+    return "binary" if isinstance(v, (bytes, bytearray)) else amqp_type(v)
+
+
+def _erl_value(v: Any) -> str:
+    """A value as RabbitMQ's error texts print it (Erlang terms)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (bytes, bytearray)):
+        return f'<<"{bytes(v).decode("utf-8", "replace")}">>'
+    if v is None:
+        return "undefined"
+    return str(v)
 
 
 def message_record(vhost: str, queue: str, m: QMsg, wall_expiry: float | None

@@ -412,6 +412,38 @@ def test_headers_bad_x_match(ch: inbus.Channel) -> None:
         ch.queue_bind("q", "h", "", arguments={"x-match": "bogus"})
 
 
+@pytest.mark.parametrize("mode, text", [
+    # RabbitMQ 3.10 wants a longstr: pika sends bytes as a byte array ('x').
+    (b"any", 'Invalid x-match field type binary (value <<"any">>); expected longstr'),
+    (1, "Invalid x-match field type signedint (value 1); expected longstr"),
+    (True, "Invalid x-match field type bool (value true); expected longstr"),
+])
+def test_headers_x_match_must_be_a_string(bus: Bus, mode: Any, text: str) -> None:
+    ch = bus.channel()
+    ch.exchange_declare("h", "headers")
+    ch.queue_declare("q")
+    with fail(PreconditionFailed, 406, "PRECONDITION_FAILED - " + text):
+        ch.queue_bind("q", "h", "", arguments={"x-match": mode})
+    ch = bus.channel()
+    with fail(PreconditionFailed, 406, "PRECONDITION_FAILED - " + text):
+        ch.exchange_bind("amq.direct", "h", "", arguments={"x-match": mode})
+
+
+def test_headers_binding_validated_before_exclusive_access(bus: Bus) -> None:
+    # RabbitMQ checks the binding (406) before another connection's exclusive queue (405),
+    # and a missing queue (404) before both.
+    owner = bus.connection().channel()
+    owner.queue_declare("ex", exclusive=True)
+    owner.exchange_declare("h", "headers")
+    with fail(PreconditionFailed, 406, 'PRECONDITION_FAILED - Invalid x-match field value '
+              '<<"bogus">>; expected all, any, all-with-x, or any-with-x'):
+        bus.channel().queue_bind("ex", "h", "", arguments={"x-match": "bogus"})
+    with fail(ResourceLocked, 405, LOCKED.format("ex")):
+        bus.channel().queue_bind("ex", "h", "", arguments={"x-match": "any"})
+    with fail(NotFound, 404, "NOT_FOUND - no queue 'nope' in vhost '/'"):
+        bus.channel().queue_bind("nope", "h", "", arguments={"x-match": "bogus"})
+
+
 # --- routing ---------------------------------------------------------------------------
 
 

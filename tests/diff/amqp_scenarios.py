@@ -2927,6 +2927,32 @@ def headers_invalid_x_match(pika: ModuleType, params: Any, ns: str) -> list[Any]
         return [s.ok(lambda ch: ch.queue_bind(q, x, arguments={"x-match": "bogus", "a": 1}))]
 
 
+# RabbitMQ 3.10: x-match must be a longstr (pika sends bytes as a byte array, 'x'); the
+# binding is validated before another connection's exclusive queue is refused (405).
+@scenario(
+    "headers",
+    expect=[
+        e406('Invalid x-match field type binary (value <<"any">>); expected longstr'),
+        e406("Invalid x-match field type signedint (value 1); expected longstr"),
+        e406('Invalid x-match field type binary (value <<"all">>); expected longstr'),
+        e406("Invalid x-match field value <<\"bogus\">>; expected all, any, all-with-x, or any-with-x"),
+        e405("NS.ex"),
+    ],
+)
+def headers_x_match_type_and_check_order(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s, Session(pika, params, ns) as owner:
+        x = s.x("x", "headers")
+        q = s.q("q")
+        ex = owner.q("ex")
+        return [
+            s.ok(lambda ch: ch.queue_bind(q, x, arguments={"x-match": b"any", "a": 1})),
+            s.ok(lambda ch: ch.queue_bind(q, x, arguments={"x-match": 1})),
+            s.ok(lambda ch: ch.exchange_bind("amq.direct", x, arguments={"x-match": b"all"})),
+            s.ok(lambda ch: ch.queue_bind(ex, x, arguments={"x-match": "bogus"})),
+            s.ok(lambda ch: ch.queue_bind(ex, x, arguments={"x-match": "any"})),
+        ]
+
+
 # RabbitMQ: an exchange bound to itself is harmless: one copy per queue.
 @scenario("e2e", expect=[[b"m"]])
 def e2e_self_binding(pika: ModuleType, params: Any, ns: str) -> list[Any]:
