@@ -9,7 +9,9 @@ for float header values, which pika cannot encode): see the ``RABBIT`` notes.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import re
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -567,6 +569,18 @@ HEADERS_CASES = [
     ({"x-match": "any-with-x", "x-k": 1}, {"x-k": 1, "a": 1}, True),
     ({"x-match": "any-with-x", "x-k": 1, "a": 5}, {"a": 5}, True),
     ({"x-match": "any-with-x", "x-k": 1, "a": 5}, {"x-k": "1"}, False),
+    # as RabbitMQ 3.10 compares what pika sent: a Decimal is no number, a timestamp is
+    # its seconds, and tables and arrays compare in order with their elements' types
+    ({"a": 1}, {"a": Decimal("1")}, False),
+    ({"a": Decimal("1")}, {"a": 1}, False),
+    ({"a": Decimal("1.5")}, {"a": Decimal("1.50")}, True),
+    ({"a": 5}, {"a": datetime.datetime(1970, 1, 1, 0, 0, 5)}, True),
+    ({"a": [1]}, {"a": [True]}, False),
+    ({"a": {"n": 1}}, {"a": {"n": True}}, False),
+    ({"a": ["1"]}, {"a": [b"1"]}, False),
+    ({"a": [Decimal("1")]}, {"a": [1]}, False),
+    ({"a": {"x": 1, "y": 2}}, {"a": {"y": 2, "x": 1}}, False),
+    ({"a": {"x": 1, "y": [2, "s"]}}, {"a": {"x": 1, "y": [2, "s"]}}, True),
 ]
 
 
@@ -610,6 +624,23 @@ def test_binding_identity_includes_arguments(bus: Bus) -> None:
     ch.queue_unbind("q", "d", "k", {"x-any": 1})
     ch.basic_publish("d", "k", b"gone")
     assert drain(ch, "q") == [b"once", b"still bound by the other"]
+
+
+def test_binding_identity_keeps_argument_types(bus: Bus) -> None:
+    # RabbitMQ 3.10: the arguments' AMQP types are part of a binding (1, True and
+    # Decimal("1") make three bindings); nested tables keep their order.
+    ch = bus.channel()
+    ch.exchange_declare("h", "headers")
+    ch.queue_declare("q")
+    for v in (1, True, Decimal("1"), {"x": 1, "y": 2}, {"y": 2, "x": 1}):
+        ch.queue_bind("q", "h", "", {"a": v})
+    assert bus.statistics().exchange("h").bindings == 5
+    ch.queue_unbind("q", "h", "", {"a": Decimal("1")})
+    ch.queue_unbind("q", "h", "", {"a": {"y": 2, "x": 1}})
+    ch.basic_publish("h", "", b"int", BasicProperties(headers={"a": 1}))
+    ch.basic_publish("h", "", b"table", BasicProperties(headers={"a": {"x": 1, "y": 2}}))
+    ch.basic_publish("h", "", b"decimal", BasicProperties(headers={"a": Decimal("1")}))
+    assert drain(ch, "q") == [b"int", b"table"]
 
 
 def test_exchange_to_exchange(ch: inbus.Channel) -> None:

@@ -8,6 +8,8 @@ namespace replaced by ``NS``); the comment above each scenario says it in words.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import time
 from types import ModuleType
 from typing import Any
@@ -3238,6 +3240,21 @@ def headers_nested_values(pika: ModuleType, params: Any, ns: str) -> list[Any]:
         [{"t": {"a": 1, "b": "x"}}, {"l": [1, "two"]}],
         [("same", {"t": {"a": 1, "b": "x"}}), ("other", {"t": {"a": 2, "b": "x"}}),
          ("list", {"l": [1, "two"]}), ("list2", {"l": ["two", 1]})],
+    )
+
+
+# RabbitMQ 3.10 compares header values as Erlang terms: a Decimal is a (scale, digits)
+# pair, never the number; a timestamp is its seconds; tables and arrays compare element by
+# element, in order, with the elements' types (so [1] is not [True]).
+@scenario("headers", expect=[[0, []], [1, ["dec"]], [2, ["ts"]], [3, []], [4, []], [5, ["same-order"]]])
+def headers_values_as_wire_terms(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    return _headers_table(
+        pika, params, ns,
+        [{"v": 1}, {"v": decimal.Decimal("1")}, {"v": 5}, {"v": [1]}, {"v": {"n": 1}},
+         {"v": {"a": 1, "b": 2}}],
+        [("dec", {"v": decimal.Decimal("1")}), ("ts", {"v": datetime.datetime(1970, 1, 1, 0, 0, 5)}),
+         ("bool-list", {"v": [True]}), ("bool-table", {"v": {"n": True}}),
+         ("other-order", {"v": {"b": 2, "a": 1}}), ("same-order", {"v": {"a": 1, "b": 2}})],
     )
 
 
