@@ -520,6 +520,38 @@ class TestDeadLettering:
         assert h["x-first-death-exchange"] == "src"
         assert d.properties.expiration is None
 
+    def test_a_publish_reaches_all_its_queues_before_their_dead_letters(self, bus, ch):
+        # As RabbitMQ, whose channel hands a message to every queue before any reacts:
+        # "big" overflows q3, whose head is dead-lettered back to x and so to q2 only
+        # after "big" reached q2 (where it is too big for the byte limit itself).
+        ch.exchange_declare("x", "headers")
+        ch.queue_declare("q3", arguments={"x-max-length": 1, "x-dead-letter-exchange": "x"})
+        ch.queue_declare("q2", arguments={"x-max-length-bytes": 3})
+        ch.queue_bind("q3", "x")
+        ch.queue_bind("q2", "x")
+        ch.basic_publish("x", "", b"m3")
+        ch.basic_publish("x", "", b"big")
+        assert drain(ch, "q3") == [b"big"]
+        (m,) = [get(ch, "q2")]
+        assert m.body == b"m3" and m.properties.headers["x-death"][0]["queue"] == "q3"
+        assert drain(ch, "q2") == []
+
+    def test_a_dead_letter_reaches_all_its_queues_before_theirs(self, bus, ch):
+        # The same for a dead letter routed to several queues: "a" expires (TTL 0) into
+        # dlx, reaching d1 and d2; d1 overflows into d2 only after "a" reached d2.
+        ch.exchange_declare("dlx", "fanout")
+        ch.exchange_declare("dlx2", "fanout")
+        ch.queue_declare("d1", arguments={"x-max-length": 1, "x-dead-letter-exchange": "dlx2"})
+        ch.queue_declare("d2", arguments={"x-max-length": 1})
+        ch.queue_bind("d1", "dlx")
+        ch.queue_bind("d2", "dlx")
+        ch.queue_bind("d2", "dlx2")
+        ch.queue_declare("w", arguments={"x-message-ttl": 0, "x-dead-letter-exchange": "dlx"})
+        ch.basic_publish("", "d1", b"old")
+        ch.basic_publish("", "w", b"a")
+        assert drain(ch, "d1") == [b"a"]
+        assert drain(ch, "d2") == [b"old"]
+
     def test_nack_without_requeue_dead_letters(self, bus, ch):
         dlx_setup(ch, "w")
         ch.basic_publish("", "w", b"a")

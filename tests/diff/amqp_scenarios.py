@@ -2790,6 +2790,33 @@ def dlx_two_queues(pika: ModuleType, params: Any, ns: str) -> list[Any]:
         return [[(e["queue"], e["reason"], e["count"]) for e in d["x-death"]], d["first"], [body]]
 
 
+# RabbitMQ: the channel hands a message to all its queues before any of them reacts, so
+# what one queue dead-letters on its arrival (overflow, TTL 0) reaches another queue of
+# the same publish after the message itself; likewise for a dead letter's own queues.
+@scenario("dlx", expect=[[b"m3"], [b"big"], [b"a"], [b"old"]])
+def dlx_after_the_publish_reached_every_queue(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        x = s.x("x", "headers")
+        q3 = s.q("q3", arguments={"x-max-length": 1, "x-dead-letter-exchange": x})
+        q2 = s.q("q2", arguments={"x-max-length-bytes": 3})
+        s.ch.queue_bind(q3, x)
+        s.ch.queue_bind(q2, x)
+        s.ch.basic_publish(x, "", b"m3")
+        s.ch.basic_publish(x, "", b"big")  # overflows q3 (m3 dead-lettered) and q2
+        dlx, dlx2 = s.x("dlx", "fanout"), s.x("dlx2", "fanout")
+        d1 = s.q("d1", arguments={"x-max-length": 1, "x-dead-letter-exchange": dlx2})
+        d2 = s.q("d2", arguments={"x-max-length": 1})
+        s.ch.queue_bind(d1, dlx)
+        s.ch.queue_bind(d2, dlx)
+        s.ch.queue_bind(d2, dlx2)
+        w = s.q("w", arguments={"x-message-ttl": 0, "x-dead-letter-exchange": dlx})
+        s.ch.basic_publish("", d1, b"old")
+        s.sync()
+        s.ch.basic_publish("", w, b"a")  # expires into d1 and d2; d1 drops old into d2
+        time.sleep(0.1)
+        return [s.drain(q2), s.drain(q3), s.drain(d1), s.drain(d2)]
+
+
 # RabbitMQ: x-dead-letter-routing-key without x-dead-letter-exchange is refused (406).
 @scenario(
     "args",
