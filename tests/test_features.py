@@ -734,6 +734,20 @@ class TestPriority:
         assert [m.body for m in got] == [b"c", b"a", b"b"]
         assert [m.redelivered for m in got] == [True, True, False]
 
+    def test_expiry_at_the_head_only_lower_lanes_wait(self, bus, ch, clock):
+        # As RabbitMQ 3.10's priority queue: expired messages go from the head, the
+        # highest non-empty priority first; a lower priority's expired message waits
+        # (and counts) while a live message of a higher priority is ahead of it.
+        dlx_setup(ch, "p", {"x-max-priority": 5})
+        ch.basic_publish("", "p", b"hi", P(priority=5))
+        ch.basic_publish("", "p", b"lo", P(priority=0, expiration="10000"))
+        ch.basic_publish("", "p", b"zero", P(priority=0, expiration="0"))
+        clock.advance(20)
+        assert ready(bus, "p") == 3
+        m = get(ch, "p")
+        assert (m.body, m.message_count) == (b"hi", 0)  # the rest expire as the head moves
+        assert drain(ch, "dead") == [b"lo", b"zero"]
+
     def test_consumer_gets_highest_first(self, bus, ch):
         ch.queue_declare("q", arguments={"x-max-priority": 10})
         for i in range(10):

@@ -3285,6 +3285,25 @@ def headers_values_as_wire_terms(pika: ModuleType, params: Any, ns: str) -> list
     )
 
 
+# RabbitMQ 3.10: a priority queue expires messages from its head only, highest priority
+# first: an expired (TTL 0) low-priority message waits, and counts, behind a live
+# higher-priority one, and goes once the head moves past the lanes above it.
+@scenario("priority", expect=[2, 4, (b"A", 2), (b"D", 0), None])
+def priority_expiry_at_the_head_only(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", arguments={"x-max-priority": 5})
+        s.ch.basic_publish("", q, b"A", pika.BasicProperties(priority=5))
+        s.ch.basic_publish("", q, b"B", pika.BasicProperties(priority=0, expiration="0"))
+        out: list[Any] = [s.count(q)]
+        s.ch.basic_publish("", q, b"C", pika.BasicProperties(priority=5, expiration="0"))
+        s.ch.basic_publish("", q, b"D", pika.BasicProperties(priority=1))
+        out.append(s.count(q))
+        for _ in range(3):
+            m, _p, body = s.ch.basic_get(q, auto_ack=True)
+            out.append(None if m is None else (body, m.message_count))
+        return out
+
+
 # RabbitMQ: in a priority queue, a consumer gets the highest priority message first even
 # when it was published last.
 @scenario("priority", expect=[[b"hi", b"lo1", b"lo2"]])
