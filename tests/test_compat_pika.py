@@ -738,3 +738,27 @@ def test_values_pika_cannot_encode_raise_client_side(conn: pika.BlockingConnecti
           "n": None, "l": [1, "x", {"k": []}], "f": {"a": 1}}
     ch.basic_publish("", "q", b"m", pika.BasicProperties(headers=ok))
     assert ch.basic_get("q", auto_ack=True)[1].headers == ok
+
+
+def test_returns_not_dispatched_before_the_channel_closes_are_dropped(
+        conn: pika.BlockingConnection) -> None:
+    # pika's BlockingChannel clears its pending events when it closes (_cleanup): a
+    # return that arrived but was not dispatched yet never reaches the callback.
+    got: list[bytes] = []
+    ch = conn.channel()
+    ch.add_on_return_callback(lambda c, m, p, body: got.append(body))
+    ch.basic_publish("amq.direct", "nowhere", b"lost", mandatory=True)
+    ch.basic_publish("amq.direct", "nowhere", b"x", pika.BasicProperties(delivery_mode=3))
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+        ch.queue_declare("q")  # the 406 of the invalid message closed the channel
+    conn.process_data_events(0)
+    ch2 = conn.channel()
+    ch2.add_on_return_callback(lambda c, m, p, body: got.append(body))
+    ch2.basic_publish("amq.direct", "nowhere", b"also lost", mandatory=True)
+    ch2.close()
+    conn.process_data_events(0)
+    ch3 = conn.channel()
+    ch3.add_on_return_callback(lambda c, m, p, body: got.append(body))
+    ch3.basic_publish("amq.direct", "nowhere", b"seen", mandatory=True)
+    conn.process_data_events(0)
+    assert got == [b"seen"]

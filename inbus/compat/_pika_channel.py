@@ -330,6 +330,10 @@ class BlockingChannel:
             self._connection._native.add_callback_threadsafe(lambda: self._on_return(r))
 
     def _on_return(self, r: _NativeReturned) -> None:
+        if self._native.is_closed:
+            # pika drops a channel's undispatched events when the channel closes (by the
+            # broker or by the client): a return not dispatched by then is never seen.
+            return
         method = spec.Basic.Return(r.reply_code, r.reply_text, r.exchange, r.routing_key)
         for cb in list(self._return_callbacks):
             cb(self, method, _copy_props(r.properties) or BasicProperties(), r.body)
