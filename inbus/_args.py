@@ -15,8 +15,8 @@ from typing import Any
 
 from ._errors import PreconditionFailed
 
-__all__ = ["QUEUE_ARGS", "amqp_type", "check_equivalent", "fmt_value", "parse_expiration",
-           "str_list", "validate_queue_args"]
+__all__ = ["QUEUE_ARGS", "amqp_type", "check_equivalent", "fmt_value", "header_routes",
+           "invalid_message", "parse_expiration", "validate_queue_args"]
 
 QUEUE_ARGS = (
     "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
@@ -149,11 +149,25 @@ def validate_queue_args(args: dict[str, Any], name: str, vhost: str) -> None:
                    f"{{unsupported queue type {qt!r}: inbus implements classic queues}}")
 
 
-def str_list(v: Any) -> list[str]:
-    """The strings of a ``CC`` / ``BCC`` header (a list; anything else counts as none)."""
-    if isinstance(v, list):
-        return [k for k in v if isinstance(k, str)]
-    return []
+def header_routes(headers: dict[str, Any]) -> list[str]:
+    """The routing keys of the ``CC`` then ``BCC`` headers: the strings of each array
+    (other elements are ignored). As RabbitMQ's ``rabbit_basic:header_routes``, a
+    ``CC`` / ``BCC`` header of any other type (a string, a number, void...) makes the
+    message invalid: 406, which closes the channel."""
+    out: list[str] = []
+    for key in ("CC", "BCC"):
+        if key in headers:
+            v = headers[key]
+            if not isinstance(v, (list, tuple)):
+                t = "binary" if isinstance(v, bytes) else amqp_type(v)  # (pika: bytes 'x')
+                raise invalid_message(f'{{unacceptable_type_in_header,"{key}",{t}}}')
+            out += [k for k in v if isinstance(k, str)]
+    return out
+
+
+def invalid_message(why: str) -> PreconditionFailed:
+    """RabbitMQ's 406 for a message it cannot build (``rabbit_basic:message/3``)."""
+    return PreconditionFailed(f"invalid message: {why}", method="basic.publish")
 
 
 def parse_expiration(exp: Any) -> float:

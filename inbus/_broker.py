@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from ._args import parse_expiration, str_list
+from ._args import header_routes, invalid_message, parse_expiration
 from ._errors import AccessRefused, NotFound, PreconditionFailed
 from ._expiry import Expiry
 from ._message import (
@@ -52,6 +52,8 @@ class Broker(Expiry):
     _no_props: BasicProperties
     _n_unroutable: int
     _n_submits: int
+    _dl_pending: list[tuple[VHost, Any]]
+    _dl_hold: bool
     _lock: Any
 
     # --- publishing and delivery (lock held) -----------------------------------------------
@@ -84,13 +86,16 @@ class Broker(Expiry):
             headers = props.headers
             keys = content = None
             if headers and ("CC" in headers or "BCC" in headers):
-                keys = [rk] + str_list(headers.get("CC")) + str_list(headers.get("BCC"))
+                keys = [rk] + header_routes(headers)
                 if "BCC" in headers:
                     props = props.copy(headers={k: v for k, v in headers.items()
                                                 if k != "BCC"})
                 content = RoutedContent(body, exchange, rk, props, ttl, keys)
             # (CC / BCC: never direct, its unacked entry must keep the RoutedContent)
-            simple = ttl is None and props.delivery_mode != 2 and keys is None
+            dm = props.delivery_mode
+            if dm is not None and dm != 2 and dm != 1:  # RabbitMQ: 1, 2 or none
+                raise invalid_message(f"{{delivery_mode_unknown,{dm}}}")
+            simple = ttl is None and dm != 2 and keys is None
         queues: Sequence[Queue] | None
         if keys is None:
             queues = x.routes.get(rk)  # vh.route's cache, looked up inline
@@ -113,6 +118,7 @@ class Broker(Expiry):
                 return ReturnedMessage(312, "NO_ROUTE", content), False, False
             return None
         nacked = False
+        held = False  # (see _dead_letter_locked)
         before = self._n_submits
         for q in queues:
             expires: float | None = None
@@ -143,6 +149,7 @@ class Broker(Expiry):
                     # With nothing ready before, the lines above found no consumer with
                     # credit, unless q.has_ttl skipped them: then look, as _enqueue_locked.
                     if q.has_ttl and q.ready_count == 1 and q.consumers:
+                        held = held or self._hold_dead_letters()
                         self._dispatch_queue_locked(vh, q)
                     continue
                 if (not q.ready_count and q.consumers and keys is None
@@ -156,8 +163,13 @@ class Broker(Expiry):
                 if c is None:
                     if content is None:
                         content = Content(body, exchange, rk, props, ttl)
-                    if not self._enqueue_locked(vh, q, content):
-                        nacked = True
+                    held = held or self._hold_dead_letters()
+                    try:
+                        if not self._enqueue_locked(vh, q, content):
+                            nacked = True
+                    except BaseException:
+                        self._release_dead_letters()
+                        raise
                     continue
                 t = q.message_ttl
                 if ttl is not None and (t is None or ttl < t):
@@ -194,6 +206,8 @@ class Broker(Expiry):
             if sink.wanted:  # (Sink.push, inlined)
                 sink.wanted = False
                 sink.cond.notify()
+        if held:
+            self._release_dead_letters()
         if vh.ops:
             self._flush_ops_locked(vh)
         if nacked or self._n_submits != before:
@@ -516,6 +530,13 @@ class Broker(Expiry):
 
     def _dead_letter_locked(self, vh: VHost, q: Queue, m: QMsg, reason: str,
                             persisted: bool = True) -> None:
+        """Dead-letter ``m`` leaving ``q`` (or drop it when ``q`` has no DLX).
+
+        As in RabbitMQ, where the channel hands a message to all its queues before any of
+        them can react, a message reaches every queue it was routed to before what those
+        queues dead-letter on its arrival (overflow, TTL 0) is routed: while a publish is
+        under way (``_dl_hold``) dead letters wait in ``_dl_pending``, and a dead letter
+        likewise reaches all its queues before their own dead letters move on."""
         if persisted and q.durable and m.persistent:
             vh.persist_remove(q, m)
         res = vh.dead_letter(q, m, reason, self._clock.time())
@@ -523,10 +544,29 @@ class Broker(Expiry):
             q.n_dropped += 1
             return
         q.n_dead_lettered += 1
-        x, rks, content = res
-        for target in vh.route_keys(x, rks, content.properties.headers):
-            if not vh.is_cycle(target, content):
-                self._enqueue_locked(vh, target, content)
+        self._dl_pending.append((vh, res))
+        if not self._dl_hold:
+            self._hold_dead_letters()
+            self._release_dead_letters()
+
+    def _hold_dead_letters(self) -> bool:
+        self._dl_hold = True
+        return True
+
+    def _release_dead_letters(self) -> None:
+        """Route the dead letters held back, breadth first, then stop holding them."""
+        pending = self._dl_pending
+        try:
+            i = 0
+            while i < len(pending):
+                vh, (x, rks, content) = pending[i]
+                i += 1
+                for target in vh.route_keys(x, rks, content.properties.headers):
+                    if not vh.is_cycle(target, content):
+                        self._enqueue_locked(vh, target, content)
+        finally:
+            pending.clear()
+            self._dl_hold = False
 
     # --- consumers ---------------------------------------------------------------------
 

@@ -97,6 +97,10 @@ class Bus(Broker):
         self._no_props = _NoProperties()  # shared by publishes without properties
         self._committer: Any = None
         self._n_submits = 0
+        # Dead-lettered messages waiting to be routed while a publish reaches its queues
+        # (see Broker._dead_letter_locked); _dl_hold: a publish is under way.
+        self._dl_pending: list[tuple[VHost, Any]] = []
+        self._dl_hold = False
         self._taps: dict[tuple[str, str], list[ReturnedMessage]] = {}  # testing.capture
         self.path = path
         if self._manual_clock:

@@ -15,15 +15,21 @@ binding. Routing never sees arguments except in the headers exchange.
 - topic: the compiled trie of :mod:`inbus._topic`, with its bounded routing-key cache.
 - headers: each binding's match spec tested against the message headers (x-match
   ``all`` / ``any`` / ``all-with-x`` / ``any-with-x``; a binding value of None (AMQP void)
-  means "key present"; numbers compare by value (1 == 1.0) but never equal a bool or a
-  string; ``any`` with no keys matches nothing; ``all`` with no keys matches everything).
+  means "key present"; values compare as RabbitMQ compares what pika sent
+  (:func:`wire_term`): numbers by value (1 == 1.0) but never equal to a bool, a string
+  or a Decimal; a string equals the same bytes; tables and arrays compare in order, with
+  their elements' types; ``any`` with no keys matches nothing; ``all`` with no keys
+  matches everything).
 
 Pure: no locks, threads, time or I/O.
 """
 
 from __future__ import annotations
 
+import calendar
+import datetime
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from ._topic import TopicRouter
@@ -35,16 +41,19 @@ BindingKey = tuple[Dest, str, Any]  # (destination, routing key, frozen argument
 
 
 def freeze(value: Any) -> Any:
-    """A hashable, order-insensitive form of an arguments table (for binding identity)."""
+    """A hashable form of an arguments table (for binding identity): order-insensitive at
+    the top, as RabbitMQ sorts a binding's arguments; values keep their AMQP type, so
+    1, True, 1.0 and Decimal(1) are four bindings, as on the wire."""
     if isinstance(value, dict):
-        return ("__dict__", frozenset((k, freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return ("__list__", tuple(freeze(v) for v in value))
+        return ("__dict__", frozenset((k, _frozen(v)) for k, v in value.items()))
+    return _frozen(value)
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, (dict, list, tuple, bool, float, Decimal, datetime.datetime)):
+        return wire_term(value, typed=True)
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
-    # bool must not collide with 1/0 in binding identity.
-    if isinstance(value, bool):
-        return ("__bool__", value)
     return value
 
 
@@ -242,18 +251,45 @@ class TopicExchange(Exchange):
 _MATCH_MODES = ("all", "any", "all-with-x", "any-with-x")
 
 
-def _norm(v: Any) -> Any:
+def wire_term(v: Any, typed: bool = False) -> Any:
+    """``v`` as the Erlang term RabbitMQ compares once pika encoded it: a string and
+    bytes are the same binary, numbers compare by value, a bool is an atom (never 1), a
+    Decimal is a (scale, digits) pair (never a number), a datetime a timestamp in
+    seconds; tables and arrays compare element by element, in order, *with* their
+    elements' field types (``typed``: so inside them "1" is not b"1", nor 1 True)."""
+    t = type(v)
+    if t is bool:
+        term: Any = ("t", v)
+        return term
     if isinstance(v, str):
-        return v.encode("utf-8")
-    if isinstance(v, (bytearray, memoryview)):
-        return bytes(v)
-    return v
+        term, tag = v.encode("utf-8"), "S"
+    elif isinstance(v, (bytes, bytearray, memoryview)):
+        term, tag = bytes(v), "x"
+    elif isinstance(v, int):
+        term, tag = v, ("I" if -(2**31) <= v < 2**31 else "l")
+    elif isinstance(v, Decimal):
+        d = v.normalize()
+        exp = d.as_tuple().exponent
+        scale = -exp if isinstance(exp, int) and exp < 0 else 0
+        term, tag = ("D", scale, int(d * (Decimal(10) ** scale))), "D"
+    elif isinstance(v, datetime.datetime):
+        term, tag = calendar.timegm(v.utctimetuple()), "T"
+    elif isinstance(v, dict):
+        term, tag = ("F", tuple((k, wire_term(x, True)) for k, x in v.items())), "F"
+    elif isinstance(v, (list, tuple)):
+        term, tag = ("A", tuple(wire_term(x, True) for x in v)), "A"
+    elif v is None:
+        term, tag = ("V",), "V"
+    else:
+        term, tag = v, t.__name__  # (a float, say: pika cannot send one)
+    return (tag, term) if typed else term
 
 
 def _values_equal(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return bool(_norm(a) == _norm(b))
+    ta = type(a)
+    if ta is type(b) and (ta is str or ta is int or ta is bytes):
+        return bool(a == b)  # (the common case)
+    return bool(wire_term(a) == wire_term(b))
 
 
 class HeadersExchange(Exchange):

@@ -313,13 +313,16 @@ class Queue(Consumers):
         return self.pop()
 
     def expire(self, now: float) -> list[QMsg]:
-        """Remove expired messages at the head of each lane. O(expired)."""
+        """Remove the expired messages at the head. On a priority queue the head is the
+        highest non-empty lane's: as RabbitMQ's priority queue (dropwhile lane by lane),
+        a lower lane is looked at only once the lanes above it are empty, so an expired
+        low-priority message waits behind a live higher-priority one. O(expired)."""
         dead: list[QMsg] = []
-        for lane in self.lanes:
+        for lane in reversed(self.lanes):
             while lane.tail or lane.front:
                 e = lane.head_expires()
                 if e is None or e > now:
-                    break
+                    return dead
                 m = lane.pop()
                 self.ready_count -= 1
                 self.ready_bytes -= len(m.body)
@@ -327,14 +330,9 @@ class Queue(Consumers):
         return dead
 
     def next_expiry(self) -> float | None:
-        """The earliest head expiry, for the shell's timer."""
-        best: float | None = None
-        for lane in self.lanes:
-            if lane.tail or lane.front:
-                e = lane.head_expires()
-                if e is not None and (best is None or e < best):
-                    best = e
-        return best
+        """The head's expiry (None: it does not expire), for the shell's timer."""
+        lane = self._head_lane()
+        return None if lane is None else lane.head_expires()
 
     def purge(self) -> tuple[int, bool]:
         """Remove every ready message (unacked ones stay). Returns how many, and whether

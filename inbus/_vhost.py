@@ -27,6 +27,7 @@ from . import _store as st
 from ._args import (
     EXCHANGE_ARGS,
     QUEUE_ARGS,
+    amqp_type,
     check_equivalent,
     check_equivalent_args,
     validate_queue_args,
@@ -179,15 +180,24 @@ class VHost:
             raise self._default_refused(method)
         x = self.get_exchange(source, method)  # RabbitMQ reports a missing source first
         if dest[0] == "queue":
-            self.get_queue(dest[1], method, conn)
+            if dest[1] not in self.queues:
+                raise self._nf("queue", dest[1], method)
         else:
             self.get_exchange(dest[1], method)
+        # As RabbitMQ (rabbit_binding:add): the exchange type validates the binding
+        # before the queue's exclusivity is checked.
         if isinstance(x, HeadersExchange) and "x-match" in args:
-            mode = HeadersExchange.match_mode(args)
+            mode = args["x-match"]
+            if not isinstance(mode, str):
+                raise PreconditionFailed(
+                    f"Invalid x-match field type {_erl_type(mode)} (value "
+                    f"{_erl_value(mode)}); expected longstr", method=method)
             if mode not in ("all", "any", "all-with-x", "any-with-x"):
                 raise PreconditionFailed(
                     f'Invalid x-match field value <<"{mode}">>; expected all, any, '
                     "all-with-x, or any-with-x", method=method)
+        if dest[0] == "queue":
+            self.get_queue(dest[1], method, conn)  # 405: another connection's exclusive
         if x.bind(dest, routing_key, args):
             self.routes_changed()
             self._binding_op(True, x, dest, routing_key, args)
@@ -215,6 +225,10 @@ class VHost:
                       now: float = 0.0, server_named: bool = False) -> Queue:
         m = "queue.declare"
         args = dict(arguments or {})
+        # RabbitMQ 3.10 (rabbit_channel): "Durable = DurableDeclare andalso not
+        # ExclusiveDeclare": an exclusive queue is never durable, whatever was asked, and
+        # a redeclaration compares against that.
+        durable = durable and not exclusive
         q = self.queues.get(name)
         if passive:
             if q is None:
@@ -361,14 +375,38 @@ class VHost:
 
     def route_keys(self, x: Exchange, routing_keys: list[str],
                    headers: dict[str, Any] | None) -> Sequence[Queue]:
-        """Route with several keys (CC / BCC headers, dead-letter keys); union, each once."""
+        """Route with several keys (CC / BCC headers, dead-letter keys); each queue once.
+
+        As RabbitMQ's ``rabbit_exchange:route``: each exchange on the way routes the
+        message with all its keys at once, and its alternate exchange takes it only when
+        none of them matched (not once per key that matched nothing). Not cached."""
         if len(routing_keys) == 1:
             return self.route(x, routing_keys[0], headers)
-        out: dict[str, Queue] = {}
-        for rk in routing_keys:
-            for q in self.route(x, rk, headers):
-                out.setdefault(q.name, q)
-        return list(out.values())
+        queues: dict[str, Queue] = {}
+        seen = {x.name}
+        work = [x]
+        while work:
+            ex = work.pop(0)
+            ds: dict[Dest, None] = {}
+            for rk in routing_keys:
+                if ex is self.default:
+                    ds[("queue", rk)] = None
+                else:
+                    ds.update(dict.fromkeys(ex.route(rk, headers)))
+            if not ds and ex.alternate is not None:
+                ds[("exchange", ex.alternate)] = None
+            for kind, name in ds:
+                if kind == "queue":
+                    if name not in queues:
+                        q = self.queues.get(name)
+                        if q is not None:
+                            queues[name] = q
+                elif name not in seen:
+                    seen.add(name)
+                    nx = self.exchanges.get(name)
+                    if nx is not None:
+                        work.append(nx)
+        return list(queues.values())
 
     # --- dead-lettering ----------------------------------------------------------------
 
@@ -461,6 +499,22 @@ class VHost:
         for q in self.queues.values():
             q._check()
             assert (("queue", q.name), q.name, None) in self.default.bindings
+
+
+def _erl_type(v: Any) -> str:
+    """The AMQP field type RabbitMQ names for a value pika sent (bytes go as 'x')."""
+    return "binary" if isinstance(v, (bytes, bytearray)) else amqp_type(v)
+
+
+def _erl_value(v: Any) -> str:
+    """A value as RabbitMQ's error texts print it (Erlang terms)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (bytes, bytearray)):
+        return f'<<"{bytes(v).decode("utf-8", "replace")}">>'
+    if v is None:
+        return "undefined"
+    return str(v)
 
 
 def message_record(vhost: str, queue: str, m: QMsg, wall_expiry: float | None

@@ -703,3 +703,62 @@ def test_ssl_options_and_blocked_callbacks_are_accepted() -> None:
     conn.add_on_connection_blocked_callback(lambda c, f: None)
     conn.add_on_connection_unblocked_callback(lambda c, f: None)
     conn.close()
+
+
+@pytest.mark.parametrize("value, exc", [
+    (1.5, pika.exceptions.UnsupportedAMQPFieldException),
+    ((1, 2), pika.exceptions.UnsupportedAMQPFieldException),
+    (bytearray(b"x"), pika.exceptions.UnsupportedAMQPFieldException),
+    ({"nested": [1, 2.5]}, pika.exceptions.UnsupportedAMQPFieldException),
+    (2**64, __import__("struct").error),
+])
+def test_values_pika_cannot_encode_raise_client_side(conn: pika.BlockingConnection,
+                                                     value: Any, exc: type) -> None:
+    # Real pika refuses these while encoding the frame, before anything reaches the
+    # broker: the channel stays open and nothing is declared, bound or published.
+    ch = conn.channel()
+    ch.exchange_declare("h", "headers")
+    with pytest.raises(exc):
+        ch.queue_declare("q", arguments={"x-v": value})
+    with pytest.raises(exc):
+        ch.exchange_declare("x", arguments={"x-v": value})
+    ch.queue_declare("q")
+    with pytest.raises(exc):
+        ch.queue_bind("q", "h", arguments={"v": value})
+    with pytest.raises(exc):
+        ch.exchange_bind("amq.direct", "h", arguments={"v": value})
+    with pytest.raises(exc):
+        ch.basic_consume("q", lambda *a: None, arguments={"x-v": value})
+    with pytest.raises(exc):
+        ch.basic_publish("", "q", b"m", pika.BasicProperties(headers={"v": value}))
+    assert ch.is_open and ch.consumer_tags == []
+    assert ch.queue_declare("q", passive=True).method.message_count == 0
+    assert conn.bus.statistics().exchange("h").bindings == 0
+    ok = {"s": "x", "b": b"x", "t": True, "i": 2**40, "d": __import__("decimal").Decimal("1.5"),
+          "n": None, "l": [1, "x", {"k": []}], "f": {"a": 1}}
+    ch.basic_publish("", "q", b"m", pika.BasicProperties(headers=ok))
+    assert ch.basic_get("q", auto_ack=True)[1].headers == ok
+
+
+def test_returns_not_dispatched_before_the_channel_closes_are_dropped(
+        conn: pika.BlockingConnection) -> None:
+    # pika's BlockingChannel clears its pending events when it closes (_cleanup): a
+    # return that arrived but was not dispatched yet never reaches the callback.
+    got: list[bytes] = []
+    ch = conn.channel()
+    ch.add_on_return_callback(lambda c, m, p, body: got.append(body))
+    ch.basic_publish("amq.direct", "nowhere", b"lost", mandatory=True)
+    ch.basic_publish("amq.direct", "nowhere", b"x", pika.BasicProperties(delivery_mode=3))
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+        ch.queue_declare("q")  # the 406 of the invalid message closed the channel
+    conn.process_data_events(0)
+    ch2 = conn.channel()
+    ch2.add_on_return_callback(lambda c, m, p, body: got.append(body))
+    ch2.basic_publish("amq.direct", "nowhere", b"also lost", mandatory=True)
+    ch2.close()
+    conn.process_data_events(0)
+    ch3 = conn.channel()
+    ch3.add_on_return_callback(lambda c, m, p, body: got.append(body))
+    ch3.basic_publish("amq.direct", "nowhere", b"seen", mandatory=True)
+    conn.process_data_events(0)
+    assert got == [b"seen"]

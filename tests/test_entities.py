@@ -9,7 +9,9 @@ for float header values, which pika cannot encode): see the ``RABBIT`` notes.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import re
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -315,6 +317,33 @@ def test_publish_errors_close_channel(bus: Bus) -> None:
     assert ch.is_closed
 
 
+@pytest.mark.parametrize("props, why", [
+    # RabbitMQ 3.10 (rabbit_basic:message/3): CC / BCC must be arrays, delivery_mode 1 or 2.
+    ({"headers": {"CC": "k"}}, '{unacceptable_type_in_header,"CC",longstr}'),
+    ({"headers": {"CC": ["k"], "BCC": 1}}, '{unacceptable_type_in_header,"BCC",signedint}'),
+    ({"headers": {"CC": None}}, '{unacceptable_type_in_header,"CC",void}'),
+    ({"headers": {"BCC": {"k": 1}}}, '{unacceptable_type_in_header,"BCC",table}'),
+    ({"delivery_mode": 0}, "{delivery_mode_unknown,0}"),
+    ({"delivery_mode": 3}, "{delivery_mode_unknown,3}"),
+])
+def test_invalid_message_is_406(bus: Bus, props: dict[str, Any], why: str) -> None:
+    ch = bus.channel()
+    ch.queue_declare("q")
+    with fail(PreconditionFailed, 406, f"PRECONDITION_FAILED - invalid message: {why}",
+              method="basic.publish"):
+        ch.basic_publish("", "q", b"x", BasicProperties(**props))
+    assert ch.is_closed
+    assert ready(bus, "q") == 0
+
+
+def test_cc_array_elements_that_are_not_strings_are_ignored(ch: inbus.Channel) -> None:
+    ch.queue_declare("a")
+    ch.queue_declare("b")
+    ch.basic_publish("", "a", b"x", BasicProperties(headers={"CC": [1, b"b", "b"],
+                                                             "BCC": []}))
+    assert (drain(ch, "a"), drain(ch, "b")) == ([b"x"], [b"x"])
+
+
 @pytest.mark.parametrize("call, text", [
     (lambda ch: ch.basic_get("noq"), "NOT_FOUND - no queue 'noq' in vhost '/'"),
     (lambda ch: ch.queue_purge("noq"), "NOT_FOUND - no queue 'noq' in vhost '/'"),
@@ -383,6 +412,38 @@ def test_headers_bad_x_match(ch: inbus.Channel) -> None:
     with fail(PreconditionFailed, 406, 'PRECONDITION_FAILED - Invalid x-match field value '
               '<<"bogus">>; expected all, any, all-with-x, or any-with-x'):
         ch.queue_bind("q", "h", "", arguments={"x-match": "bogus"})
+
+
+@pytest.mark.parametrize("mode, text", [
+    # RabbitMQ 3.10 wants a longstr: pika sends bytes as a byte array ('x').
+    (b"any", 'Invalid x-match field type binary (value <<"any">>); expected longstr'),
+    (1, "Invalid x-match field type signedint (value 1); expected longstr"),
+    (True, "Invalid x-match field type bool (value true); expected longstr"),
+])
+def test_headers_x_match_must_be_a_string(bus: Bus, mode: Any, text: str) -> None:
+    ch = bus.channel()
+    ch.exchange_declare("h", "headers")
+    ch.queue_declare("q")
+    with fail(PreconditionFailed, 406, "PRECONDITION_FAILED - " + text):
+        ch.queue_bind("q", "h", "", arguments={"x-match": mode})
+    ch = bus.channel()
+    with fail(PreconditionFailed, 406, "PRECONDITION_FAILED - " + text):
+        ch.exchange_bind("amq.direct", "h", "", arguments={"x-match": mode})
+
+
+def test_headers_binding_validated_before_exclusive_access(bus: Bus) -> None:
+    # RabbitMQ checks the binding (406) before another connection's exclusive queue (405),
+    # and a missing queue (404) before both.
+    owner = bus.connection().channel()
+    owner.queue_declare("ex", exclusive=True)
+    owner.exchange_declare("h", "headers")
+    with fail(PreconditionFailed, 406, 'PRECONDITION_FAILED - Invalid x-match field value '
+              '<<"bogus">>; expected all, any, all-with-x, or any-with-x'):
+        bus.channel().queue_bind("ex", "h", "", arguments={"x-match": "bogus"})
+    with fail(ResourceLocked, 405, LOCKED.format("ex")):
+        bus.channel().queue_bind("ex", "h", "", arguments={"x-match": "any"})
+    with fail(NotFound, 404, "NOT_FOUND - no queue 'nope' in vhost '/'"):
+        bus.channel().queue_bind("nope", "h", "", arguments={"x-match": "bogus"})
 
 
 # --- routing ---------------------------------------------------------------------------
@@ -508,6 +569,18 @@ HEADERS_CASES = [
     ({"x-match": "any-with-x", "x-k": 1}, {"x-k": 1, "a": 1}, True),
     ({"x-match": "any-with-x", "x-k": 1, "a": 5}, {"a": 5}, True),
     ({"x-match": "any-with-x", "x-k": 1, "a": 5}, {"x-k": "1"}, False),
+    # as RabbitMQ 3.10 compares what pika sent: a Decimal is no number, a timestamp is
+    # its seconds, and tables and arrays compare in order with their elements' types
+    ({"a": 1}, {"a": Decimal("1")}, False),
+    ({"a": Decimal("1")}, {"a": 1}, False),
+    ({"a": Decimal("1.5")}, {"a": Decimal("1.50")}, True),
+    ({"a": 5}, {"a": datetime.datetime(1970, 1, 1, 0, 0, 5)}, True),
+    ({"a": [1]}, {"a": [True]}, False),
+    ({"a": {"n": 1}}, {"a": {"n": True}}, False),
+    ({"a": ["1"]}, {"a": [b"1"]}, False),
+    ({"a": [Decimal("1")]}, {"a": [1]}, False),
+    ({"a": {"x": 1, "y": 2}}, {"a": {"y": 2, "x": 1}}, False),
+    ({"a": {"x": 1, "y": [2, "s"]}}, {"a": {"x": 1, "y": [2, "s"]}}, True),
 ]
 
 
@@ -551,6 +624,23 @@ def test_binding_identity_includes_arguments(bus: Bus) -> None:
     ch.queue_unbind("q", "d", "k", {"x-any": 1})
     ch.basic_publish("d", "k", b"gone")
     assert drain(ch, "q") == [b"once", b"still bound by the other"]
+
+
+def test_binding_identity_keeps_argument_types(bus: Bus) -> None:
+    # RabbitMQ 3.10: the arguments' AMQP types are part of a binding (1, True and
+    # Decimal("1") make three bindings); nested tables keep their order.
+    ch = bus.channel()
+    ch.exchange_declare("h", "headers")
+    ch.queue_declare("q")
+    for v in (1, True, Decimal("1"), {"x": 1, "y": 2}, {"y": 2, "x": 1}):
+        ch.queue_bind("q", "h", "", {"a": v})
+    assert bus.statistics().exchange("h").bindings == 5
+    ch.queue_unbind("q", "h", "", {"a": Decimal("1")})
+    ch.queue_unbind("q", "h", "", {"a": {"y": 2, "x": 1}})
+    ch.basic_publish("h", "", b"int", BasicProperties(headers={"a": 1}))
+    ch.basic_publish("h", "", b"table", BasicProperties(headers={"a": {"x": 1, "y": 2}}))
+    ch.basic_publish("h", "", b"decimal", BasicProperties(headers={"a": Decimal("1")}))
+    assert drain(ch, "q") == [b"int", b"table"]
 
 
 def test_exchange_to_exchange(ch: inbus.Channel) -> None:
@@ -679,6 +769,19 @@ def test_exclusive_queue_publish_from_other_connection(bus: Bus) -> None:
     owner.queue_declare("ex", exclusive=True)
     bus.channel().basic_publish("", "ex", b"x")  # publishing is allowed
     assert drain(owner, "ex") == [b"x"]
+
+
+def test_exclusive_queue_is_never_durable(bus: Bus) -> None:
+    # RabbitMQ 3.10: "Durable = DurableDeclare andalso not ExclusiveDeclare", so either
+    # durable flag redeclares an exclusive queue.
+    ch = bus.channel()
+    ch.queue_declare("ex", durable=True, exclusive=True)
+    assert bus.statistics().vhosts["/"].queues["ex"].durable is False
+    ch.queue_declare("ex", durable=False, exclusive=True)
+    ch.queue_declare("ex", durable=True, exclusive=True)
+    ch.queue_declare("ex2", exclusive=True)
+    ch.queue_declare("ex2", durable=True, exclusive=True)
+    assert ch.is_open
 
 
 def test_exclusive_flag_mismatch_same_connection(bus: Bus) -> None:

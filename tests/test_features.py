@@ -520,6 +520,38 @@ class TestDeadLettering:
         assert h["x-first-death-exchange"] == "src"
         assert d.properties.expiration is None
 
+    def test_a_publish_reaches_all_its_queues_before_their_dead_letters(self, bus, ch):
+        # As RabbitMQ, whose channel hands a message to every queue before any reacts:
+        # "big" overflows q3, whose head is dead-lettered back to x and so to q2 only
+        # after "big" reached q2 (where it is too big for the byte limit itself).
+        ch.exchange_declare("x", "headers")
+        ch.queue_declare("q3", arguments={"x-max-length": 1, "x-dead-letter-exchange": "x"})
+        ch.queue_declare("q2", arguments={"x-max-length-bytes": 3})
+        ch.queue_bind("q3", "x")
+        ch.queue_bind("q2", "x")
+        ch.basic_publish("x", "", b"m3")
+        ch.basic_publish("x", "", b"big")
+        assert drain(ch, "q3") == [b"big"]
+        (m,) = [get(ch, "q2")]
+        assert m.body == b"m3" and m.properties.headers["x-death"][0]["queue"] == "q3"
+        assert drain(ch, "q2") == []
+
+    def test_a_dead_letter_reaches_all_its_queues_before_theirs(self, bus, ch):
+        # The same for a dead letter routed to several queues: "a" expires (TTL 0) into
+        # dlx, reaching d1 and d2; d1 overflows into d2 only after "a" reached d2.
+        ch.exchange_declare("dlx", "fanout")
+        ch.exchange_declare("dlx2", "fanout")
+        ch.queue_declare("d1", arguments={"x-max-length": 1, "x-dead-letter-exchange": "dlx2"})
+        ch.queue_declare("d2", arguments={"x-max-length": 1})
+        ch.queue_bind("d1", "dlx")
+        ch.queue_bind("d2", "dlx")
+        ch.queue_bind("d2", "dlx2")
+        ch.queue_declare("w", arguments={"x-message-ttl": 0, "x-dead-letter-exchange": "dlx"})
+        ch.basic_publish("", "d1", b"old")
+        ch.basic_publish("", "w", b"a")
+        assert drain(ch, "d1") == [b"a"]
+        assert drain(ch, "d2") == [b"old"]
+
     def test_nack_without_requeue_dead_letters(self, bus, ch):
         dlx_setup(ch, "w")
         ch.basic_publish("", "w", b"a")
@@ -702,6 +734,20 @@ class TestPriority:
         assert [m.body for m in got] == [b"c", b"a", b"b"]
         assert [m.redelivered for m in got] == [True, True, False]
 
+    def test_expiry_at_the_head_only_lower_lanes_wait(self, bus, ch, clock):
+        # As RabbitMQ 3.10's priority queue: expired messages go from the head, the
+        # highest non-empty priority first; a lower priority's expired message waits
+        # (and counts) while a live message of a higher priority is ahead of it.
+        dlx_setup(ch, "p", {"x-max-priority": 5})
+        ch.basic_publish("", "p", b"hi", P(priority=5))
+        ch.basic_publish("", "p", b"lo", P(priority=0, expiration="10000"))
+        ch.basic_publish("", "p", b"zero", P(priority=0, expiration="0"))
+        clock.advance(20)
+        assert ready(bus, "p") == 3
+        m = get(ch, "p")
+        assert (m.body, m.message_count) == (b"hi", 0)  # the rest expire as the head moves
+        assert drain(ch, "dead") == [b"lo", b"zero"]
+
     def test_consumer_gets_highest_first(self, bus, ch):
         ch.queue_declare("q", arguments={"x-max-priority": 10})
         for i in range(10):
@@ -750,6 +796,35 @@ class TestRouting:
         ch.basic_publish("x5", "k", b"x")
         assert drain(ch, "aeq") == [b"x"]
         assert drain(ch, "x2q") == []
+
+    def test_cc_keys_route_together_the_ae_only_when_none_matched(self, bus, ch):
+        # RabbitMQ 3.10 routes a message through an exchange with all its keys at once
+        # (routing key + CC + BCC): the alternate exchange takes it only when no key
+        # matched, not once per key that matched nothing.
+        ch.exchange_declare("ae", "fanout")
+        ch.queue_declare("unrouted")
+        ch.queue_bind("unrouted", "ae")
+        ch.exchange_declare("main", "direct", arguments={"alternate-exchange": "ae"})
+        ch.queue_declare("q")
+        ch.queue_bind("q", "main", "k")
+        ch.basic_publish("main", "k", b"cc", P(headers={"CC": ["other"]}))
+        ch.basic_publish("main", "other", b"bcc", P(headers={"BCC": ["k"]}))
+        ch.basic_publish("main", "x", b"none", P(headers={"CC": ["y"]}))
+        assert drain(ch, "q") == [b"cc", b"bcc"]
+        assert drain(ch, "unrouted") == [b"none"]
+
+    def test_dead_letter_keys_route_together_the_ae_only_when_none_matched(self, bus, ch):
+        ch.exchange_declare("ae", "fanout")
+        ch.queue_declare("unrouted")
+        ch.queue_bind("unrouted", "ae")
+        ch.exchange_declare("dlx", "direct", arguments={"alternate-exchange": "ae"})
+        ch.queue_declare("dead")
+        ch.queue_bind("dead", "dlx", "k")
+        ch.queue_declare("work", arguments={"x-dead-letter-exchange": "dlx"})
+        ch.basic_publish("", "work", b"m", P(headers={"CC": ["k"]}))
+        ch.basic_nack(ch.basic_get("work").delivery_tag, requeue=False)
+        assert drain(ch, "dead") == [b"m"]
+        assert drain(ch, "unrouted") == []
 
     def test_missing_alternate_exchange_means_unroutable(self, bus, ch):
         ch.exchange_declare("main", "direct", arguments={"alternate-exchange": "nope"})

@@ -18,6 +18,7 @@ from .._message import ReturnedMessage as _NativeReturned
 from . import pika_exceptions as exceptions
 from ._pika_spec import ExchangeType, Method, ReturnedMessage, spec
 from ._pika_wire import copy_props as _copy_props
+from ._pika_wire import wire_table as _wire_table
 
 if TYPE_CHECKING:
     from .pika import BlockingConnection
@@ -35,6 +36,13 @@ def _short(value: Any, what: str, required: bool = False) -> str:
     if len(value) > 63 and len(value.encode("utf-8")) > 255:
         raise exceptions.ShortStringTooLong(value.encode("utf-8"))
     return value
+
+
+def _encodable(table: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Method arguments as pika puts them on the wire: what pika's encoder raises
+    (UnsupportedAMQPFieldException for a float, a tuple..., struct.error for an int
+    beyond 64 bits) is raised client-side, before anything reaches the bus."""
+    return None if table is None else _wire_table(table)
 
 
 def _translate(err: _e.AMQPError) -> exceptions.AMQPError:
@@ -204,7 +212,7 @@ class BlockingChannel:
         name = _short(exchange, "exchange", required=True)
         xtype = str(getattr(exchange_type, "value", exchange_type))
         self._sync(lambda: self._native.exchange_declare(
-            name, xtype, passive, durable, auto_delete, internal, arguments))
+            name, xtype, passive, durable, auto_delete, internal, _encodable(arguments)))
         return self._ok(spec.Exchange.DeclareOk())
 
     def exchange_delete(self, exchange: str | None = None, if_unused: bool = False) -> Method:
@@ -217,7 +225,7 @@ class BlockingChannel:
         d = _short(destination, "destination", required=True)
         s = _short(source, "source", required=True)
         rk = _short(routing_key, "routing_key")
-        self._sync(lambda: self._native.exchange_bind(d, s, rk, arguments))
+        self._sync(lambda: self._native.exchange_bind(d, s, rk, _encodable(arguments)))
         return self._ok(spec.Exchange.BindOk())
 
     def exchange_unbind(self, destination: str | None = None, source: str | None = None,
@@ -225,7 +233,7 @@ class BlockingChannel:
                         ) -> Method:
         d, s = _short(destination, "destination"), _short(source, "source")
         rk = _short(routing_key, "routing_key")
-        self._sync(lambda: self._native.exchange_unbind(d, s, rk, arguments))
+        self._sync(lambda: self._native.exchange_unbind(d, s, rk, _encodable(arguments)))
         return self._ok(spec.Exchange.UnbindOk())
 
     # queues ----------------------------------------------------------------------------
@@ -236,7 +244,7 @@ class BlockingChannel:
         """Declare a queue; ``.method.queue .message_count .consumer_count``."""
         name = _short(queue, "queue", required=True)
         r = self._sync(lambda: self._native.queue_declare(
-            name, passive, durable, exclusive, auto_delete, arguments))
+            name, passive, durable, exclusive, auto_delete, _encodable(arguments)))
         return self._ok(spec.Queue.DeclareOk(r.queue, r.message_count, r.consumer_count))
 
     def queue_delete(self, queue: str = "", if_unused: bool = False,
@@ -255,7 +263,7 @@ class BlockingChannel:
         name = _short(queue, "queue", required=True)
         x = _short(exchange, "exchange", required=True)
         rk = None if routing_key is None else _short(routing_key, "routing_key")
-        self._sync(lambda: self._native.queue_bind(name, x, rk, arguments))
+        self._sync(lambda: self._native.queue_bind(name, x, rk, _encodable(arguments)))
         return self._ok(spec.Queue.BindOk())
 
     def queue_unbind(self, queue: str, exchange: str | None = None,
@@ -263,7 +271,7 @@ class BlockingChannel:
                      arguments: dict[str, Any] | None = None) -> Method:
         name, x = _short(queue, "queue", required=True), _short(exchange, "exchange")
         rk = None if routing_key is None else _short(routing_key, "routing_key")
-        self._sync(lambda: self._native.queue_unbind(name, x, rk, arguments))
+        self._sync(lambda: self._native.queue_unbind(name, x, rk, _encodable(arguments)))
         return self._ok(spec.Queue.UnbindOk())
 
     # publishing ------------------------------------------------------------------------
@@ -322,6 +330,10 @@ class BlockingChannel:
             self._connection._native.add_callback_threadsafe(lambda: self._on_return(r))
 
     def _on_return(self, r: _NativeReturned) -> None:
+        if self._native.is_closed:
+            # pika drops a channel's undispatched events when the channel closes (by the
+            # broker or by the client): a return not dispatched by then is never seen.
+            return
         method = spec.Basic.Return(r.reply_code, r.reply_text, r.exchange, r.routing_key)
         for cb in list(self._return_callbacks):
             cb(self, method, _copy_props(r.properties) or BasicProperties(), r.body)
@@ -453,7 +465,7 @@ class BlockingChannel:
 
         try:
             self._sync(lambda: self._native.basic_consume(name, deliver, auto_ack, exclusive,
-                                                          tag, arguments))
+                                                          tag, _encodable(arguments)))
         except BaseException:
             self._consumers.pop(tag, None)
             raise

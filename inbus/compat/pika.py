@@ -28,7 +28,9 @@ Theory of operation
   ``consume()`` / ``sleep``, as with pika.
 - What pika does on the client side is imitated here: consumer tags ``ctag<n>.<hex>``
   invented when not given, ``DuplicateConsumerTag``, ``ShortStringTooLong`` for names
-  over 255 bytes, deliveries not yet dispatched are put back on ``basic_cancel``. What
+  over 255 bytes, ``UnsupportedAMQPFieldException`` for an argument or header value pika
+  cannot encode (a float, a tuple...), deliveries not yet dispatched are put back on
+  ``basic_cancel``. What
   RabbitMQ does but a bus has no notion of is imitated too: ``user_id`` must match the
   connection's user (406). Properties are copied on publish (headers deep-copied), as a
   round trip through the wire would.
