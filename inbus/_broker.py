@@ -11,9 +11,10 @@ Channel methods take the bus lock, ask the pure core (:mod:`inbus._vhost`,
 - deliver: a delivery tag from the consumer's channel and one read-only ``Message``,
   which is both the channel's unacked record and the consumer's sink item;
 - settle (ack, or reject = dead-letter or drop), requeue (original position,
-  redelivered=True; ``x-delivery-limit``), dead-letter (``x-death``; fully automatic
-  cycles dropped), expiry (at the head, by the manual clock or the timer thread: the
-  :class:`inbus._expiry.Expiry` mixin);
+  redelivered=True; ``x-delivery-limit``); dead-lettering (``x-death``; fully
+  automatic cycles dropped; after the publish reached all its queues) and expiry (at
+  the head, by the manual clock or the timer thread) are the
+  :class:`inbus._expiry.Expiry` mixin's;
 - consumers come and go (auto-delete queues, ``x-expires``, cancel notifications).
 
 Nothing here runs a callback or blocks; every method expects the lock held.
@@ -527,46 +528,6 @@ class Broker(Expiry):
             self._dispatch_channel_locked(ch)
         if vh.ops:
             self._flush_ops_locked(vh)
-
-    def _dead_letter_locked(self, vh: VHost, q: Queue, m: QMsg, reason: str,
-                            persisted: bool = True) -> None:
-        """Dead-letter ``m`` leaving ``q`` (or drop it when ``q`` has no DLX).
-
-        As in RabbitMQ, where the channel hands a message to all its queues before any of
-        them can react, a message reaches every queue it was routed to before what those
-        queues dead-letter on its arrival (overflow, TTL 0) is routed: while a publish is
-        under way (``_dl_hold``) dead letters wait in ``_dl_pending``, and a dead letter
-        likewise reaches all its queues before their own dead letters move on."""
-        if persisted and q.durable and m.persistent:
-            vh.persist_remove(q, m)
-        res = vh.dead_letter(q, m, reason, self._clock.time())
-        if res is None:
-            q.n_dropped += 1
-            return
-        q.n_dead_lettered += 1
-        self._dl_pending.append((vh, res))
-        if not self._dl_hold:
-            self._hold_dead_letters()
-            self._release_dead_letters()
-
-    def _hold_dead_letters(self) -> bool:
-        self._dl_hold = True
-        return True
-
-    def _release_dead_letters(self) -> None:
-        """Route the dead letters held back, breadth first, then stop holding them."""
-        pending = self._dl_pending
-        try:
-            i = 0
-            while i < len(pending):
-                vh, (x, rks, content) = pending[i]
-                i += 1
-                for target in vh.route_keys(x, rks, content.properties.headers):
-                    if not vh.is_cycle(target, content):
-                        self._enqueue_locked(vh, target, content)
-        finally:
-            pending.clear()
-            self._dl_hold = False
 
     # --- consumers ---------------------------------------------------------------------
 

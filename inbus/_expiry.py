@@ -1,5 +1,5 @@
-"""When messages and queues expire, and the timer thread that wakes for it (a mixin of
-:class:`inbus._broker.Broker`, so of :class:`inbus.Bus`).
+"""When messages and queues expire, the timer thread that wakes for it, and where dead
+messages go (a mixin of :class:`inbus._broker.Broker`, so of :class:`inbus.Bus`).
 
 Theory of operation
 -------------------
@@ -12,6 +12,11 @@ thread sleeps until the earliest deadline of the whole bus (:meth:`_next_deadlin
 is poked when a deadline may have moved earlier (:meth:`_arm_timer`): when a head is
 taken (:meth:`_new_head_locked`: expired new heads go at once), a message is requeued, or a
 queue becomes unused. Every method expects the bus lock held, except ``_fire_timer``.
+
+A message that expires, overflows, is rejected without requeue or passes its delivery
+limit is dead-lettered (:meth:`Expiry._dead_letter_locked`: to the queue's dead-letter
+exchange with an ``x-death`` entry, or dropped), after the publish that caused it has
+reached all its queues, as in RabbitMQ.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ __all__ = ["Expiry"]
 
 
 class Expiry:
-    """Expiry of messages and queues (state lives on the Bus)."""
+    """Expiry of messages and queues, and dead-lettering (state lives on the Bus)."""
 
     _clock: Any
     _manual_clock: bool
@@ -34,6 +39,8 @@ class Expiry:
     _timer: Timer | None
     _vhosts: dict[str, VHost]
     _lock: Any
+    _dl_pending: list[tuple[VHost, Any]]
+    _dl_hold: bool
 
     def _now(self) -> float:
         return float(self._clock.monotonic())
@@ -42,8 +49,7 @@ class Expiry:
     def _flush_ops_locked(self, vh: VHost) -> None:
         raise NotImplementedError
 
-    def _dead_letter_locked(self, vh: VHost, q: Queue, m: QMsg, reason: str,
-                            persisted: bool = True) -> None:
+    def _enqueue_locked(self, vh: VHost, q: Queue, content: Any) -> bool:
         raise NotImplementedError
 
     def _delete_queue_locked(self, vh: VHost, q: Queue) -> None:
@@ -113,3 +119,45 @@ class Expiry:
                                 self._clock.monotonic)
         else:
             self._timer.poke(deadline)
+
+    # --- dead-lettering -------------------------------------------------------------------
+
+    def _dead_letter_locked(self, vh: VHost, q: Queue, m: QMsg, reason: str,
+                            persisted: bool = True) -> None:
+        """Dead-letter ``m`` leaving ``q`` (or drop it when ``q`` has no DLX).
+
+        As in RabbitMQ, where the channel hands a message to all its queues before any of
+        them can react, a message reaches every queue it was routed to before what those
+        queues dead-letter on its arrival (overflow, TTL 0) is routed: while a publish is
+        under way (``_dl_hold``) dead letters wait in ``_dl_pending``, and a dead letter
+        likewise reaches all its queues before their own dead letters move on."""
+        if persisted and q.durable and m.persistent:
+            vh.persist_remove(q, m)
+        res = vh.dead_letter(q, m, reason, self._clock.time())
+        if res is None:
+            q.n_dropped += 1
+            return
+        q.n_dead_lettered += 1
+        self._dl_pending.append((vh, res))
+        if not self._dl_hold:
+            self._hold_dead_letters()
+            self._release_dead_letters()
+
+    def _hold_dead_letters(self) -> bool:
+        self._dl_hold = True
+        return True
+
+    def _release_dead_letters(self) -> None:
+        """Route the dead letters held back, breadth first, then stop holding them."""
+        pending = self._dl_pending
+        try:
+            i = 0
+            while i < len(pending):
+                vh, (x, rks, content) = pending[i]
+                i += 1
+                for target in vh.route_keys(x, rks, content.properties.headers):
+                    if not vh.is_cycle(target, content):
+                        self._enqueue_locked(vh, target, content)
+        finally:
+            pending.clear()
+            self._dl_hold = False

@@ -18,31 +18,13 @@ from .._message import ReturnedMessage as _NativeReturned
 from . import pika_exceptions as exceptions
 from ._pika_spec import ExchangeType, Method, ReturnedMessage, spec
 from ._pika_wire import copy_props as _copy_props
-from ._pika_wire import wire_table as _wire_table
+from ._pika_wire import encodable as _encodable
+from ._pika_wire import short as _short
 
 if TYPE_CHECKING:
     from .pika import BlockingConnection
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _short(value: Any, what: str, required: bool = False) -> str:
-    """A name or key as pika checks it: a str (None means "" where pika allows it,
-    ``required``: pika's ``require_string``), at most 255 bytes of UTF-8."""
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str or unicode str, but got {value!r}")
-    if len(value) > 63 and len(value.encode("utf-8")) > 255:
-        raise exceptions.ShortStringTooLong(value.encode("utf-8"))
-    return value
-
-
-def _encodable(table: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Method arguments as pika puts them on the wire: what pika's encoder raises
-    (UnsupportedAMQPFieldException for a float, a tuple..., struct.error for an int
-    beyond 64 bits) is raised client-side, before anything reaches the bus."""
-    return None if table is None else _wire_table(table)
 
 
 def _translate(err: _e.AMQPError) -> exceptions.AMQPError:

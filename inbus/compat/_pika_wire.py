@@ -8,7 +8,9 @@ pika 1.x encodes str, bytes, bool, int (64-bit), Decimal, datetime, dict, list a
 any other value (a float, a tuple, a bytearray...) makes ``basic_publish`` raise
 ``UnsupportedAMQPFieldException``, a key over 255 bytes ``ShortStringTooLong``. On the
 way back an int comes back an int, a Decimal normalised, a datetime as an aware UTC
-datetime in whole seconds, a bytes key as a str. Plain data; no bus involved.
+datetime in whole seconds, a bytes key as a str. Method arguments (declare, bind and
+consume tables) and names go through the same client-side checks (:func:`encodable`,
+:func:`short`). Plain data; no bus involved.
 """
 
 from __future__ import annotations
@@ -85,3 +87,25 @@ def wire_value(value: Any) -> Any:
     if value is None:
         return None
     raise exceptions.UnsupportedAMQPFieldException([], value)
+
+
+# --- pika's client-side checks of method arguments ---------------------------------
+
+
+def short(value: Any, what: str, required: bool = False) -> str:
+    """A name or key as pika checks it: a str (None means "" where pika allows it,
+    ``required``: pika's ``require_string``), at most 255 bytes of UTF-8."""
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str or unicode str, but got {value!r}")
+    if len(value) > 63 and len(value.encode("utf-8")) > 255:
+        raise exceptions.ShortStringTooLong(value.encode("utf-8"))
+    return value
+
+
+def encodable(table: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Method arguments as pika puts them on the wire: what pika's encoder raises
+    (UnsupportedAMQPFieldException for a float, a tuple..., struct.error for an int
+    beyond 64 bits) is raised client-side, before anything reaches the bus."""
+    return None if table is None else wire_table(table)
