@@ -244,15 +244,7 @@ class Broker(Expiry):
         if q.consumers and q.ready_count == 1:
             self._dispatch_queue_locked(vh, q, now, fresh=m)
         if q.max_length is not None or q.max_length_bytes is not None:
-            dropped = False
-            while q.over_limit():
-                d = q.drop_head_for_overflow()
-                if d is None:
-                    break
-                self._dead_letter_locked(vh, q, d, "maxlen")
-                dropped = True
-            if dropped and q.has_ttl and q.ready_count:
-                self._new_head_locked(vh, q, now)
+            self._trim_to_limit_locked(vh, q, now)
         # (Messages are ready, so no consumer took this one: had one taken it, it was the
         # only ready message, and nothing would be left.)
         if m.expires_at is not None and q.ready_count:

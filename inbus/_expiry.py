@@ -122,6 +122,19 @@ class Expiry:
 
     # --- dead-lettering -------------------------------------------------------------------
 
+    def _trim_to_limit_locked(self, vh: VHost, q: Queue, now: float) -> None:
+        """Drop from the head of ``q`` (dead-letter, reason ``maxlen``) while it is over
+        its x-max-length / x-max-length-bytes; a new head may expire at once."""
+        dropped = False
+        while q.over_limit():
+            d = q.drop_head_for_overflow()
+            if d is None:
+                break
+            self._dead_letter_locked(vh, q, d, "maxlen")
+            dropped = True
+        if dropped and q.has_ttl and q.ready_count:
+            self._new_head_locked(vh, q, now)
+
     def _dead_letter_locked(self, vh: VHost, q: Queue, m: QMsg, reason: str,
                             persisted: bool = True) -> None:
         """Dead-letter ``m`` leaving ``q`` (or drop it when ``q`` has no DLX).

@@ -113,15 +113,7 @@ def enforce_limits(bus: Bus) -> None:
     with bus._lock:
         for vh in bus._vhosts.values():
             for q in list(vh.queues.values()):
-                dropped = False
-                while q.over_limit():
-                    d = q.drop_head_for_overflow()
-                    if d is None:
-                        break
-                    bus._dead_letter_locked(vh, q, d, "maxlen")
-                    dropped = True
-                if dropped and q.has_ttl and q.ready_count:
-                    bus._new_head_locked(vh, q, bus._now())
+                bus._trim_to_limit_locked(vh, q, bus._now())
             bus._flush_ops_locked(vh)
 
 
