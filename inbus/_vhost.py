@@ -348,18 +348,27 @@ class VHost:
             ex, ds = work.pop(0)
             if not ds and ex.alternate is not None:
                 ds = (("exchange", ex.alternate),)
-            for kind, name in ds:
-                if kind == "queue":
-                    if name not in queues:
-                        q = self.queues.get(name)
-                        if q is not None:
-                            queues[name] = q
-                elif name not in seen:
-                    seen.add(name)
-                    nx = self.exchanges.get(name)
-                    if nx is not None:
-                        work.append((nx, nx.route(routing_key, headers)))
+            for nx in self._reach(ds, queues, seen):
+                work.append((nx, nx.route(routing_key, headers)))
         return tuple(queues.values())
+
+    def _reach(self, dests: Any, queues: dict[str, Queue], seen: set[str]
+               ) -> list[Exchange]:
+        """Add the queues among ``dests`` to ``queues`` (each once); return the exchanges
+        among them not ``seen`` yet (now seen), to route through next."""
+        nxt: list[Exchange] = []
+        for kind, name in dests:
+            if kind == "queue":
+                if name not in queues:
+                    q = self.queues.get(name)
+                    if q is not None:
+                        queues[name] = q
+            elif name not in seen:
+                seen.add(name)
+                nx = self.exchanges.get(name)
+                if nx is not None:
+                    nxt.append(nx)
+        return nxt
 
     def _cache_route(self, x: Exchange, routing_key: str, queues: tuple[Queue, ...]
                      ) -> tuple[Queue, ...]:
@@ -395,17 +404,7 @@ class VHost:
                     ds.update(dict.fromkeys(ex.route(rk, headers)))
             if not ds and ex.alternate is not None:
                 ds[("exchange", ex.alternate)] = None
-            for kind, name in ds:
-                if kind == "queue":
-                    if name not in queues:
-                        q = self.queues.get(name)
-                        if q is not None:
-                            queues[name] = q
-                elif name not in seen:
-                    seen.add(name)
-                    nx = self.exchanges.get(name)
-                    if nx is not None:
-                        work.append(nx)
+            work += self._reach(ds, queues, seen)
         return list(queues.values())
 
     # --- dead-lettering ----------------------------------------------------------------
