@@ -20,6 +20,7 @@ import pytest
 from inbus import (
     BasicProperties,
     Bus,
+    Channel,
     ChannelClosed,
     NackError,
     PreconditionFailed,
@@ -760,11 +761,16 @@ class TestPriority:
 
 # --- alternate exchange, mandatory, confirms --------------------------------------------------
 
+def _ae_catching_into_unrouted(ch: Channel) -> None:
+    """A fanout exchange "ae" that puts what reaches it in the queue "unrouted"."""
+    ch.exchange_declare("ae", "fanout")
+    ch.queue_declare("unrouted")
+    ch.queue_bind("unrouted", "ae")
+
+
 class TestRouting:
     def test_alternate_exchange(self, bus, ch):
-        ch.exchange_declare("ae", "fanout")
-        ch.queue_declare("unrouted")
-        ch.queue_bind("unrouted", "ae")
+        _ae_catching_into_unrouted(ch)
         ch.exchange_declare("main", "direct", arguments={"alternate-exchange": "ae"})
         ch.queue_declare("q")
         ch.queue_bind("q", "main", "k")
@@ -801,9 +807,7 @@ class TestRouting:
         # RabbitMQ 3.10 routes a message through an exchange with all its keys at once
         # (routing key + CC + BCC): the alternate exchange takes it only when no key
         # matched, not once per key that matched nothing.
-        ch.exchange_declare("ae", "fanout")
-        ch.queue_declare("unrouted")
-        ch.queue_bind("unrouted", "ae")
+        _ae_catching_into_unrouted(ch)
         ch.exchange_declare("main", "direct", arguments={"alternate-exchange": "ae"})
         ch.queue_declare("q")
         ch.queue_bind("q", "main", "k")
@@ -814,9 +818,7 @@ class TestRouting:
         assert drain(ch, "unrouted") == [b"none"]
 
     def test_dead_letter_keys_route_together_the_ae_only_when_none_matched(self, bus, ch):
-        ch.exchange_declare("ae", "fanout")
-        ch.queue_declare("unrouted")
-        ch.queue_bind("unrouted", "ae")
+        _ae_catching_into_unrouted(ch)
         ch.exchange_declare("dlx", "direct", arguments={"alternate-exchange": "ae"})
         ch.queue_declare("dead")
         ch.queue_bind("dead", "dlx", "k")
@@ -835,9 +837,7 @@ class TestRouting:
         assert [r.reply_code for r in returned] == [312]
 
     def test_ae_routing_to_a_queue_is_not_returned(self, bus, ch):
-        ch.exchange_declare("ae", "fanout")
-        ch.queue_declare("unrouted")
-        ch.queue_bind("unrouted", "ae")
+        _ae_catching_into_unrouted(ch)
         ch.exchange_declare("main", "direct", arguments={"alternate-exchange": "ae"})
         returned = []
         ch.add_on_return_callback(returned.append)
