@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -64,6 +65,16 @@ DEFAULT_X = e403("operation not permitted on the default exchange")
 # ============================================================================ exchanges
 
 # RabbitMQ: every built-in type declares; a passive redeclare of each is fine.
+
+def wrong_state(pika: ModuleType, call: Callable[[], Any]) -> str:
+    """``"ChannelWrongStateError"`` if ``call()`` raises it (pika refusing a closed
+    channel), else ``"no error"``."""
+    try:
+        call()
+    except pika.exceptions.ChannelWrongStateError as e:
+        return type(e).__name__
+    return "no error"
+
 @scenario("exchange", expect=[OK] * 8)
 def exchange_declare_each_type(pika: ModuleType, params: Any, ns: str) -> list[Any]:
     with Session(pika, params, ns) as s:
@@ -1053,11 +1064,7 @@ def ack_unknown_tag(pika: ModuleType, params: Any, ns: str) -> list[Any]:
         ch = s.ch
         out: list[Any] = [s.ok(lambda c: (c.basic_ack(99), c.queue_declare(q, passive=True)))]
         out.append(ch.is_closed)
-        try:
-            ch.basic_get(q)
-            out.append("no error")
-        except pika.exceptions.ChannelWrongStateError as e:
-            out.append(type(e).__name__)
+        out.append(wrong_state(pika, lambda: ch.basic_get(q)))
         return out
 
 
@@ -1076,11 +1083,7 @@ def ack_unknown_tag_raised_by_next_publish(pika: ModuleType, params: Any, ns: st
         time.sleep(0.05)                # (RabbitMQ: time for its Channel.Close to arrive)
         out: list[Any] = [s.ok(lambda c: c.basic_publish("", q, b"x"))]
         out.append(ch.is_closed)
-        try:
-            ch.queue_declare(q, passive=True)
-            out.append("no error")
-        except pika.exceptions.ChannelWrongStateError as e:
-            out.append(type(e).__name__)
+        out.append(wrong_state(pika, lambda: ch.queue_declare(q, passive=True)))
         return out
 
 
@@ -1094,11 +1097,7 @@ def ack_unknown_tag_read_by_process_data_events(
         ch.basic_ack(99)
         out: list[Any] = [s.ok(lambda c: s.conn.process_data_events(time_limit=0.3))]
         out.append(ch.is_closed)
-        try:
-            ch.basic_publish("", s.n("q"), b"x")
-            out.append("no error")
-        except pika.exceptions.ChannelWrongStateError as e:
-            out.append(type(e).__name__)
+        out.append(wrong_state(pika, lambda: ch.basic_publish("", s.n("q"), b"x")))
         out.append(s.conn.is_open)
         s.reopen()
         return out
@@ -1945,11 +1944,7 @@ def connection_close_states(pika: ModuleType, params: Any, ns: str) -> list[Any]
     ch = conn.channel()
     ch.close()
     out: list[Any] = [(ch.is_open, ch.is_closed)]
-    try:
-        ch.queue_declare("", exclusive=True)
-        out.append("no error")
-    except pika.exceptions.ChannelWrongStateError as e:
-        out.append(type(e).__name__)
+    out.append(wrong_state(pika, lambda: ch.queue_declare("", exclusive=True)))
     ch2 = conn.channel()
     conn.close()
     out.append((conn.is_open, conn.is_closed, ch2.is_open))
