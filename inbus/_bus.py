@@ -84,6 +84,7 @@ class Bus(Broker):
         self._connections: list[Connection] = []
         self._n_connections = 0  # connections ever opened (numbers them)
         self._closed = False
+        self._closing = False  # close() began: its connections' closes are a shutdown
         self._on_error = on_error
         self._errors: list[BaseException] = []
         self._timer: Timer | None = None
@@ -490,6 +491,7 @@ class Bus(Broker):
         with self._lock:
             if self._closed:
                 return
+            self._closing = True
             conns = list(self._connections)
         for c in conns:
             c._close(None)

@@ -332,6 +332,85 @@ def test_closed_connection_refuses_use_as_pika_does(conn: pika.BlockingConnectio
         pika.BlockingConnection().call_later(1, None)  # type: ignore[arg-type]
 
 
+# What pika 1.4.4 raised against a RabbitMQ 3.10.8 node that was stopped under it
+# (rabbitmqctl stop; checked by hand on a private node, as CI cannot stop the shared
+# one): the first call that does I/O reads the broker's Connection.Close and raises
+# ConnectionClosedByBroker 320 (StreamLostError instead when the socket was already gone:
+# timing); a consumer in start_consuming() or consume() gets the same; later calls find
+# everything closed. A Bus closing under compat connections is that shutdown.
+SHUTDOWN_320 = (320, "CONNECTION_FORCED - broker forced connection closure with reason "
+                     "'shutdown'")
+
+
+@pytest.mark.parametrize("first", ["basic_publish", "queue_declare", "basic_get",
+                                   "channel.close", "connection.close", "channel()",
+                                   "process_data_events", "sleep"])
+def test_bus_shutdown_is_connection_forced_once(first: str) -> None:
+    params = pika.ConnectionParameters("localhost")
+    conn = pika.BlockingConnection(params)
+    ch, other = conn.channel(), conn.channel()
+    ch.queue_declare("q")
+    pika.get_bus(params).close()
+    calls = {"basic_publish": lambda: ch.basic_publish("", "q", b"x"),
+             "queue_declare": lambda: ch.queue_declare("q2"),
+             "basic_get": lambda: ch.basic_get("q"),
+             "channel.close": ch.close, "connection.close": conn.close,
+             "channel()": conn.channel,
+             "process_data_events": conn.process_data_events,
+             "sleep": lambda: conn.sleep(0.01)}
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+        calls[first]()
+    assert (e.value.reply_code, e.value.reply_text) == SHUTDOWN_320
+    # read once: from now on everything is closed, as pika says after the 320
+    assert (conn.is_open, ch.is_open, other.is_open) == (False, False, False)
+    with pytest.raises(pika.exceptions.ChannelWrongStateError, match="Channel is closed"):
+        ch.basic_publish("", "q", b"x")
+    with pytest.raises(pika.exceptions.ChannelWrongStateError, match="Channel is closed"):
+        other.start_consuming()
+    with pytest.raises(ValueError, match="Timeout closed before call"):
+        conn.process_data_events(0)
+    with pytest.raises(pika.exceptions.ConnectionWrongStateError,
+                       match="called on closed connection"):
+        conn.close()
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("how", ["start_consuming", "consume"])
+def test_bus_shutdown_ends_a_waiting_consumer_with_320(how: str) -> None:
+    params = pika.ConnectionParameters("localhost")
+    conn = pika.BlockingConnection(params)
+    ch = conn.channel()
+    ch.queue_declare("q")
+    got: list[bytes] = []
+    stopper = threading.Timer(0.2, pika.get_bus(params).close)
+    stopper.start()
+    try:
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+            if how == "start_consuming":
+                ch.basic_consume("q", lambda c, m, p, b: got.append(b))
+                ch.basic_publish("", "q", b"before")
+                ch.start_consuming()
+            else:
+                ch.basic_publish("", "q", b"before")
+                for _m, _p, body in ch.consume("q", inactivity_timeout=5):
+                    assert body is not None, "the shutdown did not end the wait"
+                    got.append(body)
+    finally:
+        stopper.join()
+    assert (e.value.reply_code, e.value.reply_text) == SHUTDOWN_320
+    assert got == [b"before"]
+    assert conn.is_closed
+
+
+def test_client_close_then_bus_close_is_no_shutdown_error(conn: pika.BlockingConnection
+                                                          ) -> None:
+    ch = conn.channel()
+    conn.close()
+    pika.get_bus(pika.ConnectionParameters("localhost")).close()
+    with pytest.raises(pika.exceptions.ChannelWrongStateError):
+        ch.basic_publish("", "q", b"x")      # closed by the client first: no 320
+
+
 def test_channel_numbers_as_pika_allocates_them(conn: pika.BlockingConnection) -> None:
     a, b = conn.channel(), conn.channel()
     assert (a.channel_number, b.channel_number) == (1, 2)

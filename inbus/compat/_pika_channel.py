@@ -123,7 +123,8 @@ class BlockingChannel:
         err, self._pending = self._pending, None
         if err is not None:
             self._forget_consumers()
-        return err
+            return err
+        return self._connection._take_shutdown()
 
     def _forget_consumers(self) -> None:
         """The broker closed the channel: no consumer or consume() generator is left."""
@@ -530,6 +531,7 @@ class BlockingChannel:
                 yield gen.pending.popleft()
                 continue
             if self._gen is not gen or gen.tag not in self._consumers or not self._live():
+                self._connection._raise_shutdown()
                 return
             deadline = None if inactivity_timeout is None \
                 else time.monotonic() + inactivity_timeout
@@ -542,6 +544,7 @@ class BlockingChannel:
             if gen.pending:
                 continue
             if self._gen is not gen or gen.tag not in self._consumers or not self._live():
+                self._connection._raise_shutdown()
                 return                      # cancelled (by cancel() or by the broker)
             if deadline is not None:
                 yield None, None, None

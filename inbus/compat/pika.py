@@ -87,6 +87,9 @@ __version__ = "1.3.2+inbus"
 
 # --------------------------------------------------------------------------- buses
 
+# What RabbitMQ sends to its open connections when it shuts down (3.10, checked here).
+_SHUTDOWN = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+
 _buses: dict[tuple[str, int], Bus] = {}
 _buses_lock = threading.Lock()
 
@@ -139,6 +142,7 @@ class BlockingConnection:
         self._timers: dict[int, tuple[float, Callable[[], Any]]] = {}
         self._next_timer = 1
         self._closed_by_client = False
+        self._shutdown_read = False  # the bus's shutdown was raised (see _take_shutdown)
         self._blocked_callbacks: list[Callable[..., Any]] = []
 
     # state ---------------------------------------------------------------------------
@@ -162,11 +166,33 @@ class BlockingConnection:
                 "BlockingConnection is closed" if self._closed_by_client
                 else "BlockingConnection was closed by the broker")
 
+    def _take_shutdown(self) -> exceptions.ConnectionClosedByBroker | None:
+        """The bus closed under this connection, as a broker that shuts down: the first
+        call that pika would do I/O for reads the broker's Connection.Close and raises
+        ``ConnectionClosedByBroker(320, "CONNECTION_FORCED ...")``; once. Later calls
+        find the connection and its channels closed (ConnectionWrongStateError,
+        ChannelWrongStateError, or pika's ValueError for a closed I/O loop), as in pika."""
+        if (self._shutdown_read or self._closed_by_client or self._native.is_open
+                or not self._bus._closing):
+            return None
+        self._shutdown_read = True
+        for ch in self._channels:
+            ch._pending = None
+            ch._forget_consumers()
+        self._timers.clear()
+        return exceptions.ConnectionClosedByBroker(320, _SHUTDOWN)
+
+    def _raise_shutdown(self) -> None:
+        err = self._take_shutdown()
+        if err is not None:
+            raise err
+
     # channels --------------------------------------------------------------------------
 
     def channel(self, channel_number: int | None = None) -> BlockingChannel:
         """Open a channel. As pika, the lowest channel number not in use is taken;
         asking for a number in use is RabbitMQ's connection error 504."""
+        self._raise_shutdown()
         if not self._native.is_open:
             raise exceptions.ConnectionWrongStateError(
                 "Channel allocation requires an open connection: <SelectConnection CLOSED "
@@ -188,6 +214,7 @@ class BlockingConnection:
 
     def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> None:
         """Close every channel (putting back undispatched deliveries) and the connection."""
+        self._raise_shutdown()
         if self.is_closed:
             raise exceptions.ConnectionWrongStateError(
                 f"BlockingConnection.close({reply_code}, {reply_text!r}) called on closed "
@@ -254,7 +281,9 @@ class BlockingConnection:
     def _events(self, time_limit: float | None, channel: BlockingChannel | None) -> None:
         """process_data_events; the broker's closes for earlier asynchronous errors
         "arrive" now and end the wait; ``channel``'s own is raised (pika's
-        BlockingChannel._process_data_events)."""
+        BlockingChannel._process_data_events). So is the bus's shutdown (_take_shutdown),
+        also when it happens during the wait."""
+        self._raise_shutdown()
         arrived = [c for c in self._channels if c._pending is not None]
         for c in arrived:
             if isinstance(c._pending, exceptions.ConnectionClosedByBroker):
@@ -272,6 +301,7 @@ class BlockingConnection:
             left = 0.01 if deadline is None else deadline - time.monotonic()
             if self._pump(left) or left <= 0 or not self._native.is_open:
                 break
+        self._raise_shutdown()
         for c in arrived:
             err = c._take_close()
             if c is channel and err is not None:
@@ -286,6 +316,7 @@ class BlockingConnection:
 
     def sleep(self, duration: float) -> None:
         """Process events for ``duration`` seconds."""
+        self._raise_shutdown()
         if not self._native.is_open:
             self._check_closed_loop(duration)
         deadline = time.monotonic() + duration
