@@ -66,8 +66,23 @@ class BusStatistics:
     pubsub_published: int
 
     def queue(self, name: str, vhost: str = "/") -> QueueStatistics:
-        """Shortcut: ``bus.statistics().queue("q").messages_ready``."""
-        return self.vhosts[vhost].queues[name]
+        """Shortcut: ``bus.statistics().queue("q").messages_ready``. A queue that was not
+        there when the statistics were taken is a KeyError that names it."""
+        queues = self._vhost(vhost).queues
+        if name not in queues:
+            raise KeyError(f"no queue {name!r} in vhost {vhost!r} when the statistics were "
+                           f"taken ({len(queues)} queues there)")
+        return queues[name]
 
     def exchange(self, name: str, vhost: str = "/") -> ExchangeStatistics:
-        return self.vhosts[vhost].exchanges[name]
+        """Shortcut: ``bus.statistics().exchange("x").published_in``; a KeyError names a
+        missing one."""
+        exchanges = self._vhost(vhost).exchanges
+        if name not in exchanges:
+            raise KeyError(f"no exchange {name!r} in vhost {vhost!r}")
+        return exchanges[name]
+
+    def _vhost(self, vhost: str) -> VHostStatistics:
+        if vhost not in self.vhosts:
+            raise KeyError(f"no vhost {vhost!r} (vhosts: {sorted(self.vhosts)!r})")
+        return self.vhosts[vhost]

@@ -147,3 +147,14 @@ def test_bus_fixture_fails_on_background_callback_error(pytester: pytest.Pyteste
 
 def test_no_thread_left_by_fixtures() -> None:
     assert not [t for t in threading.enumerate() if t.name.startswith("inbus")]
+
+
+def test_statistics_lookups_name_what_is_missing() -> None:
+    bus = Bus()
+    with pytest.raises(KeyError, match="no queue 'nope' in vhost '/'"):
+        queue_counts(bus, "nope")
+    with pytest.raises(KeyError, match="no exchange 'zz' in vhost '/'"):
+        bus.statistics().exchange("zz")
+    with pytest.raises(KeyError, match=r"no vhost '/v' \(vhosts: \['/'\]\)"):
+        bus.statistics().queue("q", "/v")
+    assert bus.statistics().exchange("amq.direct").name == "amq.direct"
