@@ -205,7 +205,10 @@ if pytest is not None:
 
     @pytest.fixture
     def inbus_pika() -> Iterator[Any]:
-        """``import pika`` gives inbus.compat.pika during the test."""
+        """``import pika`` gives inbus.compat.pika during the test. At its end the fixture
+        closes the in-process servers (``inbus.compat.pika.reset()``): a consumer still
+        running in another thread sees RabbitMQ shut down, ``ConnectionClosedByBroker``
+        320, as pika would."""
         yield from _patch_module("pika", "inbus.compat.pika")
 
     @pytest.fixture
