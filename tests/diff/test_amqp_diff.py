@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
-from tests.diff import amqp_scenarios  # noqa: F401  (registers the scenarios)
-from tests.diff import amqp_tx_scenarios  # noqa: F401  (and the tx ones)
+from tests.diff import (
+    amqp_scenarios,  # noqa: F401  (registers the scenarios)
+    amqp_tx_scenarios,  # noqa: F401  (and the tx ones)
+)
 from tests.diff.amqp_support import (
     OTHER_VHOST,
     RABBIT_HOST,
