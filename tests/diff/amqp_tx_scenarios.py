@@ -233,12 +233,14 @@ def tx_routed_at_publish(pika: ModuleType, params: Any, ns: str) -> list[Any]:
         s.ch.queue_bind(q1, x, "k")
         s.ch.tx_select()
         s.ch.basic_publish(x, "k", b"m")
+        s.sync()  # (routed by now: RabbitMQ routes it as it takes the publish)
         other = s.conn.channel()
         other.queue_unbind(q1, x, "k")
         other.queue_bind(q2, x, "k")
         s.ch.tx_commit()
         out = [s.drain(q1), s.drain(q2)]
         s.ch.basic_publish(x, "k", b"n")
+        s.sync()
         other.exchange_delete(x)
         s.ch.tx_commit()
         out.append(s.drain(q2))
@@ -358,6 +360,7 @@ def tx_commit_order(pika: ModuleType, params: Any, ns: str) -> list[Any]:
     with Session(pika, params, ns) as s:
         q = s.q("q")
         plain = s.conn.channel()
+        plain.confirm_delivery()  # (its publish is in the queue when it returns)
         s.ch.tx_select()
         s.ch.basic_publish("", q, b"t1")
         s.ch.basic_publish("", q, b"t2")
