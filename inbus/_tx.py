@@ -89,6 +89,7 @@ class Transactions:
         """Make the channel transactional: from now on its publishes and its acks, nacks
         and rejects wait for :meth:`tx_commit` (or are dropped by :meth:`tx_rollback`).
         Selecting again does nothing; a channel in confirm mode refuses (406, closed).
+        O(1).
 
         >>> from inbus import Bus
         >>> bus = Bus(); ch = bus.channel(); _ = ch.queue_declare("q")
