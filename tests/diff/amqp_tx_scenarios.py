@@ -369,3 +369,23 @@ def tx_commit_order(pika: ModuleType, params: Any, ns: str) -> list[Any]:
         s.ch.basic_publish("", q, b"t3")
         s.ch.tx_commit()
         return [s.drain(q)]
+
+
+# RabbitMQ: a commit delivers its publishes before it applies its settles: a consumer
+# with credit gets the new message, then the one its nack requeued (redelivered).
+@scenario("tx", expect=[[(b"a", False), (b"b", False), (b"a", True)]])
+def tx_commit_publishes_before_settles(pika: ModuleType, params: Any, ns: str
+                                       ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        s.ch.basic_publish("", q, b"a")
+        s.ch.basic_qos(prefetch_count=2)
+        got: list[Any] = []
+        s.ch.basic_consume(q, lambda ch, m, p, b: got.append((b, m.redelivered, m)))
+        pump(s.conn, lambda: len(got) >= 1, settle=0.05)
+        s.ch.tx_select()
+        s.ch.basic_nack(got[0][2].delivery_tag, requeue=True)
+        s.ch.basic_publish("", q, b"b")
+        s.ch.tx_commit()
+        pump(s.conn, lambda: len(got) >= 3, settle=0.05)
+        return [[(b, r) for b, r, _ in got]]
