@@ -98,6 +98,7 @@ class Bus(Broker):
         self._no_props = _NoProperties()  # shared by publishes without properties
         self._committer: Any = None
         self._n_submits = 0
+        self._ops_held = False  # a tx_commit gathers its storage ops into one batch
         # Dead-lettered messages waiting to be routed while a publish reaches its queues
         # (see Broker._dead_letter_locked); _dl_hold: a publish is under way.
         self._dl_pending: list[tuple[VHost, Any]] = []
@@ -288,7 +289,7 @@ class Bus(Broker):
     # --- persistence hook ----------------------------------------------------------------
 
     def _flush_ops_locked(self, vh: VHost) -> None:
-        if vh.ops:
+        if vh.ops and not self._ops_held:
             ops = vh.ops
             vh.ops = []
             self._submit(ops)
@@ -443,7 +444,10 @@ class Bus(Broker):
                         continue
                     for ch in conn._channels.values():
                         held = 0
-                        for e in ch._unacked.values():
+                        entries = list(ch._unacked.values())
+                        if ch._tx is not None:  # (settled by the commit: still unacked)
+                            entries += ch._tx.held_entries()
+                        for e in entries:
                             q, c = e._queue, e._consumer
                             unacked[id(q)] = unacked.get(id(q), 0) + 1
                             if c is not None:

@@ -31,6 +31,7 @@ from ._errors import (
     ConnectionClosed,
     NackError,
     NotImplementedByBus,
+    PreconditionFailed,
     UnroutableError,
 )
 from ._message import BasicProperties, Message, ReturnedMessage
@@ -38,6 +39,7 @@ from ._names import check_short, coerce_body
 from ._pumping import BlockingConsuming
 from ._queue import ChannelQos, Consumer, DeclareResult, Queue, Unacked
 from ._topology import Topology
+from ._tx import Transactions, _Tx
 
 if TYPE_CHECKING:
     from ._connection import Connection
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["Channel", "DeclareResult"]
 
 
-class Channel(Topology, BlockingConsuming):
+class Channel(Topology, BlockingConsuming, Transactions):
     """An AMQP channel with pika 1.x BlockingChannel's method names and arguments.
 
     >>> from inbus import Bus
@@ -72,7 +74,8 @@ class Channel(Topology, BlockingConsuming):
         self._consumers: dict[str, Consumer] = {}
         self._return_callbacks: list[Callable[[ReturnedMessage], Any]] = []
         self._cancel_callbacks: list[Callable[[str], Any]] = []
-        self._confirm = False
+        self._confirm = False  # confirm mode, or a transaction (_tx): publish's slow path
+        self._tx: _Tx | None = None  # tx_select()ed: what the transaction holds (inbus._tx)
         self._confirm_callback: Callable[[int, bool], Any] | None = None
         self._publish_seq = 0
         self._last_queue = ""
@@ -174,6 +177,8 @@ class Channel(Topology, BlockingConsuming):
             # messages first, then deliver, so the requeued ones go out first (to a
             # single active consumer's successor, say).
             queues = self._detach_consumers_locked()
+            if self._tx is not None:
+                self._tx_rollback_locked()  # (its held acks are requeued with the rest)
             self._recover_locked(requeue=True)
             for q in queues:
                 if not q.deleted:
@@ -245,10 +250,14 @@ class Channel(Topology, BlockingConsuming):
         # so the committer lets this thread commit it instead of waking its writer.
         confirm = self._confirm
         waiter = None
-        if confirm and self._confirm_callback is None:
-            waiter = bus._committer  # (None without storage)
-            if waiter is not None:
-                waiter.expect_flush()
+        if confirm:
+            if self._tx is not None:  # a transaction holds it until commit (inbus._tx)
+                return self._tx_publish(exchange, routing_key, data, props, mandatory,
+                                        immediate)
+            if self._confirm_callback is None:
+                waiter = bus._committer  # (None without storage)
+                if waiter is not None:
+                    waiter.expect_flush()
         lock = self._lock
         # (not "with": ~50 ns cheaper; on a background channel, barging: see _barging)
         if self._barging:
@@ -326,8 +335,10 @@ class Channel(Topology, BlockingConsuming):
         ...     print(e.messages[0].reply_code, e.messages[0].reply_text)
         312 NO_ROUTE
         """
-        with self._lock:
-            self._check_open()
+        with self._op():
+            if self._tx is not None:
+                raise PreconditionFailed("cannot switch from tx to confirm mode",
+                                         method="confirm.select")
             self._confirm = True
             self._confirm_callback = callback
 
@@ -400,11 +411,15 @@ class Channel(Topology, BlockingConsuming):
         try:
             if not self._open:
                 self._check_open()
-            entry = None if multiple else self._unacked.pop(delivery_tag, None)
-            if entry is None:  # multiple, or an unknown tag (406)
+            entry = (None if multiple or self._tx is not None
+                     else self._unacked.pop(delivery_tag, None))
+            if entry is None:  # multiple, an unknown tag (406), or a transaction
                 try:
-                    self._bus._settle_tags_locked(self, delivery_tag, multiple, "ack",
-                                                  "basic.ack")
+                    if self._tx is not None:
+                        self._tx_settle_locked(delivery_tag, multiple, "ack", "basic.ack")
+                    else:
+                        self._bus._settle_tags_locked(self, delivery_tag, multiple, "ack",
+                                                      "basic.ack")
                 except AMQPError as e:
                     self._error(e)
                     raise
@@ -487,7 +502,11 @@ class Channel(Topology, BlockingConsuming):
         """
         how = "requeue" if requeue else "reject"
         with self._op():
-            self._bus._settle_tags_locked(self, delivery_tag, multiple, how, "basic.nack")
+            if self._tx is not None:  # (held until commit: inbus._tx)
+                self._tx_settle_locked(delivery_tag, multiple, how, "basic.nack")
+            else:
+                self._bus._settle_tags_locked(self, delivery_tag, multiple, how,
+                                              "basic.nack")
 
     def basic_reject(self, delivery_tag: int = 0, requeue: bool = True) -> None:
         """Reject one message: requeue it to its original position (redelivered), or drop
@@ -502,7 +521,11 @@ class Channel(Topology, BlockingConsuming):
         """
         how = "requeue" if requeue else "reject"
         with self._op():
-            self._bus._settle_tags_locked(self, delivery_tag, False, how, "basic.reject")
+            if self._tx is not None:  # (held until commit: inbus._tx)
+                self._tx_settle_locked(delivery_tag, False, how, "basic.reject")
+            else:
+                self._bus._settle_tags_locked(self, delivery_tag, False, how,
+                                              "basic.reject")
 
     def basic_recover(self, requeue: bool = True) -> None:
         """Put every unacked message of this channel back in its queue, at its original

@@ -17,6 +17,7 @@ from .._message import BasicProperties, Message
 from .._message import ReturnedMessage as _NativeReturned
 from . import pika_exceptions as exceptions
 from ._pika_spec import ExchangeType, Method, ReturnedMessage, spec
+from ._pika_tx import TxMethods
 from ._pika_wire import copy_props as _copy_props
 from ._pika_wire import encodable as _encodable
 from ._pika_wire import short as _short
@@ -61,7 +62,7 @@ class _Generator:
 # --------------------------------------------------------------------------- channel
 
 
-class BlockingChannel:
+class BlockingChannel(TxMethods):
     """pika's BlockingChannel over a native :class:`inbus.Channel`."""
 
     def __init__(self, connection: BlockingConnection, native: _NativeChannel) -> None:

@@ -91,6 +91,12 @@ class _Confirm:
     SelectOk = _method("Confirm.SelectOk")
 
 
+class _Tx:
+    SelectOk = _method("Tx.SelectOk")
+    CommitOk = _method("Tx.CommitOk")
+    RollbackOk = _method("Tx.RollbackOk")
+
+
 class spec:  # noqa: N801 - mirrors the module name ``pika.spec``
     """``pika.spec``: method classes with pika's attribute names, and BasicProperties."""
 
@@ -98,6 +104,7 @@ class spec:  # noqa: N801 - mirrors the module name ``pika.spec``
     Queue = _Queue
     Exchange = _Exchange
     Confirm = _Confirm
+    Tx = _Tx
     BasicProperties = BasicProperties
     TRANSIENT_DELIVERY_MODE = 1
     PERSISTENT_DELIVERY_MODE = 2

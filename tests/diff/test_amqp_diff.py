@@ -19,7 +19,10 @@ from typing import Any
 
 import pytest
 
-from tests.diff import amqp_scenarios  # noqa: F401  (registers the scenarios)
+from tests.diff import (
+    amqp_scenarios,  # noqa: F401  (registers the scenarios)
+    amqp_tx_scenarios,  # noqa: F401  (and the tx ones)
+)
 from tests.diff.amqp_support import (
     OTHER_VHOST,
     RABBIT_HOST,
@@ -41,7 +44,7 @@ pytestmark = pytest.mark.diff
 INBUS_GROUPS = {
     "exchange", "queue", "bind", "routing", "topic", "headers", "e2e", "get_ack",
     "returns", "confirms", "body_props", "consume", "qos", "connection",
-    "ttl", "maxlen", "dlx", "priority", "ae", "args",
+    "ttl", "maxlen", "dlx", "priority", "ae", "args", "tx",
 }
 
 #: Groups whose inbus side is deliberately not run yet (none today).

@@ -1,0 +1,278 @@
+"""AMQP transactions (tx.select / tx.commit / tx.rollback): a mixin of Channel.
+
+Theory of operation
+-------------------
+``tx_select()`` gives the channel a :class:`_Tx`, and from then on the channel is
+transactional for good (as in RabbitMQ, a commit or a rollback starts the next
+transaction; there is no way back). The rules, as RabbitMQ 3.10's ``rabbit_channel``
+applies them (each one checked against the real server):
+
+- ``basic_publish`` is checked at once (exchange missing: 404; internal: 403; a bad
+  ``delivery_mode`` or ``expiration``: 406; ``immediate``: 540) and *routed* at once, but
+  held: it reaches its queues, and only those of them that still exist, at commit, in
+  publish order. A binding made or removed between the publish and the commit does not
+  change where it goes; a mandatory message that reaches no queue then is returned (312
+  NO_ROUTE) at commit. A rollback or a close discards the held publishes.
+- ``basic_ack`` / ``basic_nack`` / ``basic_reject`` check their tags at once (an unknown
+  or already settled tag is the usual 406) and take them off the channel's unacked
+  record, but the messages stay unacked in their queues (and their consumers' prefetch
+  credit stays used) until the commit settles them, after the publishes. A rollback puts
+  the tags back, still unacked: they may be settled again. A close (or a
+  ``basic_recover``, for what it covers) requeues them with the rest.
+- ``basic_get``, consuming (auto-ack too), ``basic_recover`` and declarations are not
+  transactional. ``tx_commit`` / ``tx_rollback`` on a channel without ``tx_select`` and
+  ``confirm_delivery`` <-> ``tx_select`` are 406s that close the channel.
+
+The hooks in :class:`inbus.Channel` are one test each: ``basic_publish`` folds it into its
+confirm-mode branch (``_confirm`` is true in a transaction too), ``basic_ack`` and
+``basic_nack`` / ``basic_reject`` send a transactional settle to
+:meth:`Transactions._tx_settle_locked`.
+
+Persistence: while a commit applies its publishes and settles, the bus holds back the
+storage operations they make (``Bus._ops_held``) and then submits them as one batch, so
+they reach SQLite in one transaction; ``tx_commit`` returns once that is durable, as
+RabbitMQ sends commit-ok. Everything runs under the bus lock; callbacks (returns,
+deliveries) run later from the sinks, with no lock held, and may call the tx methods.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._args import header_routes, invalid_message, parse_expiration
+from ._errors import AccessRefused, NotFound, NotImplementedByBus, PreconditionFailed
+from ._message import BasicProperties, Content, ReturnedMessage, RoutedContent
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from ._bus import Bus
+    from ._dispatch import Sink
+    from ._exchanges import Exchange
+    from ._queue import Unacked
+    from ._vhost import VHost
+
+__all__ = ["Transactions"]
+
+
+class _Tx:
+    """What the current transaction holds: routed publishes and taken-off settles."""
+
+    __slots__ = ("publishes", "settles")
+
+    def __init__(self) -> None:
+        # (exchange, content, names of the queues it was routed to, mandatory)
+        self.publishes: list[tuple[Exchange, Content, list[str], bool]] = []
+        # (how: "ack" | "reject" | "requeue", the unacked entries it settles)
+        self.settles: list[tuple[str, list[Unacked]]] = []
+
+    def held_entries(self) -> list[Unacked]:
+        """The unacked entries whose settling waits for the commit (for Bus._check)."""
+        return [e for _, entries in self.settles for e in entries]
+
+
+class Transactions:
+    """The transactional half of a Channel (state lives on the Channel)."""
+
+    _bus: Bus
+    _vh: VHost
+    _tx: _Tx | None
+    _confirm: bool
+    _unacked: dict[int, Unacked]
+    _return_callbacks: list[Any]
+    _sink: Sink
+
+    def _op(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def tx_select(self) -> None:
+        """Make the channel transactional: from now on its publishes and its acks, nacks
+        and rejects wait for :meth:`tx_commit` (or are dropped by :meth:`tx_rollback`).
+        Selecting again does nothing; a channel in confirm mode refuses (406, closed).
+        O(1).
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); ch = bus.channel(); _ = ch.queue_declare("q")
+        >>> ch.tx_select()
+        >>> ch.basic_publish("", "q", b"held")
+        >>> ch.queue_declare("q", passive=True).message_count   # not routed yet
+        0
+        >>> ch.tx_commit()
+        >>> ch.queue_declare("q", passive=True).message_count
+        1
+        """
+        with self._op():
+            if self._tx is None:
+                if self._confirm:
+                    raise PreconditionFailed("cannot switch from confirm to tx mode",
+                                             method="tx.select")
+                self._tx = _Tx()
+                self._confirm = True  # (basic_publish's slow path, see the module doc)
+
+    def tx_commit(self) -> None:
+        """Route the held publishes to their queues, in publish order, then apply the
+        held acks, nacks and rejects; the channel stays transactional. On a durable Bus
+        it returns once the persistent messages and settles it wrote are committed to
+        disk, all in one SQLite transaction. Without :meth:`tx_select`: 406
+        PRECONDITION_FAILED, and the channel closes. O(held publishes x queues + settles).
+
+        >>> import inbus
+        >>> bus = inbus.Bus(); ch = bus.channel(); _ = ch.queue_declare("q")
+        >>> ch.basic_publish("", "q", b"a"); m = ch.basic_get("q")
+        >>> ch.tx_select(); m.ack()                 # held: m is still unacked
+        >>> ch.basic_publish("", "q", b"b"); ch.tx_commit()
+        >>> ch.basic_get("q", auto_ack=True).body
+        b'b'
+        >>> ch2 = bus.channel()
+        >>> try:
+        ...     ch2.tx_commit()
+        ... except inbus.PreconditionFailed as e:
+        ...     print(e.reply_text, ch2.is_open)
+        PRECONDITION_FAILED - channel is not transactional False
+        """
+        bus = self._bus
+        since = bus._n_submits
+        with self._op():
+            tx = self._tx
+            if tx is None:
+                raise PreconditionFailed("channel is not transactional",
+                                         method="tx.commit")
+            publishes, settles = tx.publishes, tx.settles
+            tx.publishes, tx.settles = [], []
+            vh = self._vh
+            bus._ops_held = True  # (one storage batch for the whole commit)
+            try:
+                for x, content, names, mandatory in publishes:
+                    self._tx_route_locked(x, content, names, mandatory)
+                for how, entries in settles:
+                    if how == "requeue":
+                        bus._requeue_locked(self, entries)  # type: ignore[arg-type]
+                    else:
+                        for e in entries:
+                            bus._settle_locked(self, e, how)  # type: ignore[arg-type]
+            finally:
+                bus._ops_held = False
+                bus._flush_ops_locked(vh)
+        bus._await_commit(since)
+
+    def tx_rollback(self) -> None:
+        """Drop the held publishes; the held acks, nacks and rejects are forgotten and
+        their messages stay unacked (settle them again, or they return on close). The
+        channel stays transactional. Without :meth:`tx_select`: 406, channel closed.
+        O(held publishes + unacked).
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); ch = bus.channel(); _ = ch.queue_declare("q")
+        >>> ch.basic_publish("", "q", b"a"); m = ch.basic_get("q")
+        >>> ch.tx_select(); m.ack(); ch.basic_publish("", "q", b"b")
+        >>> ch.tx_rollback()
+        >>> ch.queue_declare("q", passive=True).message_count   # b was dropped
+        0
+        >>> m.ack(); ch.tx_commit()                            # a is acked now
+        """
+        with self._op():
+            if self._tx is None:
+                raise PreconditionFailed("channel is not transactional",
+                                         method="tx.rollback")
+            self._tx_rollback_locked()
+
+    # --- hooks (lock held) ---------------------------------------------------------------
+
+    def _tx_rollback_locked(self) -> None:
+        """Forget the held publishes; put the held settles' tags back in the channel's
+        unacked record, in tag order (a close then requeues them)."""
+        tx = self._tx
+        assert tx is not None
+        tx.publishes = []
+        if tx.settles:
+            back = {e._tag: e for e in tx.held_entries()}
+            tx.settles = []
+            un = self._unacked
+            back.update(un)
+            un.clear()
+            un.update(sorted(back.items()))
+
+    def _tx_publish(self, exchange: str, rk: str, body: bytes, props: BasicProperties,
+                    mandatory: bool, immediate: bool) -> None:
+        """basic_publish in a transaction: check and route now, deliver at commit (the
+        checks and the routing of Broker._publish_locked, without the delivery)."""
+        with self._op():
+            if immediate:
+                raise NotImplementedByBus("immediate=true", scope="connection",
+                                          method="basic.publish")
+            vh = self._vh
+            x = vh.exchanges.get(exchange)
+            if x is None:
+                raise NotFound(f"no exchange '{exchange}' in vhost '{vh.name}'",
+                               method="basic.publish")
+            if x.internal:
+                raise AccessRefused(f"cannot publish to internal exchange '{exchange}' in "
+                                    f"vhost '{vh.name}'", method="basic.publish")
+            ttl = None
+            keys: list[str] | None = None
+            headers = props.headers
+            if props.expiration is not None:
+                ttl = parse_expiration(props.expiration)
+            if headers and ("CC" in headers or "BCC" in headers):
+                keys = [rk] + header_routes(headers)
+                if "BCC" in headers:
+                    props = props.copy(headers={k: v for k, v in headers.items()
+                                                if k != "BCC"})
+            dm = props.delivery_mode
+            if dm is not None and dm != 2 and dm != 1:  # RabbitMQ: 1, 2 or none
+                raise invalid_message(f"{{delivery_mode_unknown,{dm}}}")
+            content: Content
+            if keys is None:
+                queues = vh.route(x, rk, headers)
+                content = Content(body, exchange, rk, props, ttl)
+            else:
+                queues = vh.route_keys(x, keys, headers)
+                content = RoutedContent(body, exchange, rk, props, ttl, keys)
+            assert self._tx is not None
+            self._tx.publishes.append((x, content, [q.name for q in queues], mandatory))
+
+    def _tx_route_locked(self, x: Exchange, content: Content, names: list[str],
+                         mandatory: bool) -> None:
+        """Deliver one held publish at commit to the queues it was routed to that still
+        exist (looked up by name, as RabbitMQ does)."""
+        bus = self._bus
+        vh = self._vh
+        if bus._taps:
+            tap = bus._taps.get((vh.name, x.name))
+            if tap is not None:
+                tap.append(ReturnedMessage(0, "published", content))
+        x.published_in += 1
+        queues = [q for q in map(vh.queues.get, names) if q is not None]
+        if not queues:
+            bus._n_unroutable += 1
+            x.unroutable += 1
+            if mandatory:
+                bus._n_returned += 1
+                returned = ReturnedMessage(312, "NO_ROUTE", content)
+                for cb in self._return_callbacks:
+                    self._sink.push((cb, returned))
+            return
+        bus._hold_dead_letters()
+        try:
+            for q in queues:
+                bus._enqueue_locked(vh, q, content)  # (refused by x-overflow: dropped)
+        finally:
+            bus._release_dead_letters()
+
+    def _tx_settle_locked(self, tag: int, multiple: bool, how: str, method: str) -> None:
+        """ack / reject / requeue in a transaction: the tags are checked and taken off the
+        unacked record now (the rule of Broker._settle_tags_locked), settled at commit."""
+        un = self._unacked
+        if multiple:
+            if tag == 0:
+                tags = list(un)
+            else:
+                if tag not in un:
+                    raise PreconditionFailed(f"unknown delivery tag {tag}", method=method)
+                tags = [t for t in un if t <= tag]
+        else:
+            if tag not in un:
+                raise PreconditionFailed(f"unknown delivery tag {tag}", method=method)
+            tags = [tag]
+        assert self._tx is not None
+        self._tx.settles.append((how, [un.pop(t) for t in tags]))

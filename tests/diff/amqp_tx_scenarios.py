@@ -1,0 +1,391 @@
+"""AMQP transaction scenarios (tx.select / tx.commit / tx.rollback) for the differential
+suite: registered like those of tests/diff/amqp_scenarios.py (same runner, group "tx").
+
+RabbitMQ 3.10's rules, as these scenarios see them: a transactional channel holds its
+publishes (checked and routed at the call, delivered at commit) and its acks / nacks /
+rejects (tags checked and taken at the call, settled at commit); a rollback drops the
+publishes and leaves the acked messages unacked; the channel stays transactional.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from tests.diff.amqp_support import Session, pump, scenario
+
+OK = ("ok",)
+NOT_TX = ("channel-error", 406, "PRECONDITION_FAILED - channel is not transactional")
+
+
+def _name(frame: Any) -> str:
+    """The reply's method name, e.g. ``Tx.CommitOk``."""
+    return str(frame.method.NAME)
+
+
+def _unacked_back(s: Session, q: str) -> Any:
+    """What a fresh channel finds in ``q`` once the current channel closed (its unacked
+    messages requeued): (ready count, first body and redelivered flag)."""
+    s.ch.close()
+    s.reopen()
+    n = s.count(q)
+    got = s.get(q)
+    return (n, got[:2] if got else None)
+
+
+# RabbitMQ: tx.select-ok; publishes are not routed before the commit (passive declare
+# count 0, basic_get empty, also from another channel); the commit routes them in order.
+@scenario("tx", expect=["Tx.SelectOk", 0, None, None, "Tx.CommitOk", 2,
+                        [b"1", b"2"]])
+def tx_publish_held_until_commit(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        other = s.conn.channel()
+        out: list[Any] = [_name(s.ch.tx_select())]
+        s.ch.basic_publish("", q, b"1")
+        s.ch.basic_publish("", q, b"2")
+        out.append(s.count(q))
+        out.append(s.get(q))
+        out.append(other.basic_get(q, auto_ack=True)[0])
+        out.append(_name(s.ch.tx_commit()))
+        out += [s.count(q), s.drain(q)]
+        return out
+
+
+# RabbitMQ: a rollback drops the held publishes; the channel stays transactional (the
+# next publish is held again until its commit); an empty commit or rollback is fine,
+# and tx.select again is a no-op.
+@scenario("tx", expect=["Tx.RollbackOk", 0, 0, 1, "Tx.CommitOk", "Tx.CommitOk",
+                        "Tx.SelectOk", "Tx.RollbackOk", [b"kept"]])
+def tx_rollback_then_transactional_again(pika: ModuleType, params: Any, ns: str
+                                         ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        s.ch.tx_select()
+        s.ch.basic_publish("", q, b"dropped")
+        out: list[Any] = [_name(s.ch.tx_rollback()), s.count(q)]
+        s.ch.basic_publish("", q, b"kept")
+        out.append(s.count(q))
+        s.ch.tx_commit()
+        out.append(s.count(q))
+        out += [_name(s.ch.tx_commit()), _name(s.ch.tx_commit()), _name(s.ch.tx_select()),
+                _name(s.ch.tx_rollback()), s.drain(q)]
+        return out
+
+
+# RabbitMQ: tx.commit / tx.rollback without tx.select: 406 "channel is not
+# transactional", closing the channel.
+@scenario("tx", expect=[NOT_TX, NOT_TX, OK])
+def tx_commit_rollback_not_transactional(pika: ModuleType, params: Any, ns: str
+                                         ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        return [s.ok(lambda ch: ch.tx_commit()), s.ok(lambda ch: ch.tx_rollback()),
+                s.ok(lambda ch: ch.tx_select())]
+
+
+# RabbitMQ: confirm.select on a transactional channel and tx.select on a confirm-mode
+# channel are 406s with these texts.
+@scenario("tx", expect=[
+    ("channel-error", 406, "PRECONDITION_FAILED - cannot switch from tx to confirm mode"),
+    ("channel-error", 406, "PRECONDITION_FAILED - cannot switch from confirm to tx mode"),
+])
+def tx_and_confirm_exclude_each_other(pika: ModuleType, params: Any, ns: str
+                                      ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        s.ch.tx_select()
+        first = s.ok(lambda ch: ch.confirm_delivery())
+        s.ch.confirm_delivery()
+        return [first, s.ok(lambda ch: ch.tx_select())]
+
+
+# RabbitMQ: an ack in a transaction is held: rolled back, the message stays unacked (a
+# close requeues it, redelivered); committed, it is gone. A rolled-back ack may be
+# acked again.
+@scenario("tx", expect=[(1, (b"m", True)), (0, None)])
+def tx_ack_rollback_and_commit(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        s.ch.basic_publish("", q, b"m")
+        tag = s.ch.basic_get(q)[0].delivery_tag
+        s.ch.tx_select()
+        s.ch.basic_ack(tag)
+        s.ch.tx_rollback()
+        out = [_unacked_back(s, q)]
+        s.ch.basic_publish("", q, b"m")
+        tag = s.ch.basic_get(q)[0].delivery_tag
+        s.ch.tx_select()
+        s.ch.basic_ack(tag)
+        s.ch.tx_rollback()
+        s.ch.basic_ack(tag)  # (again, after the rollback)
+        s.ch.tx_commit()
+        out.append(_unacked_back(s, q))
+        return out
+
+
+# RabbitMQ: the tag of an ack / nack / reject in a transaction is checked at the call:
+# an unknown tag, or one already acked in the same transaction, is 406 before any
+# commit (pika reads it at the next synchronous call).
+@scenario("tx", expect=[
+    ("channel-error", 406, "PRECONDITION_FAILED - unknown delivery tag 99"),
+    ("channel-error", 406, "PRECONDITION_FAILED - unknown delivery tag 99"),
+    ("channel-error", 406, "PRECONDITION_FAILED - unknown delivery tag 99"),
+    ("channel-error", 406, "PRECONDITION_FAILED - unknown delivery tag 1"),
+])
+def tx_unknown_tag_fails_at_the_call(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False)
+        out = []
+        for settle in (lambda ch: ch.basic_ack(99), lambda ch: ch.basic_nack(99),
+                       lambda ch: ch.basic_reject(99, requeue=False)):
+            s.ch.tx_select()
+            settle(s.ch)
+            out.append(s.ok(lambda ch: ch.queue_declare(q, passive=True)))
+        s.ch.basic_publish("", q, b"m")
+        tag = s.ch.basic_get(q)[0].delivery_tag
+        s.ch.tx_select()
+        s.ch.basic_ack(tag)
+        s.ch.basic_ack(tag)
+        out.append(s.ok(lambda ch: ch.queue_declare(q, passive=True)))
+        return out
+
+
+# RabbitMQ: a nack with requeue in a transaction requeues at the commit (redelivered),
+# not before; a reject without requeue that is rolled back leaves the message unacked.
+@scenario("tx", expect=[0, 1, (b"a", True, 0), (1, (b"b", True))])
+def tx_nack_requeue_and_reject_rollback(pika: ModuleType, params: Any, ns: str
+                                        ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False)
+        s.ch.basic_publish("", q, b"a")
+        tag = s.ch.basic_get(q)[0].delivery_tag
+        s.ch.tx_select()
+        s.ch.basic_nack(tag, requeue=True)
+        out: list[Any] = [s.count(q)]
+        s.ch.tx_commit()
+        out += [s.count(q), s.get(q)]
+        s.ch.basic_publish("", q, b"b")
+        s.ch.tx_commit()
+        tag = s.ch.basic_get(q)[0].delivery_tag
+        s.ch.basic_reject(tag, requeue=False)
+        s.ch.tx_rollback()
+        out.append(_unacked_back(s, q))
+        return out
+
+
+# RabbitMQ: ack(multiple=True) in a transaction takes every outstanding tag up to it;
+# after a rollback they are all unacked again (a close requeues them all); committed,
+# they are gone.
+@scenario("tx", expect=[(3, (b"0", True)), 0])
+def tx_multiple_ack(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False)
+        for i in range(3):
+            s.ch.basic_publish("", q, b"%d" % i)
+        tags = [s.ch.basic_get(q)[0].delivery_tag for _ in range(3)]
+        s.ch.tx_select()
+        s.ch.basic_ack(tags[-1], multiple=True)
+        s.ch.tx_rollback()
+        out: list[Any] = [_unacked_back(s, q)]
+        s.drain(q)
+        s.ch.basic_publish("", q, b"x")
+        s.ch.basic_publish("", q, b"y")
+        tags = [s.ch.basic_get(q)[0].delivery_tag for _ in range(2)]
+        s.ch.tx_select()
+        s.ch.basic_ack(tags[-1], multiple=True)
+        s.ch.tx_commit()
+        s.ch.close()
+        s.reopen()
+        out.append(s.count(q))
+        return out
+
+
+# RabbitMQ: a publish to a missing exchange in a transaction is 404 at the call (pika
+# reads it at the next synchronous call, before any commit); likewise a bad
+# delivery_mode (406) and an internal exchange (403).
+@scenario("tx", expect=[
+    ("channel-error", 404, "NOT_FOUND - no exchange 'NS.nope' in vhost '/'"),
+    ("channel-error", 406, "PRECONDITION_FAILED - invalid message: {delivery_mode_unknown,3}"),
+    ("channel-error", 403, "ACCESS_REFUSED - cannot publish to internal exchange 'NS.int' "
+                           "in vhost '/'"),
+])
+def tx_publish_errors_at_the_call(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        internal = s.x("int", "direct", internal=True)
+        out = []
+        for x, p in ((s.n("nope"), None),
+                     ("amq.direct", pika.BasicProperties(delivery_mode=3)),
+                     (internal, None)):
+            s.ch.tx_select()
+            s.ch.basic_publish(x, "k", b"m", p)
+            out.append(s.ok(lambda ch: ch.exchange_declare("amq.direct", "direct",
+                                                           passive=True)))
+        return out
+
+
+# RabbitMQ: a held publish is routed when published: a binding removed before the
+# commit still gets it, one added before the commit does not; the exchange may even be
+# deleted before the commit.
+@scenario("tx", expect=[[b"m"], [], [b"n"]])
+def tx_routed_at_publish(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        x = s.x("x", "direct")
+        q1, q2 = s.q("q1"), s.q("q2")
+        s.ch.queue_bind(q1, x, "k")
+        s.ch.tx_select()
+        s.ch.basic_publish(x, "k", b"m")
+        s.sync()  # (routed by now: RabbitMQ routes it as it takes the publish)
+        other = s.conn.channel()
+        other.queue_unbind(q1, x, "k")
+        other.queue_bind(q2, x, "k")
+        s.ch.tx_commit()
+        out = [s.drain(q1), s.drain(q2)]
+        s.ch.basic_publish(x, "k", b"n")
+        s.sync()
+        other.exchange_delete(x)
+        s.ch.tx_commit()
+        out.append(s.drain(q2))
+        return out
+
+
+# RabbitMQ: an unroutable mandatory publish in a transaction is returned at the commit
+# (none before; none after a rollback), and so is one whose only queue was deleted
+# before the commit.
+@scenario("tx", expect=[[], [(312, "NO_ROUTE", b"r1")],
+                        [(312, "NO_ROUTE", b"r1"), (312, "NO_ROUTE", b"gone")]])
+def tx_mandatory_returned_at_commit(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        got: list[Any] = []
+        s.ch.add_on_return_callback(
+            lambda ch, m, p, b: got.append((m.reply_code, m.reply_text, b)))
+        s.ch.tx_select()
+        s.ch.basic_publish("amq.direct", s.n("nowhere"), b"r1", mandatory=True)
+        s.sync()
+        pump(s.conn, settle=0.1)
+        out: list[Any] = [list(got)]
+        s.ch.tx_commit()
+        pump(s.conn, lambda: len(got) >= 1, settle=0.05)
+        out.append(list(got))
+        s.ch.basic_publish("amq.direct", s.n("nowhere"), b"r2", mandatory=True)
+        s.ch.tx_rollback()
+        q = s.q("q")
+        s.ch.basic_publish("", q, b"gone", mandatory=True)
+        s.conn.channel().queue_delete(q)
+        s.ch.tx_commit()
+        pump(s.conn, lambda: len(got) >= 2, settle=0.1)
+        out.append(list(got))
+        return out
+
+
+# RabbitMQ: closing a channel with an open transaction discards its publishes and
+# requeues the messages it had acked (not committed) with its other unacked ones.
+@scenario("tx", expect=[(2, (b"a", True)), [b"b"]])
+def tx_close_discards_the_transaction(pika: ModuleType, params: Any, ns: str
+                                      ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False)
+        s.ch.basic_publish("", q, b"a")
+        s.ch.basic_publish("", q, b"b")
+        tag = s.ch.basic_get(q)[0].delivery_tag
+        s.ch.basic_get(q)
+        s.ch.tx_select()
+        s.ch.basic_ack(tag)
+        s.ch.basic_publish("", q, b"lost")
+        first = _unacked_back(s, q)  # (takes a, leaves b)
+        return [first, s.drain(q)]
+
+
+# RabbitMQ: under prefetch 1 an ack in a transaction frees the consumer's credit only
+# at the commit (the next message comes then); an auto-ack consumer and basic_get are
+# not transactional (a rollback gives nothing back).
+@scenario("tx", expect=[[b"0"], [b"0"], [b"0", b"1"], [b"a", b"b"], 0])
+def tx_prefetch_credit_and_auto_ack(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False)
+        for i in range(3):
+            s.ch.basic_publish("", q, b"%d" % i)
+        s.ch.basic_qos(prefetch_count=1)
+        s.ch.tx_select()
+        got: list[Any] = []
+        s.ch.basic_consume(q, lambda ch, m, p, b: got.append((m.delivery_tag, b)))
+        pump(s.conn, lambda: len(got) >= 1, settle=0.1)
+        out: list[Any] = [[b for _, b in got]]
+        s.ch.basic_ack(got[0][0])
+        pump(s.conn, settle=0.15)
+        out.append([b for _, b in got])
+        s.ch.tx_commit()
+        pump(s.conn, lambda: len(got) >= 2, settle=0.05)
+        out.append([b for _, b in got])
+        s.ch.close()
+        s.reopen()
+        s.ch.queue_purge(q)
+        s.ch.basic_publish("", q, b"a")
+        s.ch.basic_publish("", q, b"b")
+        s.ch.tx_select()
+        seen: list[bytes] = []
+        s.ch.basic_consume(q, lambda ch, m, p, b: seen.append(b), auto_ack=True)
+        pump(s.conn, lambda: len(seen) >= 2, settle=0.05)
+        out.append(seen)
+        s.ch.tx_rollback()
+        s.ch.close()
+        s.reopen()
+        out.append(s.count(q))
+        return out
+
+
+# RabbitMQ: basic_recover in a transaction requeues the unacked messages but not those
+# acked in it; the commit then settles those.
+@scenario("tx", expect=[1, (b"b", True, 0), 0])
+def tx_recover_keeps_held_acks(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False)
+        s.ch.basic_publish("", q, b"a")
+        s.ch.basic_publish("", q, b"b")
+        tag = s.ch.basic_get(q)[0].delivery_tag
+        s.ch.basic_get(q)
+        s.ch.tx_select()
+        s.ch.basic_ack(tag)
+        s.ch.basic_recover(requeue=True)
+        out: list[Any] = [s.count(q), s.get(q)]
+        s.ch.tx_commit()
+        s.ch.close()
+        s.reopen()
+        out.append(s.count(q))
+        return out
+
+
+# RabbitMQ: a publish from a plain channel between a transactional publish and its
+# commit reaches the queue first; several commits keep each one's publish order.
+@scenario("tx", expect=[[b"plain", b"t1", b"t2", b"t3"]])
+def tx_commit_order(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        plain = s.conn.channel()
+        plain.confirm_delivery()  # (its publish is in the queue when it returns)
+        s.ch.tx_select()
+        s.ch.basic_publish("", q, b"t1")
+        s.ch.basic_publish("", q, b"t2")
+        plain.basic_publish("", q, b"plain")
+        s.ch.tx_commit()
+        s.ch.basic_publish("", q, b"t3")
+        s.ch.tx_commit()
+        return [s.drain(q)]
+
+
+# RabbitMQ: a commit delivers its publishes before it applies its settles: a consumer
+# with credit gets the new message, then the one its nack requeued (redelivered).
+@scenario("tx", expect=[[(b"a", False), (b"b", False), (b"a", True)]])
+def tx_commit_publishes_before_settles(pika: ModuleType, params: Any, ns: str
+                                       ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q")
+        s.ch.basic_publish("", q, b"a")
+        s.ch.basic_qos(prefetch_count=2)
+        got: list[Any] = []
+        s.ch.basic_consume(q, lambda ch, m, p, b: got.append((b, m.redelivered, m)))
+        pump(s.conn, lambda: len(got) >= 1, settle=0.05)
+        s.ch.tx_select()
+        s.ch.basic_nack(got[0][2].delivery_tag, requeue=True)
+        s.ch.basic_publish("", q, b"b")
+        s.ch.tx_commit()
+        pump(s.conn, lambda: len(got) >= 3, settle=0.05)
+        return [[(b, r) for b, r, _ in got]]
