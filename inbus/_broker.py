@@ -60,10 +60,15 @@ class Broker(Expiry):
     # --- publishing and delivery (lock held) -----------------------------------------------
 
     def _publish_locked(self, ch: Channel, exchange: str, rk: str, body: bytes,
-                        props: BasicProperties, mandatory: bool
+                        props: BasicProperties, mandatory: bool,
+                        tx_held: list[Any] | None = None
                         ) -> tuple[ReturnedMessage | None, bool, bool] | None:
         """Route and enqueue one message: (returned, nacked, wrote-to-storage), or None
-        for the common outcome (None, False, False) (no tuple to build and unpack)."""
+        for the common outcome (None, False, False) (no tuple to build and unpack).
+
+        ``tx_held``: a transaction's publishes (inbus._tx): the message is checked and routed
+        now, and ``(exchange, content, queue names, mandatory)`` appended there instead
+        of enqueued; the commit delivers it."""
         vh = ch._vh
         x = vh.exchanges.get(exchange)
         if x is None:
@@ -104,6 +109,10 @@ class Broker(Expiry):
                 queues = vh.route(x, rk, headers)
         else:
             queues = vh.route_keys(x, keys, headers)
+        if tx_held is not None:
+            tx_held.append((x, content or Content(body, exchange, rk, props, ttl),
+                         [q.name for q in queues], mandatory))
+            return None
         if self._taps:
             tap = self._taps.get((vh.name, exchange))
             if tap is not None:

@@ -39,9 +39,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._args import header_routes, invalid_message, parse_expiration
-from ._errors import AccessRefused, NotFound, NotImplementedByBus, PreconditionFailed
-from ._message import BasicProperties, Content, ReturnedMessage, RoutedContent
+from ._errors import NotImplementedByBus, PreconditionFailed
+from ._message import BasicProperties, Content, ReturnedMessage
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -194,42 +193,15 @@ class Transactions:
 
     def _tx_publish(self, exchange: str, rk: str, body: bytes, props: BasicProperties,
                     mandatory: bool, immediate: bool) -> None:
-        """basic_publish in a transaction: check and route now, deliver at commit (the
-        checks and the routing of Broker._publish_locked, without the delivery)."""
+        """basic_publish in a transaction: checked and routed now by
+        Broker._publish_locked, which holds it in the transaction; delivered at commit."""
         with self._op():
             if immediate:
                 raise NotImplementedByBus("immediate=true", scope="connection",
                                           method="basic.publish")
-            vh = self._vh
-            x = vh.exchanges.get(exchange)
-            if x is None:
-                raise NotFound(f"no exchange '{exchange}' in vhost '{vh.name}'",
-                               method="basic.publish")
-            if x.internal:
-                raise AccessRefused(f"cannot publish to internal exchange '{exchange}' in "
-                                    f"vhost '{vh.name}'", method="basic.publish")
-            ttl = None
-            keys: list[str] | None = None
-            headers = props.headers
-            if props.expiration is not None:
-                ttl = parse_expiration(props.expiration)
-            if headers and ("CC" in headers or "BCC" in headers):
-                keys = [rk] + header_routes(headers)
-                if "BCC" in headers:
-                    props = props.copy(headers={k: v for k, v in headers.items()
-                                                if k != "BCC"})
-            dm = props.delivery_mode
-            if dm is not None and dm != 2 and dm != 1:  # RabbitMQ: 1, 2 or none
-                raise invalid_message(f"{{delivery_mode_unknown,{dm}}}")
-            content: Content
-            if keys is None:
-                queues = vh.route(x, rk, headers)
-                content = Content(body, exchange, rk, props, ttl)
-            else:
-                queues = vh.route_keys(x, keys, headers)
-                content = RoutedContent(body, exchange, rk, props, ttl, keys)
             assert self._tx is not None
-            self._tx.publishes.append((x, content, [q.name for q in queues], mandatory))
+            self._bus._publish_locked(self, exchange, rk, body, props,  # type: ignore[arg-type]
+                                      mandatory, self._tx.publishes)
 
     def _tx_route_locked(self, x: Exchange, content: Content, names: list[str],
                          mandatory: bool) -> None:
