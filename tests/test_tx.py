@@ -187,13 +187,19 @@ def test_mandatory_returns_come_at_commit(bus: Bus) -> None:
 # --------------------------------------------------------------------------- settles
 
 
-def test_ack_is_held_until_commit_and_rollback_keeps_it_unacked(bus: Bus) -> None:
+def one_unacked_in_tx(bus: Bus) -> tuple[Channel, Message]:
+    """A channel that got message b"m" from queue "q" (unacked), then tx_select()ed."""
     ch = bus.channel()
     ch.queue_declare("q")
     ch.basic_publish("", "q", b"m")
     m = ch.basic_get("q")
     assert m is not None
     ch.tx_select()
+    return ch, m
+
+
+def test_ack_is_held_until_commit_and_rollback_keeps_it_unacked(bus: Bus) -> None:
+    ch, m = one_unacked_in_tx(bus)
     m.ack()  # through the channel
     bus._check()  # (the held ack still counts as unacked in its queue)
     assert bus.statistics().queue("q").messages_unacknowledged == 1
@@ -206,12 +212,7 @@ def test_ack_is_held_until_commit_and_rollback_keeps_it_unacked(bus: Bus) -> Non
 
 
 def test_rolled_back_ack_returns_on_close(bus: Bus) -> None:
-    ch = bus.channel()
-    ch.queue_declare("q")
-    ch.basic_publish("", "q", b"m")
-    m = ch.basic_get("q")
-    assert m is not None
-    ch.tx_select()
+    ch, m = one_unacked_in_tx(bus)
     ch.basic_ack(m.delivery_tag)
     ch.tx_rollback()
     ch.close()
@@ -231,12 +232,7 @@ def test_an_unknown_tag_fails_at_the_call(bus: Bus, settle: Any) -> None:
 
 
 def test_a_tag_acked_twice_in_one_transaction_fails_at_the_second_call(bus: Bus) -> None:
-    ch = bus.channel()
-    ch.queue_declare("q")
-    ch.basic_publish("", "q", b"m")
-    m = ch.basic_get("q")
-    assert m is not None
-    ch.tx_select()
+    ch, m = one_unacked_in_tx(bus)
     m.ack()
     with pytest.raises(inbus.PreconditionFailed, match="unknown delivery tag 1"):
         m.nack()
