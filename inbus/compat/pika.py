@@ -53,6 +53,7 @@ from .._connection import Connection as _NativeConnection
 from .._message import BasicProperties
 from . import pika_exceptions as exceptions
 from ._pika_async_channel import Channel as _AsyncChannel
+from ._pika_asyncio import AsyncioConnection as _AsyncioConnection
 from ._pika_channel import (
     BlockingChannel,
 )
@@ -388,9 +389,13 @@ _SUBMODULES: dict[str, Any] = {
         BlockingChannel=BlockingChannel),
     "adapters.select_connection": _module(
         "pika.adapters.select_connection", SelectConnection=SelectConnection, IOLoop=_IOLoop),
+    "adapters.asyncio_connection": _module(
+        "pika.adapters.asyncio_connection", AsyncioConnection=_AsyncioConnection),
     "channel": _module("pika.channel", Channel=_AsyncChannel),
 }
 adapters = _SUBMODULES["adapters"] = _module(
     "pika.adapters", BlockingConnection=BlockingConnection, SelectConnection=SelectConnection,
     blocking_connection=_SUBMODULES["adapters.blocking_connection"],
-    select_connection=_SUBMODULES["adapters.select_connection"])
+    select_connection=_SUBMODULES["adapters.select_connection"],
+    asyncio_connection=_SUBMODULES["adapters.asyncio_connection"],
+    AsyncioConnection=_AsyncioConnection)
