@@ -312,7 +312,7 @@ class Channel(ChannelMethods):
         seq, acked = arg
         if self._state == CLOSED:
             return
-        method = spec.Basic.Ack(seq, False) if acked else spec.Basic.Nack(seq, False, False)
+        method = spec.Basic.Ack(seq, False) if acked else spec.Basic.Nack(seq, False, True)
         frame = Method(self.channel_number, method)
         for cb in list(self._ack_nack_callbacks):
             cb(frame)

@@ -289,6 +289,29 @@ EXPECT["confirms_returns_and_nacks"] = [
 
 
 @scenario
+def nack_frame_of_a_rejected_publish(pika: ModuleType, conn: Any, ch: Any, log: Log,
+                                     ns: str) -> None:
+    def confirmed(f: Any) -> None:
+        log.append(("confirm", repr(f.method)))
+        if f.method.delivery_tag == 2:
+            ch.close()
+            conn.close()
+    ch.confirm_delivery(confirmed)
+    ch.queue_declare(ns + ".q", exclusive=True, arguments={
+        "x-max-length": 1, "x-overflow": "reject-publish"}, callback=lambda f: (
+            ch.basic_publish("", ns + ".q", b"1"), ch.basic_publish("", ns + ".q", b"2")))
+
+
+@scenario
+def duplicate_channel_number_is_504(pika: ModuleType, conn: Any, ch: Any, log: Log,
+                                    ns: str) -> None:
+    dup = conn.channel(channel_number=1, on_open_callback=lambda c: log.append("never"))
+    dup.add_on_close_callback(lambda c, r: log.append(("dup-closed", type(r).__name__,
+                                                       r.reply_code, r.reply_text)))
+    log.append(("same object", dup is ch))
+
+
+@scenario
 def broker_cancel_and_exchange_ops(pika: ModuleType, conn: Any, ch: Any, log: Log,
                                    ns: str) -> None:
     q, q4, x, y = ns + ".q", ns + ".q4", ns + ".x", ns + ".y"
