@@ -553,3 +553,72 @@ def test_the_plugin_makes_pika_submodules_importable(inbus_pika: Any) -> None:
     assert patched.adapters.SelectConnection is SelectConnection
     assert patched.adapters.asyncio_connection.AsyncioConnection is AsyncioConnection
     assert IOLoop.__name__ == "IOLoop" and Channel.__name__ == "Channel"
+
+
+# --------------------------------------------------------------------------- threads
+
+
+def test_callbacks_run_with_no_bus_lock_held() -> None:
+    def body(conn: Any, ch: Any, log: Log) -> None:
+        def on_msg(c: Any, m: Any, p: Any, b: bytes) -> None:
+            # another thread needs the bus lock: it would deadlock if this held it
+            t = threading.Thread(target=lambda: pika.get_bus().channel().basic_publish(
+                "", "other", b"from a thread"))
+            t.start()
+            t.join(5)
+            log.append(("joined", not t.is_alive()))
+            conn.close()
+        ch.queue_declare("q", callback=lambda f: None)
+        ch.queue_declare("other", callback=lambda f: None)
+        ch.basic_consume("q", on_msg, auto_ack=True)
+        ch.basic_publish("", "q", b"go")
+    log = run(on_channel(body), timeout=10)
+    assert log[0] == ("joined", True)
+    assert queue_counts(pika.get_bus(), "other") == (1, 0)
+
+
+def test_many_deliveries_arrive_in_order_with_prefetch() -> None:
+    def body(conn: Any, ch: Any, log: Log) -> None:
+        def on_msg(c: Any, m: Any, p: Any, b: bytes) -> None:
+            log.append(int(b))
+            c.basic_ack(m.delivery_tag)
+            if len(log) == 300:
+                conn.close()
+
+        def publish() -> None:   # from another thread, while the loop consumes
+            pch = pika.get_bus().channel()
+            for i in range(300):
+                pch.basic_publish("", "q", str(i).encode())
+        ch.queue_declare("q", callback=lambda f: threading.Thread(target=publish).start())
+        ch.basic_qos(prefetch_count=10)
+        ch.basic_consume("q", on_msg)
+    log = run(on_channel(body), timeout=20)
+    assert log[:300] == list(range(300))
+
+
+def test_persistent_confirms_from_the_storage_thread_reach_the_loop(tmp_path: Any) -> None:
+    import inbus
+    pika._buses[("localhost", 5672)] = inbus.Bus(str(tmp_path / "bus.db"))
+    loop_thread = threading.get_ident()
+
+    def body(conn: Any, ch: Any, log: Log) -> None:
+        def confirmed(f: Any) -> None:
+            log.append((f.method.NAME, f.method.delivery_tag,
+                        threading.get_ident() == loop_thread))
+            if f.method.delivery_tag == 3:
+                conn.close()
+        ch.confirm_delivery(confirmed)
+        ch.queue_declare("durable", durable=True, callback=lambda f: [
+            ch.basic_publish("", "durable", b"x", pika.BasicProperties(delivery_mode=2))
+            for _ in range(3)])
+    log = run(on_channel(body), timeout=20)
+    assert log[:3] == [("Basic.Ack", 1, True), ("Basic.Ack", 2, True), ("Basic.Ack", 3, True)]
+
+
+def test_an_idle_loop_sleeps_and_a_thread_can_stop_it() -> None:
+    loop = pika._SUBMODULES["adapters.select_connection"].IOLoop()
+    threading.Timer(0.5, lambda: loop.add_callback_threadsafe(loop.stop)).start()
+    cpu, t0 = time.process_time(), time.monotonic()
+    loop.start()
+    assert 0.45 <= time.monotonic() - t0 < 2
+    assert time.process_time() - cpu < 0.2   # it slept: no busy loop
