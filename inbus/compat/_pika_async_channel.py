@@ -3,12 +3,15 @@
 
 Theory of operation
 -------------------
-The connection's sink (:mod:`inbus._dispatch`) stands for the wire, in both directions:
-what the client "sends" is appended to it as an operation, what the "broker" answers or
-delivers is appended behind it, and the I/O loop runs the items in order on its thread,
-with no bus lock held. So a method's effect on the bus happens when the loop reaches it,
-and its reply callback runs right then, before the deliveries that effect caused, as
-pika + RabbitMQ order them.
+The connection's sink (:mod:`inbus._dispatch`) stands for the wire from the broker to
+the client. A method is carried out on the bus when it is *sent* (the broker processes
+what it receives in order, and the bus at once), and what the broker answers waits in
+the sink, in order, for the I/O loop, which runs the callbacks on its thread with no bus
+lock held: a method's reply goes in ahead of the deliveries, returns and cancels the
+method caused, and a channel error's close behind the deliveries that were already on
+their way (the channel's close took them from the sink: ``_WireSink`` keeps them for
+this). So the bus sees methods in the order pika sends them, and callbacks run in the
+order pika receives the frames from RabbitMQ.
 
 The client-side rules are pika 1.x's (``pika/channel.py``), probed against RabbitMQ
 3.10 (the differential tests in ``tests/diff/test_pika_select_diff.py`` compare them):
@@ -221,6 +224,8 @@ class Channel(ChannelMethods):
                 conn._replay_dropped(self._native)
                 conn._push((self._on_close_from_broker, reason))
             return
+        except (_e.ChannelClosed, _e.ConnectionClosed):
+            return  # the bus closed the connection: the loop reports it (_check_lost)
         if reply_to is not None:
             conn._insert(mark, (self._on_reply, (reply, reply_to)))
 

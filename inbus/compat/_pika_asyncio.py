@@ -17,7 +17,6 @@ exception from a callback goes to the event loop's exception handler (asyncio's 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +61,6 @@ class AsyncioConnection(_AsyncConnection):
                             f"{type(custom_ioloop).__name__}")
         self._loop = custom_ioloop if custom_ioloop is not None \
             else asyncio.get_event_loop()
-        self._thread_ident: int | None = None
         super().__init__(parameters, on_open_callback, on_open_error_callback,
                          on_close_callback, internal_connection_workflow)
         self._loop.call_soon(self._run)
@@ -71,12 +69,8 @@ class AsyncioConnection(_AsyncConnection):
     def ioloop(self) -> asyncio.AbstractEventLoop:
         return self._loop
 
-    def ioloop_thread_ident(self) -> int | None:
-        return self._thread_ident
-
     def _run(self) -> None:
         """Pump what is pending (on the loop); again soon while items remain."""
-        self._thread_ident = threading.get_ident()
         try:
             self._pump(lambda: False)
         finally:

@@ -95,10 +95,6 @@ class _AsyncConnection:
     def _detach_loop(self) -> None:
         raise NotImplementedError
 
-    def ioloop_thread_ident(self) -> int | None:
-        """The thread running this connection's loop (not in pika)."""
-        raise NotImplementedError
-
     # --- state ---------------------------------------------------------------------------
 
     @property
@@ -431,9 +427,6 @@ class SelectConnection(_AsyncConnection):
     @property
     def ioloop(self) -> IOLoop:
         return self._ioloop
-
-    def ioloop_thread_ident(self) -> int | None:
-        return self._ioloop._thread
 
     def _install_waker(self, native: _NativeConnection) -> None:
         native._sink = _WireSink(native._lock, _Bell(self._ioloop._ring))
