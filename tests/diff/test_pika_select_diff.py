@@ -399,8 +399,7 @@ def test_select_connection_scenario(name: str) -> None:
     compare(name)
 
 
-@pytest.mark.parametrize("name", ["order_of_replies_deliveries_returns_and_errors",
-                                  "confirms_returns_and_nacks"])
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_asyncio_connection_scenario(name: str) -> None:
     compare(name, adapter="asyncio")
 
