@@ -1,4 +1,5 @@
-"""pika's published asynchronous examples, unchanged (tests/pika_examples/, BSD licensed,
+"""pika's published asynchronous examples (SelectConnection and AsyncioConnection),
+unchanged (tests/pika_examples/, BSD licensed,
 see their headers), run against inbus with ``import pika`` giving inbus.compat.pika.
 
 The only things added are what a user at a terminal does: Ctrl-C (a KeyboardInterrupt
@@ -122,3 +123,36 @@ def test_consumer_example_reads_what_the_publisher_example_sent(inbus_pika: Any)
     consumer.stop()   # what ReconnectingExampleConsumer does on Ctrl-C
     assert got == [("مفتاح قيمة 键 值 キー 値", "值", False)] * 2
     assert consumer._connection.is_closed
+
+
+def test_asyncio_consumer_example_consumes_acks_and_shuts_down(inbus_pika: Any) -> None:
+    import asyncio
+
+    from inbus.testing import queue_counts
+    _prepare(inbus_pika, 4)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)   # the example's AsyncioConnection takes the current loop
+    try:
+        mod = _load("asyncio_consumer_example")
+        runner = mod.ReconnectingExampleConsumer(URL)
+        consumer = runner._consumer
+        seen: list[tuple[int, bytes]] = []
+        on_message = consumer.on_message
+
+        def ctrl_c_after_3(ch: Any, deliver: Any, props: Any, body: bytes) -> None:
+            seen.append((deliver.delivery_tag, body))
+            on_message(ch, deliver, props, body)
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+
+        consumer.on_message = ctrl_c_after_3
+        runner.run()
+        assert consumer._connection.ioloop is loop
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    assert seen == [(1, b"m0"), (2, b"m1"), (3, b"m2")]
+    assert consumer._closing and not consumer._consuming and not consumer.should_reconnect
+    assert consumer._connection.is_closed
+    bus = inbus_pika.get_bus(inbus_pika.URLParameters(URL))
+    assert queue_counts(bus, "text") == (1, 0)

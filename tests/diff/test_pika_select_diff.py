@@ -450,3 +450,75 @@ def test_publisher_example_against_both() -> None:
     finally:
         fake.reset()
     assert mine == real
+
+
+def _consumer_example(pika: ModuleType, ns: str, module: str) -> Any:
+    """One of pika's asynchronous consumer examples (tests/pika_examples), on its own
+    names: 4 messages waiting, Ctrl-C after the third; what it saw and what is left."""
+    conn = pika.BlockingConnection(make_params(pika))
+    ch = conn.channel()
+    ch.exchange_declare(ns + ".message", "topic")
+    ch.queue_declare(ns + ".text")
+    ch.queue_bind(ns + ".text", ns + ".message", "example.text")
+    for i in range(4):
+        ch.basic_publish(ns + ".message", "example.text", f"m{i}".encode(),
+                         pika.BasicProperties(app_id="diff"))
+    saved = sys.modules.get("pika")
+    saved_ac = sys.modules.get("pika.adapters.asyncio_connection")
+    sys.modules["pika"] = pika
+    if pika.__name__ != "pika":
+        sys.modules["pika.adapters.asyncio_connection"] = \
+            pika._SUBMODULES["adapters.asyncio_connection"]
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        sys.modules.pop(f"tests.pika_examples.{module}", None)
+        mod = importlib.import_module(f"tests.pika_examples.{module}")
+    finally:
+        for name, old in (("pika", saved), ("pika.adapters.asyncio_connection", saved_ac)):
+            if old is not None:
+                sys.modules[name] = old
+            else:
+                sys.modules.pop(name, None)
+    cls = type("Consumer", (mod.ExampleConsumer,), {
+        "EXCHANGE": ns + ".message", "QUEUE": ns + ".text"})
+    consumer = cls(f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/%2F")
+    seen: list[Any] = []
+    on_message = consumer.on_message
+
+    def ctrl_c_after_3(c: Any, deliver: Any, props: Any, body: bytes) -> None:
+        seen.append((deliver.delivery_tag, deliver.redelivered, props.app_id, body))
+        on_message(c, deliver, props, body)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+    consumer.on_message = ctrl_c_after_3
+    try:
+        consumer.run()
+    except KeyboardInterrupt:
+        consumer.stop()          # what its ReconnectingExampleConsumer does on Ctrl-C
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    left = ch.queue_declare(ns + ".text", passive=True).method.message_count
+    ch.queue_delete(ns + ".text")
+    ch.exchange_delete(ns + ".message")
+    conn.close()
+    return seen, left, consumer._connection.is_closed, consumer._consuming
+
+
+@pytest.mark.parametrize("module", ["asynchronous_consumer_example",
+                                    "asyncio_consumer_example"])
+def test_consumer_examples_against_both(module: str) -> None:
+    _require_rabbit()
+    import pika as real_pika
+
+    import inbus.compat.pika as fake
+    real = _consumer_example(real_pika, new_ns(), module)
+    assert real == ([(1, False, "diff", b"m0"), (2, False, "diff", b"m1"),
+                     (3, False, "diff", b"m2")], 1, True, False), real
+    fake.reset()
+    try:
+        mine = _consumer_example(fake, new_ns(), module)
+    finally:
+        fake.reset()
+    assert mine == real

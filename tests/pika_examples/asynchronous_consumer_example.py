@@ -3,7 +3,7 @@
 # asynchronous_consumer_example.py (pika 1.x), unchanged below the blank line. pika is
 # Copyright (c) 2009-2024 Tony Garnock-Jones, Gavin M. Roy, Pivotal Software, Inc and
 # others, distributed under the BSD 3-Clause License
-# (https://github.com/pika/pika/blob/main/LICENSE). tests/test_compat_pika_select.py
+# (https://github.com/pika/pika/blob/main/LICENSE). tests/test_pika_examples_async.py
 # runs it with ``import pika`` giving inbus.compat.pika (the inbus_pika fixture).
 
 # -*- coding: utf-8 -*-
