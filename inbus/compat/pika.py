@@ -52,9 +52,13 @@ from .._bus import Bus
 from .._connection import Connection as _NativeConnection
 from .._message import BasicProperties
 from . import pika_exceptions as exceptions
+from ._pika_async_channel import Channel as _AsyncChannel
+from ._pika_asyncio import AsyncioConnection as _AsyncioConnection
 from ._pika_channel import (
     BlockingChannel,
 )
+from ._pika_ioloop import IOLoop as _IOLoop
+from ._pika_select import SelectConnection
 from ._pika_spec import (
     ConnectionParameters,
     DeliveryMode,
@@ -75,6 +79,7 @@ __all__ = [
     "ExchangeType",
     "PlainCredentials",
     "SSLOptions",
+    "SelectConnection",
     "URLParameters",
     "exceptions",
     "frame",
@@ -413,7 +418,15 @@ _SUBMODULES: dict[str, Any] = {
     "adapters.blocking_connection": _module(
         "pika.adapters.blocking_connection", BlockingConnection=BlockingConnection,
         BlockingChannel=BlockingChannel),
+    "adapters.select_connection": _module(
+        "pika.adapters.select_connection", SelectConnection=SelectConnection, IOLoop=_IOLoop),
+    "adapters.asyncio_connection": _module(
+        "pika.adapters.asyncio_connection", AsyncioConnection=_AsyncioConnection),
+    "channel": _module("pika.channel", Channel=_AsyncChannel),
 }
 adapters = _SUBMODULES["adapters"] = _module(
-    "pika.adapters", BlockingConnection=BlockingConnection,
-    blocking_connection=_SUBMODULES["adapters.blocking_connection"])
+    "pika.adapters", BlockingConnection=BlockingConnection, SelectConnection=SelectConnection,
+    blocking_connection=_SUBMODULES["adapters.blocking_connection"],
+    select_connection=_SUBMODULES["adapters.select_connection"],
+    asyncio_connection=_SUBMODULES["adapters.asyncio_connection"],
+    AsyncioConnection=_AsyncioConnection)
