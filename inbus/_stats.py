@@ -59,7 +59,8 @@ class BusStatistics:
     vhosts: dict[str, VHostStatistics]
     connections: int
     channels: int
-    published: int  # basic_publish calls that passed validation
+    published: int  # basic_publish calls that passed validation (in a transaction: at
+    # its commit; a rolled-back publish is not counted)
     returned: int  # unroutable mandatory messages handed back
     unroutable: int  # publishes that reached no queue (returned or dropped)
     callback_errors: int

@@ -1,4 +1,7 @@
-"""A drop-in look-alike of pika 1.x's BlockingConnection API on top of an in-process Bus.
+"""A drop-in look-alike of pika 1.x's client API on top of an in-process Bus: the
+BlockingConnection here, the asynchronous adapters (``SelectConnection`` with its
+``ioloop``, ``AsyncioConnection``) in ``_pika_select`` / ``_pika_asyncio`` /
+``_pika_async_channel``, all sharing the buses, parameters, spec and exceptions below.
 
 Swap the import and existing pika code talks to inbus::
 
@@ -34,6 +37,10 @@ Theory of operation
   RabbitMQ does but a bus has no notion of is imitated too: ``user_id`` must match the
   connection's user (406). Properties are copied on publish (headers deep-copied), as a
   round trip through the wire would.
+- A Bus that closes under open connections (``bus.close()``, :func:`reset`) is RabbitMQ
+  shutting down: the next call that pika would do I/O for raises
+  ``ConnectionClosedByBroker(320, "CONNECTION_FORCED - ...")``, once
+  (``BlockingConnection._take_shutdown``).
 - pika 0.x signatures (``basic_consume(callback, queue=..., no_ack=...)``,
   ``exchange_declare(exchange=..., type=...)``, ``basic_get(queue, no_ack=...)``) are
   accepted with a ``DeprecationWarning``.
