@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from inbus import SubscriberClosed
 from inbus._errors import PubSubError as InbusPubSubError
 from inbus.compat import redis
 from tests.diff.redis_support import load_seed_helper
@@ -261,3 +262,20 @@ def test_a_dropped_subscriber_reconnects_and_subscribes_again() -> None:
     with pytest.raises(InbusPubSubError):
         p._conn().close()
         p._read(0)              # closed by the client: no reconnection
+
+
+def test_reset_closes_the_servers_for_clients_made_before_it() -> None:
+    r = redis.Redis()
+    p = r.pubsub()
+    p.subscribe("c")
+    redis.reset()
+    with pytest.raises(InbusPubSubError, match="closed bus"):
+        r.publish("c", "x")
+    with pytest.raises(SubscriberClosed, match="bus was closed"):
+        p.get_message()
+    fresh = redis.Redis()
+    assert fresh.publish("c", "x") == 0  # a new server: the old subscriber is not on it
+    q = fresh.pubsub(ignore_subscribe_messages=True)
+    q.subscribe("c")
+    assert q.get_message() is None and fresh.publish("c", "y") == 1
+    assert q.get_message()["data"] == b"y"
