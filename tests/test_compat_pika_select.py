@@ -337,6 +337,47 @@ def test_basic_get_and_get_empty() -> None:
     assert log[:2] == [("Basic.GetOk", 1, 0, b"x"), "Basic.GetEmpty"]
 
 
+def test_basic_get_is_sent_whatever_the_channels_state() -> None:
+    """pika's basic_get does not check the channel's state (found by the differential
+    fuzzer): on a closed channel the Basic.Get reaches a channel number RabbitMQ has
+    freed, its connection error 504; the get callback stays pending (DuplicateGetOk);
+    on a closing channel whose Close waits behind a declare, the get overtakes it."""
+    def closed_channel(conn: Any, ch: Any, log: Log) -> None:
+        def on_closed(c: Any, r: Any) -> None:
+            c.basic_get("q", lambda *a: log.append("never"))
+            with pytest.raises(pika.exceptions.DuplicateGetOkCallback):
+                c.basic_get("q", lambda *a: log.append("never"))
+            log.append("sent")
+        ch.add_on_close_callback(on_closed)
+        ch.close()
+    assert run(on_channel(closed_channel)) == [
+        ("ch-closed", 1, "ChannelClosedByClient", 0, "Normal shutdown"), "sent",
+        ("conn-closed", "ConnectionClosedByBroker", 504,
+         "CHANNEL_ERROR - expected 'channel.open'")]
+
+    def closing_channel(conn: Any, ch: Any, log: Log) -> None:
+        ch.queue_declare("q", callback=lambda f: log.append("declared"))
+        ch.basic_publish("", "q", b"x")
+        ch.close()
+        ch.basic_get("q", lambda c, m, p, b: log.append(("got", b, c.is_closing)))
+        conn.ioloop.call_later(0.05, conn.close)
+    assert run(on_channel(closing_channel)) == [
+        "declared", ("got", b"x", True),
+        ("ch-closed", 1, "ChannelClosedByClient", 0, "Normal shutdown"),
+        ("conn-closed", "ConnectionClosedByClient", 200, "Normal shutdown")]
+
+    log: Log = []
+    conn = pika.SelectConnection(pika.ConnectionParameters(), on_open_callback=lambda c: (
+        c.channel(on_open_callback=lambda ch: (log.append(ch), c.close()))),
+        on_close_callback=lambda c, r: c.ioloop.stop())
+    guard = conn.ioloop.call_later(5, conn.ioloop.stop)
+    conn.ioloop.start()
+    conn.ioloop.remove_timeout(guard)
+    with pytest.raises(pika.exceptions.ConnectionWrongStateError,
+                       match="Attempted to send a frame on closed connection"):
+        log[0].basic_get("q", lambda *a: None)
+
+
 def test_recover_redelivers_and_nack_requeues() -> None:
     def body(conn: Any, ch: Any, log: Log) -> None:
         ch.queue_declare("q", callback=lambda f: None)

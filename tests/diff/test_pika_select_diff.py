@@ -428,6 +428,37 @@ EXPECT["transactions"] = [
     ("conn-closed", "ConnectionClosedByClient", 200, "Normal shutdown")]
 
 
+@scenario
+def basic_get_on_closed_and_closing_channels(pika: ModuleType, conn: Any, ch: Any,
+                                             log: Log, ns: str) -> None:
+    """pika sends Basic.Get whatever the channel's state: one queued behind nothing on a
+    closing channel overtakes its Close; on the closed channel it is a 504."""
+    q = ns + ".q"
+
+    def on_closed(c: Any, _r: Any) -> None:
+        c.basic_get(q, lambda *a: log.append("never"))
+        try:
+            c.basic_get(q, lambda *a: log.append("never"))
+        except pika.exceptions.DuplicateGetOkCallback:
+            log.append("duplicate-get")
+    ch.add_on_close_callback(on_closed)
+    ch.queue_declare(q, exclusive=True, callback=rec(log, "declareok"))
+    ch.basic_publish("", q, b"x")
+    ch.close()
+    ch.basic_get(q, lambda c, m, p, b: log.append(("getok", m.delivery_tag, b,
+                                                   c.is_closing)))
+
+
+EXPECT["basic_get_on_closed_and_closing_channels"] = [
+    ("declareok", "Method", 1,
+     "<Queue.DeclareOk(['consumer_count=0', 'message_count=0', 'queue=NS.q'])>"),
+    ("getok", 1, b"x", True),
+    ("ch-closed", 1, "ChannelClosedByClient", 0, "Normal shutdown"),
+    "duplicate-get",
+    ("conn-closed", "ConnectionClosedByBroker", 504,
+     "CHANNEL_ERROR - expected 'channel.open'")]
+
+
 # --------------------------------------------------------------------------- tests
 
 
