@@ -341,7 +341,8 @@ def test_basic_get_is_sent_whatever_the_channels_state() -> None:
     """pika's basic_get does not check the channel's state (found by the differential
     fuzzer): on a closed channel the Basic.Get reaches a channel number RabbitMQ has
     freed, its connection error 504; the get callback stays pending (DuplicateGetOk);
-    on a closing channel whose Close waits behind a declare, the get overtakes it."""
+    on a closing channel whose Close waits behind a declare, the get overtakes it; one
+    sent after the Close is ignored."""
     def closed_channel(conn: Any, ch: Any, log: Log) -> None:
         def on_closed(c: Any, r: Any) -> None:
             c.basic_get("q", lambda *a: log.append("never"))
@@ -363,6 +364,14 @@ def test_basic_get_is_sent_whatever_the_channels_state() -> None:
         conn.ioloop.call_later(0.05, conn.close)
     assert run(on_channel(closing_channel)) == [
         "declared", ("got", b"x", True),
+        ("ch-closed", 1, "ChannelClosedByClient", 0, "Normal shutdown"),
+        ("conn-closed", "ConnectionClosedByClient", 200, "Normal shutdown")]
+
+    def close_sent(conn: Any, ch: Any, log: Log) -> None:   # (the broker ignores it)
+        ch.close()
+        ch.basic_get("q", lambda *a: log.append("never"))
+        conn.ioloop.call_later(0.05, conn.close)
+    assert run(on_channel(close_sent)) == [
         ("ch-closed", 1, "ChannelClosedByClient", 0, "Normal shutdown"),
         ("conn-closed", "ConnectionClosedByClient", 200, "Normal shutdown")]
 

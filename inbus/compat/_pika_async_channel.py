@@ -207,15 +207,18 @@ class Channel(ChannelMethods):
 
     def _send_unchecked(self, op_on: Callable[[Channel], Callable[[], Any]]) -> None:
         """Send a method without checking this channel's state, as pika sends Basic.Get:
-        on a channel the broker already freed, the frame reaches whatever channel now
-        has its number, else it is RabbitMQ's connection error 504 ``expected
-        'channel.open'``; on a closing one it is dropped (``_execute``)."""
+        on a closing channel whose Close (ours or the broker's) is on the wire, the
+        broker ignores it; on a closed one, whose number the broker freed, the frame
+        reaches whatever channel now has that number, else it is RabbitMQ's connection
+        error 504 ``expected 'channel.open'`` (in RabbitMQ it comes a moment later:
+        see the README's limits)."""
         conn = self.connection
         if conn.is_closed:
             raise exceptions.ConnectionWrongStateError(
                 "Attempted to send a frame on closed connection.")
-        if self._state != CLOSED and not (self._close_sent and not self._dead):
-            self._execute(op_on(self), None)
+        if self._state != CLOSED:
+            if not (self._close_sent or self._dead):
+                self._execute(op_on(self), None)
             return
         if conn._closing_native:
             return  # (sent after Connection.Close: the broker ignores it)
