@@ -387,6 +387,29 @@ def test_basic_get_is_sent_whatever_the_channels_state() -> None:
         log[0].basic_get("q", lambda *a: None)
 
 
+def test_the_504_of_a_freed_channel_comes_after_what_was_sent_with_it() -> None:
+    """RabbitMQ raises the 504 of a frame on a freed channel number in a channel process
+    of its own: the methods sent right after it are still answered (fuzzer-found)."""
+    def body(conn: Any, ch: Any, log: Log) -> None:
+        def opened2(ch2: Any) -> None:
+            ch2.add_on_return_callback(lambda *a: log.append("return"))
+            ch2.add_on_close_callback(lambda c, r: log.append(("ch2-closed", r.reply_code)))
+
+            def on_closed(c: Any, r: Any) -> None:
+                c.basic_get("nope", lambda *a: log.append("never"))
+                ch2.queue_declare("q2", callback=lambda f: log.append("declareok"))
+                ch2.basic_publish("", "nowhere", b"x", mandatory=True)
+            ch.add_on_close_callback(on_closed)
+            ch.queue_declare("nope", passive=True, callback=lambda f: log.append("never"))
+        conn.channel(on_open_callback=opened2)
+    assert run(on_channel(body)) == [
+        ("ch-closed", 1, "ChannelClosedByBroker", 404,
+         "NOT_FOUND - no queue 'nope' in vhost '/'"),
+        "declareok", "return", ("ch2-closed", 504),
+        ("conn-closed", "ConnectionClosedByBroker", 504,
+         "CHANNEL_ERROR - expected 'channel.open'")]
+
+
 def test_recover_redelivers_and_nack_requeues() -> None:
     def body(conn: Any, ch: Any, log: Log) -> None:
         ch.queue_declare("q", callback=lambda f: None)

@@ -459,6 +459,33 @@ EXPECT["basic_get_on_closed_and_closing_channels"] = [
      "CHANNEL_ERROR - expected 'channel.open'")]
 
 
+@scenario
+def freed_channel_504_after_what_was_sent_with_it(pika: ModuleType, conn: Any, ch: Any,
+                                                  log: Log, ns: str) -> None:
+    """A Basic.Get on a channel the broker closed: RabbitMQ's 504 comes from a channel
+    process of its own, after the reply to what was sent in the same callback (what
+    comes later races it: a mandatory publish's return came before it in 4 runs of 5)."""
+    def opened2(ch2: Any) -> None:
+        ch2.add_on_close_callback(lambda c, r: log.append(("ch2-closed", r.reply_code)))
+
+        def on_closed(c: Any, _r: Any) -> None:
+            c.basic_get(ns + ".q", lambda *a: log.append("never"))
+            ch2.queue_declare(ns + ".q2", exclusive=True, callback=rec(log, "declareok"))
+        ch.add_on_close_callback(on_closed)
+        ch.queue_declare(ns + ".nope", passive=True, callback=rec(log, "never"))
+    conn.channel(on_open_callback=opened2)
+
+
+EXPECT["freed_channel_504_after_what_was_sent_with_it"] = [
+    ("ch-closed", 1, "ChannelClosedByBroker", 404,
+     "NOT_FOUND - no queue 'NS.nope' in vhost '/'"),
+    ("declareok", "Method", 2,
+     "<Queue.DeclareOk(['consumer_count=0', 'message_count=0', 'queue=NS.q2'])>"),
+    ("ch2-closed", 504),
+    ("conn-closed", "ConnectionClosedByBroker", 504,
+     "CHANNEL_ERROR - expected 'channel.open'")]
+
+
 # --------------------------------------------------------------------------- tests
 
 
