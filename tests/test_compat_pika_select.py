@@ -410,6 +410,25 @@ def test_the_504_of_a_freed_channel_comes_after_what_was_sent_with_it() -> None:
          "CHANNEL_ERROR - expected 'channel.open'")]
 
 
+def test_a_deleted_queues_consumers_are_cancelled_in_tag_order() -> None:
+    """RabbitMQ's channel cancels a deleted queue's consumers in the order of their tags
+    (as bytes), not in the queue's round-robin order (found by the differential fuzzer)."""
+    def body(conn: Any, ch: Any, log: Log) -> None:
+        ch.add_on_cancel_callback(lambda f: log.append(f.method.consumer_tag))
+
+        def declared(_f: Any) -> None:
+            for tag in ("c9", "b", "c10", "a"):
+                ch.basic_consume("q", lambda c, m, p, b: c.basic_ack(m.delivery_tag),
+                                 consumer_tag=tag)
+            for _ in range(3):   # (the round robin moves on)
+                ch.basic_publish("", "q", b"x")
+            conn.ioloop.call_later(0.05, lambda: conn.channel(
+                on_open_callback=lambda c2: c2.queue_delete("q", callback=closer(conn))))
+        ch.queue_declare("q", callback=declared)
+    log = run(on_channel(body))
+    assert log[:4] == ["a", "b", "c10", "c9"], log
+
+
 def test_recover_redelivers_and_nack_requeues() -> None:
     def body(conn: Any, ch: Any, log: Log) -> None:
         ch.queue_declare("q", callback=lambda f: None)

@@ -463,14 +463,15 @@ EXPECT["basic_get_on_closed_and_closing_channels"] = [
 def freed_channel_504_after_what_was_sent_with_it(pika: ModuleType, conn: Any, ch: Any,
                                                   log: Log, ns: str) -> None:
     """A Basic.Get on a channel the broker closed: RabbitMQ's 504 comes from a channel
-    process of its own, after the reply to what was sent in the same callback (what
-    comes later races it: a mandatory publish's return came before it in 4 runs of 5)."""
+    process of its own, after the reply to what was sent in the same callback (a race
+    in RabbitMQ: a quick reply, QosOk, wins it; a mandatory publish's return came before
+    it in 4 runs of 5, an exclusive queue's DeclareOk lost it under load)."""
     def opened2(ch2: Any) -> None:
         ch2.add_on_close_callback(lambda c, r: log.append(("ch2-closed", r.reply_code)))
 
         def on_closed(c: Any, _r: Any) -> None:
             c.basic_get(ns + ".q", lambda *a: log.append("never"))
-            ch2.queue_declare(ns + ".q2", exclusive=True, callback=rec(log, "declareok"))
+            ch2.basic_qos(prefetch_count=1, callback=rec(log, "qosok"))
         ch.add_on_close_callback(on_closed)
         ch.queue_declare(ns + ".nope", passive=True, callback=rec(log, "never"))
     conn.channel(on_open_callback=opened2)
@@ -479,11 +480,38 @@ def freed_channel_504_after_what_was_sent_with_it(pika: ModuleType, conn: Any, c
 EXPECT["freed_channel_504_after_what_was_sent_with_it"] = [
     ("ch-closed", 1, "ChannelClosedByBroker", 404,
      "NOT_FOUND - no queue 'NS.nope' in vhost '/'"),
-    ("declareok", "Method", 2,
-     "<Queue.DeclareOk(['consumer_count=0', 'message_count=0', 'queue=NS.q2'])>"),
-    ("ch2-closed", 504),
+    ("qosok", "Method", 2, "<Basic.QosOk>"), ("ch2-closed", 504),
     ("conn-closed", "ConnectionClosedByBroker", 504,
      "CHANNEL_ERROR - expected 'channel.open'")]
+
+
+@scenario
+def deleted_queue_cancels_consumers_in_tag_order(pika: ModuleType, conn: Any, ch: Any,
+                                                 log: Log, ns: str) -> None:
+    """A deleted queue's consumers on one channel are cancelled in the order of their
+    tags (bytes), whatever the queue's round-robin position."""
+    q = ns + ".q"
+    log2: Log = []    # (channel 2's DeleteOk races channel 1's cancels on RabbitMQ)
+    log.append(("channel 2", log2))
+    ch.add_on_cancel_callback(lambda f: log.append(("cancel", f.method.consumer_tag)))
+
+    def declared(_f: Any) -> None:
+        for tag in ("c9", "b", "c10", "a"):
+            ch.basic_consume(q, lambda c, m, p, b: c.basic_ack(m.delivery_tag),
+                             consumer_tag=tag)
+        for _ in range(3):
+            ch.basic_publish("", q, b"x")
+        conn.ioloop.call_later(0.2, lambda: conn.channel(
+            on_open_callback=lambda c2: c2.queue_delete(q, callback=lambda f: (
+                rec(log2, "deleteok")(f), conn.ioloop.call_later(0.2, conn.close)))))
+    ch.queue_declare(q, callback=declared)
+
+
+EXPECT["deleted_queue_cancels_consumers_in_tag_order"] = [
+    ("channel 2", [("deleteok", "Method", 2, "<Queue.DeleteOk(['message_count=0'])>")]),
+    ("cancel", "a"), ("cancel", "b"), ("cancel", "c10"), ("cancel", "c9"),
+    ("ch-closed", 1, "ChannelClosedByClient", 200, "Normal shutdown"),
+    ("conn-closed", "ConnectionClosedByClient", 200, "Normal shutdown")]
 
 
 # --------------------------------------------------------------------------- tests
