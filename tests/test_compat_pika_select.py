@@ -429,6 +429,35 @@ def test_a_deleted_queues_consumers_are_cancelled_in_tag_order() -> None:
     assert log[:4] == ["a", "b", "c10", "c9"], log
 
 
+def test_a_cancelled_consumers_deliveries_come_back_when_read() -> None:
+    """What was delivered to a consumer before its cancel was processed is on the wire:
+    pika rejects it (requeue) as it reads it, so a get sent right after the cancel finds
+    the queue empty, and one sent later finds the message back, redelivered (found by
+    the differential fuzzer: the cancel used to put them back at once)."""
+    def body(conn: Any, ch: Any, log: Log) -> None:
+        def on_empty(_f: Any) -> None:
+            log.append("getempty")
+            ch.basic_get("q", lambda c, m, p, b: (log.append(("getok", b, m.redelivered)),
+                                                  conn.close()))
+        ch.add_callback(on_empty, [pika.spec.Basic.GetEmpty])
+
+        def on_msg(c: Any, m: Any, p: Any, b: bytes) -> None:
+            log.append(("deliver", b, m.redelivered))
+            c.basic_ack(m.delivery_tag)
+            c.basic_cancel(m.consumer_tag, callback=lambda f: log.append("cancelok"))
+            c.basic_get("q", lambda *a: log.append("never"))
+
+        def declared(_f: Any) -> None:
+            ch.basic_publish("", "q", b"m1")
+            ch.basic_publish("", "q", b"m2")
+            ch.basic_consume("q", on_msg)
+        ch.queue_declare("q", callback=declared)
+    log = run(on_channel(body))
+    assert [e for e in log if e != "cancelok"][:3] == [
+        ("deliver", b"m1", False), "getempty", ("getok", b"m2", True)], log
+    assert "cancelok" in log
+
+
 def test_recover_redelivers_and_nack_requeues() -> None:
     def body(conn: Any, ch: Any, log: Log) -> None:
         ch.queue_declare("q", callback=lambda f: None)

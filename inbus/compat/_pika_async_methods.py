@@ -271,7 +271,8 @@ class ChannelMethods:
         self._cancelled.add(consumer_tag)
 
         def op() -> Any:
-            self._nat.basic_cancel(consumer_tag)
+            # (what was delivered meanwhile is on the wire: rejected as it is read)
+            self._nat._cancel(consumer_tag, putback=False)
             return spec.Basic.CancelOk(consumer_tag)
         self._rpc(op, lambda _f: self._forget_consumer(consumer_tag), not nowait,
                   first=callback)

@@ -514,6 +514,41 @@ EXPECT["deleted_queue_cancels_consumers_in_tag_order"] = [
     ("conn-closed", "ConnectionClosedByClient", 200, "Normal shutdown")]
 
 
+@scenario
+def cancelled_consumers_deliveries_come_back_when_read(pika: ModuleType, conn: Any,
+                                                       ch: Any, log: Log, ns: str) -> None:
+    """A delivery made before the cancel is on the wire: pika rejects it as it reads it,
+    after a get sent with the cancel (empty), before one sent later (the message)."""
+    q = ns + ".q"
+    cancel: Log = []    # (the CancelOk comes through the queue's process in RabbitMQ: it
+    log.append(("cancel", cancel))  # races the GetEmpty)
+
+    def on_empty(_f: Any) -> None:
+        log.append("getempty")
+        ch.basic_get(q, lambda c, m, p, b: (log.append(("getok", b, m.redelivered)),
+                                            conn.close()))
+    ch.add_callback(on_empty, [pika.spec.Basic.GetEmpty])
+
+    def on_msg(c: Any, m: Any, p: Any, b: bytes) -> None:
+        log.append(("deliver", b, m.redelivered))
+        c.basic_ack(m.delivery_tag)
+        c.basic_cancel(m.consumer_tag, callback=rec(cancel, "cancelok"))
+        c.basic_get(q, lambda *a: log.append("never"))
+
+    def declared(_f: Any) -> None:
+        ch.basic_publish("", q, b"m1")
+        ch.basic_publish("", q, b"m2")
+        ch.basic_consume(q, on_msg, consumer_tag="c1")
+    ch.queue_declare(q, exclusive=True, callback=declared)
+
+
+EXPECT["cancelled_consumers_deliveries_come_back_when_read"] = [
+    ("cancel", [("cancelok", "Method", 1, "<Basic.CancelOk(['consumer_tag=c1'])>")]),
+    ("deliver", b"m1", False), "getempty", ("getok", b"m2", True),
+    ("ch-closed", 1, "ChannelClosedByClient", 200, "Normal shutdown"),
+    ("conn-closed", "ConnectionClosedByClient", 200, "Normal shutdown")]
+
+
 # --------------------------------------------------------------------------- tests
 
 
