@@ -210,8 +210,8 @@ class Channel(ChannelMethods):
         on a closing channel whose Close (ours or the broker's) is on the wire, the
         broker ignores it; on a closed one, whose number the broker freed, the frame
         reaches whatever channel now has that number, else it is RabbitMQ's connection
-        error 504 ``expected 'channel.open'`` (in RabbitMQ it comes a moment later:
-        see the README's limits)."""
+        error 504 ``expected 'channel.open'`` (which RabbitMQ raises a moment later:
+        see ``_frame_on_freed_channel`` and the README's limits)."""
         conn = self.connection
         if conn.is_closed:
             raise exceptions.ConnectionWrongStateError(
