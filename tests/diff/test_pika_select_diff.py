@@ -460,27 +460,27 @@ EXPECT["basic_get_on_closed_and_closing_channels"] = [
 
 
 @scenario
-def freed_channel_504_after_what_was_sent_with_it(pika: ModuleType, conn: Any, ch: Any,
-                                                  log: Log, ns: str) -> None:
-    """A Basic.Get on a channel the broker closed: RabbitMQ's 504 comes from a channel
-    process of its own, after the reply to what was sent in the same callback (a race
-    in RabbitMQ: a quick reply, QosOk, wins it; a mandatory publish's return came before
-    it in 4 runs of 5, an exclusive queue's DeclareOk lost it under load)."""
+def freed_channel_504_closes_every_channel(pika: ModuleType, conn: Any, ch: Any,
+                                           log: Log, ns: str) -> None:
+    """A Basic.Get on a channel the broker closed: RabbitMQ's 504 closes the connection
+    and every channel. (RabbitMQ raises it in a channel process of its own and may
+    still answer a method sent right after it, e.g. this QosOk, or not: a race, so the
+    QosOk is not logged; inbus answers it: tests/test_compat_pika_select.py.)"""
     def opened2(ch2: Any) -> None:
         ch2.add_on_close_callback(lambda c, r: log.append(("ch2-closed", r.reply_code)))
 
         def on_closed(c: Any, _r: Any) -> None:
             c.basic_get(ns + ".q", lambda *a: log.append("never"))
-            ch2.basic_qos(prefetch_count=1, callback=rec(log, "qosok"))
+            ch2.basic_qos(prefetch_count=1, callback=lambda f: None)
         ch.add_on_close_callback(on_closed)
         ch.queue_declare(ns + ".nope", passive=True, callback=rec(log, "never"))
     conn.channel(on_open_callback=opened2)
 
 
-EXPECT["freed_channel_504_after_what_was_sent_with_it"] = [
+EXPECT["freed_channel_504_closes_every_channel"] = [
     ("ch-closed", 1, "ChannelClosedByBroker", 404,
      "NOT_FOUND - no queue 'NS.nope' in vhost '/'"),
-    ("qosok", "Method", 2, "<Basic.QosOk>"), ("ch2-closed", 504),
+    ("ch2-closed", 504),
     ("conn-closed", "ConnectionClosedByBroker", 504,
      "CHANNEL_ERROR - expected 'channel.open'")]
 
