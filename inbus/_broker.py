@@ -570,7 +570,8 @@ class Broker(Expiry):
         self._after_queue_removed_locked(vh, q)
 
     def _after_queue_removed_locked(self, vh: VHost, q: Queue) -> None:
-        for c in list(q.consumers):
+        # (RabbitMQ's channel cancels a queue's consumers in the order of their tags)
+        for c in sorted(q.consumers, key=lambda c: c.tag.encode()):
             ch: Channel = c.channel
             ch._consumers.pop(c.tag, None)
             c.live = False

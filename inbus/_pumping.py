@@ -173,11 +173,17 @@ class BlockingConsuming:
         >>> ch.basic_cancel(tag); ch.consumer_tags
         []
         """
+        self._cancel(consumer_tag, putback=True)
+
+    def _cancel(self, consumer_tag: str, putback: bool) -> None:
+        """basic_cancel; without ``putback`` the deliveries whose callback has not run
+        stay in the sink, for the one who reads it to settle (pika's asynchronous
+        channel rejects them as it reads them, as from RabbitMQ's wire)."""
         since = self._bus._n_submits
         with self._op():
             c = self._consumers.pop(consumer_tag, None)
             if c is not None:
-                self._bus._remove_consumer_locked(c, notify=False, putback=True)
+                self._bus._remove_consumer_locked(c, notify=False, putback=putback)
         # (a durable auto-delete queue it deleted stays deleted after a crash)
         self._bus._await_commit(since)
 

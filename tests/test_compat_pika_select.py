@@ -337,6 +337,127 @@ def test_basic_get_and_get_empty() -> None:
     assert log[:2] == [("Basic.GetOk", 1, 0, b"x"), "Basic.GetEmpty"]
 
 
+def test_basic_get_is_sent_whatever_the_channels_state() -> None:
+    """pika's basic_get does not check the channel's state (found by the differential
+    fuzzer): on a closed channel the Basic.Get reaches a channel number RabbitMQ has
+    freed, its connection error 504; the get callback stays pending (DuplicateGetOk);
+    on a closing channel whose Close waits behind a declare, the get overtakes it; one
+    sent after the Close is ignored."""
+    def closed_channel(conn: Any, ch: Any, log: Log) -> None:
+        def on_closed(c: Any, r: Any) -> None:
+            c.basic_get("q", lambda *a: log.append("never"))
+            with pytest.raises(pika.exceptions.DuplicateGetOkCallback):
+                c.basic_get("q", lambda *a: log.append("never"))
+            log.append("sent")
+        ch.add_on_close_callback(on_closed)
+        ch.close()
+    assert run(on_channel(closed_channel)) == [
+        ("ch-closed", 1, "ChannelClosedByClient", 0, "Normal shutdown"), "sent",
+        ("conn-closed", "ConnectionClosedByBroker", 504,
+         "CHANNEL_ERROR - expected 'channel.open'")]
+
+    def closing_channel(conn: Any, ch: Any, log: Log) -> None:
+        ch.queue_declare("q", callback=lambda f: log.append("declared"))
+        ch.basic_publish("", "q", b"x")
+        ch.close()
+        ch.basic_get("q", lambda c, m, p, b: log.append(("got", b, c.is_closing)))
+        conn.ioloop.call_later(0.05, conn.close)
+    assert run(on_channel(closing_channel)) == [
+        "declared", ("got", b"x", True),
+        ("ch-closed", 1, "ChannelClosedByClient", 0, "Normal shutdown"),
+        ("conn-closed", "ConnectionClosedByClient", 200, "Normal shutdown")]
+
+    def close_sent(conn: Any, ch: Any, log: Log) -> None:   # (the broker ignores it)
+        ch.close()
+        ch.basic_get("q", lambda *a: log.append("never"))
+        conn.ioloop.call_later(0.05, conn.close)
+    assert run(on_channel(close_sent)) == [
+        ("ch-closed", 1, "ChannelClosedByClient", 0, "Normal shutdown"),
+        ("conn-closed", "ConnectionClosedByClient", 200, "Normal shutdown")]
+
+    log: Log = []
+    conn = pika.SelectConnection(pika.ConnectionParameters(), on_open_callback=lambda c: (
+        c.channel(on_open_callback=lambda ch: (log.append(ch), c.close()))),
+        on_close_callback=lambda c, r: c.ioloop.stop())
+    guard = conn.ioloop.call_later(5, conn.ioloop.stop)
+    conn.ioloop.start()
+    conn.ioloop.remove_timeout(guard)
+    with pytest.raises(pika.exceptions.ConnectionWrongStateError,
+                       match="Attempted to send a frame on closed connection"):
+        log[0].basic_get("q", lambda *a: None)
+
+
+def test_the_504_of_a_freed_channel_comes_after_what_was_sent_with_it() -> None:
+    """RabbitMQ raises the 504 of a frame on a freed channel number in a channel process
+    of its own: the methods sent right after it are still answered (fuzzer-found)."""
+    def body(conn: Any, ch: Any, log: Log) -> None:
+        def opened2(ch2: Any) -> None:
+            ch2.add_on_return_callback(lambda *a: log.append("return"))
+            ch2.add_on_close_callback(lambda c, r: log.append(("ch2-closed", r.reply_code)))
+
+            def on_closed(c: Any, r: Any) -> None:
+                c.basic_get("nope", lambda *a: log.append("never"))
+                ch2.queue_declare("q2", callback=lambda f: log.append("declareok"))
+                ch2.basic_publish("", "nowhere", b"x", mandatory=True)
+            ch.add_on_close_callback(on_closed)
+            ch.queue_declare("nope", passive=True, callback=lambda f: log.append("never"))
+        conn.channel(on_open_callback=opened2)
+    assert run(on_channel(body)) == [
+        ("ch-closed", 1, "ChannelClosedByBroker", 404,
+         "NOT_FOUND - no queue 'nope' in vhost '/'"),
+        "declareok", "return", ("ch2-closed", 504),
+        ("conn-closed", "ConnectionClosedByBroker", 504,
+         "CHANNEL_ERROR - expected 'channel.open'")]
+
+
+def test_a_deleted_queues_consumers_are_cancelled_in_tag_order() -> None:
+    """RabbitMQ's channel cancels a deleted queue's consumers in the order of their tags
+    (as bytes), not in the queue's round-robin order (found by the differential fuzzer)."""
+    def body(conn: Any, ch: Any, log: Log) -> None:
+        ch.add_on_cancel_callback(lambda f: log.append(f.method.consumer_tag))
+
+        def declared(_f: Any) -> None:
+            for tag in ("c9", "b", "c10", "a"):
+                ch.basic_consume("q", lambda c, m, p, b: c.basic_ack(m.delivery_tag),
+                                 consumer_tag=tag)
+            for _ in range(3):   # (the round robin moves on)
+                ch.basic_publish("", "q", b"x")
+            conn.ioloop.call_later(0.05, lambda: conn.channel(
+                on_open_callback=lambda c2: c2.queue_delete("q", callback=closer(conn))))
+        ch.queue_declare("q", callback=declared)
+    log = run(on_channel(body))
+    assert log[:4] == ["a", "b", "c10", "c9"], log
+
+
+def test_a_cancelled_consumers_deliveries_come_back_when_read() -> None:
+    """What was delivered to a consumer before its cancel was processed is on the wire:
+    pika rejects it (requeue) as it reads it, so a get sent right after the cancel finds
+    the queue empty, and one sent later finds the message back, redelivered (found by
+    the differential fuzzer: the cancel used to put them back at once)."""
+    def body(conn: Any, ch: Any, log: Log) -> None:
+        def on_empty(_f: Any) -> None:
+            log.append("getempty")
+            ch.basic_get("q", lambda c, m, p, b: (log.append(("getok", b, m.redelivered)),
+                                                  conn.close()))
+        ch.add_callback(on_empty, [pika.spec.Basic.GetEmpty])
+
+        def on_msg(c: Any, m: Any, p: Any, b: bytes) -> None:
+            log.append(("deliver", b, m.redelivered))
+            c.basic_ack(m.delivery_tag)
+            c.basic_cancel(m.consumer_tag, callback=lambda f: log.append("cancelok"))
+            c.basic_get("q", lambda *a: log.append("never"))
+
+        def declared(_f: Any) -> None:
+            ch.basic_publish("", "q", b"m1")
+            ch.basic_publish("", "q", b"m2")
+            ch.basic_consume("q", on_msg)
+        ch.queue_declare("q", callback=declared)
+    log = run(on_channel(body))
+    assert [e for e in log if e != "cancelok"][:3] == [
+        ("deliver", b"m1", False), "getempty", ("getok", b"m2", True)], log
+    assert "cancelok" in log
+
+
 def test_recover_redelivers_and_nack_requeues() -> None:
     def body(conn: Any, ch: Any, log: Log) -> None:
         ch.queue_declare("q", callback=lambda f: None)

@@ -205,6 +205,29 @@ class Channel(ChannelMethods):
         self._raise_if_not_open()
         self._execute(op, None)
 
+    def _send_unchecked(self, op_on: Callable[[Channel], Callable[[], Any]]) -> None:
+        """Send a method without checking this channel's state, as pika sends Basic.Get:
+        on a closing channel whose Close (ours or the broker's) is on the wire, the
+        broker ignores it; on a closed one, whose number the broker freed, the frame
+        reaches whatever channel now has that number, else it is RabbitMQ's connection
+        error 504 ``expected 'channel.open'`` (which RabbitMQ raises a moment later:
+        see ``_frame_on_freed_channel`` and the README's limits)."""
+        conn = self.connection
+        if conn.is_closed:
+            raise exceptions.ConnectionWrongStateError(
+                "Attempted to send a frame on closed connection.")
+        if self._state != CLOSED:
+            if not (self._close_sent or self._dead):
+                self._execute(op_on(self), None)
+            return
+        if conn._closing_native:
+            return  # (sent after Connection.Close: the broker ignores it)
+        other = conn._channels.get(self.channel_number)
+        if other is not None and other is not self and other._native is not None:
+            other._execute(op_on(other), None)
+        else:
+            conn._frame_on_freed_channel("basic.get")
+
     def _execute(self, op: Callable[[], Any], reply_to: Any, rpc: bool = False) -> None:
         """The broker processes a sent method now (in order: methods are executed as
         they are sent); its reply goes to the wire ahead of what it caused. A channel

@@ -72,6 +72,9 @@ class ChannelMethods:
     def _send(self, op: Callable[[], Any]) -> None:
         raise NotImplementedError
 
+    def _send_unchecked(self, op_on: Callable[[Any], Callable[[], Any]]) -> None:
+        raise NotImplementedError
+
     def _deliverer(self, tag: str) -> Callable[[Message], None]:
         raise NotImplementedError
 
@@ -268,7 +271,8 @@ class ChannelMethods:
         self._cancelled.add(consumer_tag)
 
         def op() -> Any:
-            self._nat.basic_cancel(consumer_tag)
+            # (what was delivered meanwhile is on the wire: rejected as it is read)
+            self._nat._cancel(consumer_tag, putback=False)
             return spec.Basic.CancelOk(consumer_tag)
         self._rpc(op, lambda _f: self._forget_consumer(consumer_tag), not nowait,
                   first=callback)
@@ -319,12 +323,12 @@ class ChannelMethods:
         _require_callback(callback)
         if self._getok is not None:
             raise exceptions.DuplicateGetOkCallback()
-        self._raise_if_not_open()
-        self._getok = callback
+        self._getok = callback  # (pika sends Basic.Get whatever the channel's state)
 
-        def op() -> None:
-            self.connection._push((self._on_get, self._nat.basic_get(name, auto_ack)))
-        self._send(op)
+        def get_on(ch: Any) -> Callable[[], None]:
+            return lambda: ch.connection._push((ch._on_get, ch._nat.basic_get(name,
+                                                                             auto_ack)))
+        self._send_unchecked(get_on)
 
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         self._send(lambda: self._nat.basic_ack(delivery_tag, multiple))

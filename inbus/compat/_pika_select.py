@@ -209,6 +209,22 @@ class _AsyncConnection:
             raise err
         return nat.channel(n, background=False)
 
+    def _frame_on_freed_channel(self, method: str) -> None:
+        """A method sent on a channel number the broker has freed (pika's basic_get on
+        a closed channel): RabbitMQ's connection error 504. RabbitMQ raises it in a
+        channel process of its own, so the frames sent right after it are still
+        processed: here the error comes once the loop reads this point of the wire."""
+        self._push((self._freed_channel_error, method))
+
+    def _freed_channel_error(self, method: str) -> None:
+        nat = self._native
+        if nat is None or not nat.is_open:
+            return
+        mark = self._mark(True)
+        err = _ChannelError("expected 'channel.open'", scope="connection", method=method)
+        nat._close(err)
+        self._lost_later(translate(err), mark)
+
     def _on_channel_cleanup(self, ch: Channel) -> None:
         if self._channels.get(ch.channel_number) is ch:
             del self._channels[ch.channel_number]

@@ -428,6 +428,127 @@ EXPECT["transactions"] = [
     ("conn-closed", "ConnectionClosedByClient", 200, "Normal shutdown")]
 
 
+@scenario
+def basic_get_on_closed_and_closing_channels(pika: ModuleType, conn: Any, ch: Any,
+                                             log: Log, ns: str) -> None:
+    """pika sends Basic.Get whatever the channel's state: one queued behind nothing on a
+    closing channel overtakes its Close; on the closed channel it is a 504."""
+    q = ns + ".q"
+
+    def on_closed(c: Any, _r: Any) -> None:
+        c.basic_get(q, lambda *a: log.append("never"))
+        try:
+            c.basic_get(q, lambda *a: log.append("never"))
+        except pika.exceptions.DuplicateGetOkCallback:
+            log.append("duplicate-get")
+    ch.add_on_close_callback(on_closed)
+    ch.queue_declare(q, exclusive=True, callback=rec(log, "declareok"))
+    ch.basic_publish("", q, b"x")
+    ch.close()
+    ch.basic_get(q, lambda c, m, p, b: log.append(("getok", m.delivery_tag, b,
+                                                   c.is_closing)))
+
+
+EXPECT["basic_get_on_closed_and_closing_channels"] = [
+    ("declareok", "Method", 1,
+     "<Queue.DeclareOk(['consumer_count=0', 'message_count=0', 'queue=NS.q'])>"),
+    ("getok", 1, b"x", True),
+    ("ch-closed", 1, "ChannelClosedByClient", 0, "Normal shutdown"),
+    "duplicate-get",
+    ("conn-closed", "ConnectionClosedByBroker", 504,
+     "CHANNEL_ERROR - expected 'channel.open'")]
+
+
+@scenario
+def freed_channel_504_closes_every_channel(pika: ModuleType, conn: Any, ch: Any,
+                                           log: Log, ns: str) -> None:
+    """A Basic.Get on a channel the broker closed: RabbitMQ's 504 closes the connection
+    and every channel. (RabbitMQ raises it in a channel process of its own and may
+    still answer a method sent right after it, e.g. this QosOk, or not: a race, so the
+    QosOk is not logged; inbus answers it: tests/test_compat_pika_select.py.)"""
+    def opened2(ch2: Any) -> None:
+        ch2.add_on_close_callback(lambda c, r: log.append(("ch2-closed", r.reply_code)))
+
+        def on_closed(c: Any, _r: Any) -> None:
+            c.basic_get(ns + ".q", lambda *a: log.append("never"))
+            ch2.basic_qos(prefetch_count=1, callback=lambda f: None)
+        ch.add_on_close_callback(on_closed)
+        ch.queue_declare(ns + ".nope", passive=True, callback=rec(log, "never"))
+    conn.channel(on_open_callback=opened2)
+
+
+EXPECT["freed_channel_504_closes_every_channel"] = [
+    ("ch-closed", 1, "ChannelClosedByBroker", 404,
+     "NOT_FOUND - no queue 'NS.nope' in vhost '/'"),
+    ("ch2-closed", 504),
+    ("conn-closed", "ConnectionClosedByBroker", 504,
+     "CHANNEL_ERROR - expected 'channel.open'")]
+
+
+@scenario
+def deleted_queue_cancels_consumers_in_tag_order(pika: ModuleType, conn: Any, ch: Any,
+                                                 log: Log, ns: str) -> None:
+    """A deleted queue's consumers on one channel are cancelled in the order of their
+    tags (bytes), whatever the queue's round-robin position."""
+    q = ns + ".q"
+    log2: Log = []    # (channel 2's DeleteOk races channel 1's cancels on RabbitMQ)
+    log.append(("channel 2", log2))
+    ch.add_on_cancel_callback(lambda f: log.append(("cancel", f.method.consumer_tag)))
+
+    def declared(_f: Any) -> None:
+        for tag in ("c9", "b", "c10", "a"):
+            ch.basic_consume(q, lambda c, m, p, b: c.basic_ack(m.delivery_tag),
+                             consumer_tag=tag)
+        for _ in range(3):
+            ch.basic_publish("", q, b"x")
+        conn.ioloop.call_later(0.2, lambda: conn.channel(
+            on_open_callback=lambda c2: c2.queue_delete(q, callback=lambda f: (
+                rec(log2, "deleteok")(f), conn.ioloop.call_later(0.2, conn.close)))))
+    ch.queue_declare(q, callback=declared)
+
+
+EXPECT["deleted_queue_cancels_consumers_in_tag_order"] = [
+    ("channel 2", [("deleteok", "Method", 2, "<Queue.DeleteOk(['message_count=0'])>")]),
+    ("cancel", "a"), ("cancel", "b"), ("cancel", "c10"), ("cancel", "c9"),
+    ("ch-closed", 1, "ChannelClosedByClient", 200, "Normal shutdown"),
+    ("conn-closed", "ConnectionClosedByClient", 200, "Normal shutdown")]
+
+
+@scenario
+def cancelled_consumers_deliveries_come_back_when_read(pika: ModuleType, conn: Any,
+                                                       ch: Any, log: Log, ns: str) -> None:
+    """A delivery made before the cancel is on the wire: pika rejects it as it reads it,
+    after a get sent with the cancel (empty), before one sent later (the message)."""
+    q = ns + ".q"
+    cancel: Log = []    # (the CancelOk comes through the queue's process in RabbitMQ: it
+    log.append(("cancel", cancel))  # races the GetEmpty)
+
+    def on_empty(_f: Any) -> None:
+        log.append("getempty")
+        ch.basic_get(q, lambda c, m, p, b: (log.append(("getok", b, m.redelivered)),
+                                            conn.close()))
+    ch.add_callback(on_empty, [pika.spec.Basic.GetEmpty])
+
+    def on_msg(c: Any, m: Any, p: Any, b: bytes) -> None:
+        log.append(("deliver", b, m.redelivered))
+        c.basic_ack(m.delivery_tag)
+        c.basic_cancel(m.consumer_tag, callback=rec(cancel, "cancelok"))
+        c.basic_get(q, lambda *a: log.append("never"))
+
+    def declared(_f: Any) -> None:
+        ch.basic_publish("", q, b"m1")
+        ch.basic_publish("", q, b"m2")
+        ch.basic_consume(q, on_msg, consumer_tag="c1")
+    ch.queue_declare(q, exclusive=True, callback=declared)
+
+
+EXPECT["cancelled_consumers_deliveries_come_back_when_read"] = [
+    ("cancel", [("cancelok", "Method", 1, "<Basic.CancelOk(['consumer_tag=c1'])>")]),
+    ("deliver", b"m1", False), "getempty", ("getok", b"m2", True),
+    ("ch-closed", 1, "ChannelClosedByClient", 200, "Normal shutdown"),
+    ("conn-closed", "ConnectionClosedByClient", 200, "Normal shutdown")]
+
+
 # --------------------------------------------------------------------------- tests
 
 
