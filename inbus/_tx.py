@@ -12,7 +12,10 @@ applies them (each one checked against the real server):
   held: it reaches its queues, and only those of them that still exist, at commit, in
   publish order. A binding made or removed between the publish and the commit does not
   change where it goes; a mandatory message that reaches no queue then is returned (312
-  NO_ROUTE) at commit. A rollback or a close discards the held publishes.
+  NO_ROUTE) at commit. A rollback or a close discards the held publishes. A queue that
+  refuses one at commit (``x-overflow`` reject-publish / reject-publish-dlx) makes the
+  commit a 406 "partial tx completion" once the rest of it is applied: the channel
+  closes (its unacked messages are requeued).
 - ``basic_ack`` / ``basic_nack`` / ``basic_reject`` check their tags at once (an unknown
   or already settled tag is the usual 406) and take them off the channel's unacked
   record, but the messages stay unacked in their queues (and their consumers' prefetch
@@ -131,28 +134,37 @@ class Transactions:
         """
         bus = self._bus
         since = bus._n_submits
-        with self._op():
-            tx = self._tx
-            if tx is None:
-                raise PreconditionFailed("channel is not transactional",
-                                         method="tx.commit")
-            publishes, settles = tx.publishes, tx.settles
-            tx.publishes, tx.settles = [], []
-            vh = self._vh
-            bus._ops_held = True  # (one storage batch for the whole commit)
-            try:
-                for x, content, names, mandatory in publishes:
-                    self._tx_route_locked(x, content, names, mandatory)
-                for how, entries in settles:
-                    if how == "requeue":
-                        bus._requeue_locked(self, entries)  # type: ignore[arg-type]
-                    else:
-                        for e in entries:
-                            bus._settle_locked(self, e, how)  # type: ignore[arg-type]
-            finally:
-                bus._ops_held = False
-                bus._flush_ops_locked(vh)
-        bus._await_commit(since)
+        try:
+            with self._op():
+                tx = self._tx
+                if tx is None:
+                    raise PreconditionFailed("channel is not transactional",
+                                             method="tx.commit")
+                publishes, settles = tx.publishes, tx.settles
+                tx.publishes, tx.settles = [], []
+                vh = self._vh
+                refused = False
+                bus._ops_held = True  # (one storage batch for the whole commit)
+                try:
+                    for x, content, names, mandatory in publishes:
+                        if not self._tx_route_locked(x, content, names, mandatory):
+                            refused = True
+                    for how, entries in settles:
+                        if how == "requeue":
+                            bus._requeue_locked(self, entries)  # type: ignore[arg-type]
+                        else:
+                            for e in entries:
+                                bus._settle_locked(self, e, how)  # type: ignore[arg-type]
+                finally:
+                    bus._ops_held = False
+                    bus._flush_ops_locked(vh)
+                if refused:
+                    # As RabbitMQ: a queue refused a publish (x-overflow reject-publish or
+                    # reject-publish-dlx); the rest of the commit stands, but the channel
+                    # closes with this error (its unacked messages are requeued).
+                    raise PreconditionFailed("partial tx completion", method="tx.commit")
+        finally:
+            bus._await_commit(since)
 
     def tx_rollback(self) -> None:
         """Drop the held publishes; the held acks, nacks and rejects are forgotten and
@@ -204,9 +216,10 @@ class Transactions:
                                       mandatory, self._tx.publishes)
 
     def _tx_route_locked(self, x: Exchange, content: Content, names: list[str],
-                         mandatory: bool) -> None:
+                         mandatory: bool) -> bool:
         """Deliver one held publish at commit to the queues it was routed to that still
-        exist (looked up by name, as RabbitMQ does)."""
+        exist (looked up by name, as RabbitMQ does). False: a queue refused it
+        (x-overflow reject-publish / reject-publish-dlx)."""
         bus = self._bus
         vh = self._vh
         if bus._taps:
@@ -223,13 +236,16 @@ class Transactions:
                 returned = ReturnedMessage(312, "NO_ROUTE", content)
                 for cb in self._return_callbacks:
                     self._sink.push((cb, returned))
-            return
+            return True
+        accepted = True
         bus._hold_dead_letters()
         try:
             for q in queues:
-                bus._enqueue_locked(vh, q, content)  # (refused by x-overflow: dropped)
+                if not bus._enqueue_locked(vh, q, content):
+                    accepted = False
         finally:
             bus._release_dead_letters()
+        return accepted
 
     def _tx_settle_locked(self, tag: int, multiple: bool, how: str, method: str) -> None:
         """ack / reject / requeue in a transaction: the tags are checked and taken off the

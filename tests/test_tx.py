@@ -184,6 +184,36 @@ def test_mandatory_returns_come_at_commit(bus: Bus) -> None:
     assert stats.returned == 2
 
 
+@pytest.mark.parametrize("overflow", ["reject-publish", "reject-publish-dlx"])
+def test_a_publish_refused_by_overflow_fails_the_commit(bus: Bus, overflow: str) -> None:
+    # RabbitMQ: a queue's reject-publish refusal at commit makes it 406 "partial tx
+    # completion": the rest of the commit stands (publishes, the ack), the channel closes
+    # and requeues its other unacked messages (fuzz h9, seed 8)
+    ch = bus.channel()
+    ch.queue_declare("dl")
+    ch.queue_declare("full", arguments={"x-max-length": 0, "x-overflow": overflow,
+                                        "x-dead-letter-exchange": "",
+                                        "x-dead-letter-routing-key": "dl"})
+    ch.queue_declare("q")
+    for b in (b"a", b"b"):
+        ch.basic_publish("", "q", b)
+    a, b = ch.basic_get("q"), ch.basic_get("q")
+    assert a is not None and b is not None
+    ch.tx_select()
+    ch.basic_publish("", "q", b"t1")
+    ch.basic_publish("", "full", b"t2")
+    ch.basic_publish("", "q", b"t3")
+    a.ack()
+    with pytest.raises(inbus.PreconditionFailed) as e:
+        ch.tx_commit()
+    assert e.value.reply_text == "PRECONDITION_FAILED - partial tx completion"
+    assert e.value.method == "tx.commit" and ch.is_closed
+    other = bus.channel()
+    assert drain(other, "q") == [(b"b", True), (b"t1", False), (b"t3", False)]
+    assert drain(other, "dl") == ([(b"t2", False)] if overflow == "reject-publish-dlx"
+                                  else [])
+
+
 # --------------------------------------------------------------------------- settles
 
 

@@ -389,3 +389,28 @@ def tx_commit_publishes_before_settles(pika: ModuleType, params: Any, ns: str
         s.ch.tx_commit()
         pump(s.conn, lambda: len(got) >= 3, settle=0.05)
         return [[(b, r) for b, r, _ in got]]
+
+
+# RabbitMQ: a queue that refuses a committed publish (x-overflow reject-publish) makes the
+# commit a 406 "partial tx completion" that closes the channel; the rest of the commit
+# stands (the other publishes, the ack), and the close requeues the channel's other
+# unacked message.
+@scenario("tx", expect=[("channel-error", 406, "PRECONDITION_FAILED - partial tx completion"),
+                        [b"b", b"t1", b"t3"], 0])
+def tx_commit_refused_by_overflow(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        full = s.q("full", exclusive=False,
+                   arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+        q = s.q("q", exclusive=False)
+        s.ch.basic_publish("", q, b"a")
+        s.ch.basic_publish("", q, b"b")
+        tag = s.ch.basic_get(q)[0].delivery_tag
+        s.ch.basic_get(q)
+        s.ch.tx_select()
+        s.ch.basic_publish("", q, b"t1")
+        s.ch.basic_publish("", full, b"t2")
+        s.ch.basic_publish("", q, b"t3")
+        s.ch.basic_ack(tag)
+        out: list[Any] = [s.ok(lambda ch: ch.tx_commit())]
+        out += [s.drain(q), s.count(full)]
+        return out
