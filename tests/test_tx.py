@@ -354,6 +354,29 @@ def test_auto_ack_consumers_and_basic_get_are_not_transactional(bus: Bus) -> Non
     assert got == [b"b"] and ready(bus.channel(), "q") == 0
 
 
+def test_cancel_puts_back_undispatched_deliveries_at_commit(bus: Bus) -> None:
+    # As RabbitMQ + pika, whose basic_cancel rejects (requeue) the deliveries it had not
+    # dispatched: in a transaction that reject waits for the commit (fuzz h9)
+    ch = bus.channel()
+    ch.queue_declare("q")
+    for b in (b"a", b"b", b"c"):
+        ch.basic_publish("", "q", b)
+    ch.basic_qos(prefetch_count=2)
+    ch.tx_select()
+    got: list[bytes] = []
+    tag = ch.basic_consume("q", lambda m: got.append(m.body))
+    ch.basic_cancel(tag)  # a and b were delivered, their callbacks never ran
+    other = bus.channel()
+    assert ready(other, "q") == 1
+    ch.tx_rollback()  # the reject is dropped: a and b are unacked on ch again
+    assert ready(other, "q") == 1
+    ch.basic_nack(0, multiple=True)  # (held too)
+    assert ready(other, "q") == 1
+    ch.tx_commit()
+    assert bus.run_until_idle() == 0 and got == []
+    assert drain(other, "q") == [(b"a", True), (b"b", True), (b"c", False)]
+
+
 def test_recover_requeues_unacked_but_not_held_acks(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")

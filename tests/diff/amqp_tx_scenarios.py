@@ -414,3 +414,29 @@ def tx_commit_refused_by_overflow(pika: ModuleType, params: Any, ns: str) -> lis
         out: list[Any] = [s.ok(lambda ch: ch.tx_commit())]
         out += [s.drain(q), s.count(full)]
         return out
+
+
+# RabbitMQ + pika: BlockingChannel.basic_cancel rejects (requeue) the deliveries it had
+# not dispatched; on a transactional channel that reject is held, so they stay unacked
+# until the commit (then come back first, redelivered).
+@scenario("tx", expect=[[], 1, 3, [(b"a", True), (b"b", True), (b"c", False)]])
+def tx_cancel_rejects_undispatched_at_commit(pika: ModuleType, params: Any, ns: str
+                                             ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False)
+        for b in (b"a", b"b", b"c"):
+            s.ch.basic_publish("", q, b)
+        s.ch.basic_qos(prefetch_count=2)
+        s.ch.tx_select()
+        got: list[bytes] = []
+        tag = s.ch.basic_consume(q, lambda ch, m, p, b: got.append(b))
+        s.sync()
+        s.ch.basic_cancel(tag)
+        other = s.conn.channel()
+        out: list[Any] = [got, other.queue_declare(q, passive=True).method.message_count]
+        s.ch.tx_commit()
+        out.append(other.queue_declare(q, passive=True).method.message_count)
+        s.ch.close()
+        s.reopen()
+        out.append([(b, r) for b, r, _ in iter(lambda: s.get(q), None)])
+        return out
