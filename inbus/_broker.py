@@ -554,7 +554,7 @@ class Broker(Expiry):
                     if entry is not None:
                         back.append(entry)
                 if ch._tx is not None:  # that reject is held by the transaction
-                    ch._tx.settles.append(("requeue", back))
+                    ch._tx_hold_locked("requeue", back)
                 else:
                     self._requeue_locked(ch, back)
         if notify:

@@ -19,7 +19,8 @@ applies them (each one checked against the real server):
 - ``basic_ack`` / ``basic_nack`` / ``basic_reject`` check their tags at once (an unknown
   or already settled tag is the usual 406) and take them off the channel's unacked
   record, but the messages stay unacked in their queues (and their consumers' prefetch
-  credit stays used) until the commit settles them, after the publishes. A rollback puts
+  credit stays used) until the commit settles them, after the publishes: settles of one
+  kind in a row form one run (RabbitMQ's ``ack_cons``), applied in delivery-tag order. A rollback puts
   the tags back, still unacked: they may be settled again. A close (or a
   ``basic_recover``, for what it covers) requeues them with the rest.
 - ``basic_get``, consuming (auto-ack too), ``basic_recover`` and declarations are not
@@ -55,6 +56,10 @@ if TYPE_CHECKING:
     from ._vhost import VHost
 
 __all__ = ["Transactions"]
+
+
+def _tag_of(entry: Unacked) -> int:
+    return entry._tag
 
 
 class _Tx:
@@ -150,6 +155,7 @@ class Transactions:
                         if not self._tx_route_locked(x, content, names, mandatory):
                             refused = True
                     for how, entries in settles:
+                        entries.sort(key=_tag_of)
                         if how == "requeue":
                             bus._requeue_locked(self, entries)  # type: ignore[arg-type]
                         else:
@@ -262,5 +268,15 @@ class Transactions:
             if tag not in un:
                 raise PreconditionFailed(f"unknown delivery tag {tag}", method=method)
             tags = [tag]
+        self._tx_hold_locked(how, [un.pop(t) for t in tags])
+
+    def _tx_hold_locked(self, how: str, entries: list[Unacked]) -> None:
+        """Hold a settle until the commit. As RabbitMQ's ack_cons, a settle of the same
+        kind as the one before joins its group; the commit applies each group in tag
+        order (so rejects dead-letter their messages in tag order, not call order)."""
         assert self._tx is not None
-        self._tx.settles.append((how, [un.pop(t) for t in tags]))
+        settles = self._tx.settles
+        if settles and settles[-1][0] == how:
+            settles[-1][1].extend(entries)
+        else:
+            settles.append((how, entries))

@@ -301,6 +301,27 @@ def test_reject_without_requeue_dead_letters_at_commit(bus: Bus) -> None:
     assert dead.properties.headers["x-death"][0]["reason"] == "rejected"
 
 
+def test_rejects_dead_letter_in_tag_order_per_run_of_the_same_kind(bus: Bus) -> None:
+    # RabbitMQ (ack_cons): settles of one kind in a row are one group, applied in tag
+    # order at commit; an ack between two rejects splits them (fuzz h9)
+    ch = bus.channel()
+    ch.queue_declare("dl")
+    ch.queue_declare("q", arguments={"x-dead-letter-exchange": "",
+                                     "x-dead-letter-routing-key": "dl"})
+    for b in (b"a", b"b", b"c", b"d", b"e"):
+        ch.basic_publish("", "q", b)
+    a, b, c, d, e = (ch.basic_get("q") for _ in range(5))
+    assert a and b and c and d and e
+    ch.tx_select()
+    c.reject(requeue=False)
+    a.ack()
+    e.reject(requeue=False)
+    b.nack(requeue=False)
+    d.reject(requeue=False)
+    ch.tx_commit()
+    assert [body for body, _ in drain(ch, "dl")] == [b"c", b"b", b"d", b"e"]
+
+
 def test_multiple_acks_take_every_tag_up_to_it(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")

@@ -440,3 +440,37 @@ def tx_cancel_rejects_undispatched_at_commit(pika: ModuleType, params: Any, ns: 
         s.reopen()
         out.append([(b, r) for b, r, _ in iter(lambda: s.get(q), None)])
         return out
+
+
+# RabbitMQ (rabbit_channel's ack_cons): acks, requeues and rejects held in a transaction
+# are grouped by runs of the same kind, and the commit applies each run in delivery-tag
+# order: rejects dead-letter in tag order per run, not in call order.
+@scenario("tx", expect=[[b"c", b"a", b"d", b"b"], [b"a", b"b", b"c", b"d"],
+                        [b"c", b"b", b"d"]])
+def tx_rejects_dead_letter_in_tag_order_per_run(pika: ModuleType, params: Any, ns: str
+                                               ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        dl = s.q("dl", exclusive=False)
+        q = s.q("q", exclusive=False, arguments={"x-dead-letter-exchange": "",
+                                                 "x-dead-letter-routing-key": dl})
+        out = []
+        for tx, ack_a in ((False, False), (True, False), (True, True)):
+            for b in (b"a", b"b", b"c", b"d"):
+                s.ch.basic_publish("", q, b)
+            a, b, c, d = (s.ch.basic_get(q)[0].delivery_tag for _ in range(4))
+            if tx:
+                s.ch.tx_select()
+            s.ch.basic_reject(c, requeue=False)
+            if ack_a:
+                s.ch.basic_ack(a)
+            else:
+                s.ch.basic_reject(a, requeue=False)
+            s.ch.basic_reject(d, requeue=False)
+            s.ch.basic_nack(b, requeue=False)
+            if tx:
+                s.ch.tx_commit()
+            s.sync()
+            out.append(s.drain(dl))
+            s.ch.close()  # (a fresh, non-transactional channel for the next round)
+            s.reopen()
+        return out
