@@ -398,6 +398,28 @@ def test_cancel_puts_back_undispatched_deliveries_at_commit(bus: Bus) -> None:
     assert drain(other, "q") == [(b"a", True), (b"b", True), (b"c", False)]
 
 
+def test_a_cancel_from_a_callback_holds_the_batch_put_back_too(bus: Bus) -> None:
+    # The deliveries already taken for running when a callback cancels its consumer are
+    # put back as basic_cancel's are: in a transaction, at its commit
+    ch = bus.channel()
+    ch.queue_declare("q")
+    for b in (b"a", b"b", b"c"):
+        ch.basic_publish("", "q", b)
+    ch.tx_select()
+    got: list[bytes] = []
+
+    def on_message(m: Message) -> None:
+        got.append(m.body)
+        ch.basic_cancel("c")
+    ch.basic_consume("q", on_message, consumer_tag="c")
+    bus.run_until_idle()
+    assert got == [b"a"]
+    other = bus.channel()
+    assert ready(other, "q") == 0  # b and c: held by the transaction
+    ch.tx_commit()
+    assert drain(other, "q") == [(b"b", True), (b"c", True)]
+
+
 def test_recover_requeues_unacked_but_not_held_acks(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")
