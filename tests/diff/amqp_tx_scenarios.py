@@ -474,3 +474,34 @@ def tx_rejects_dead_letter_in_tag_order_per_run(pika: ModuleType, params: Any, n
             s.ch.close()  # (a fresh, non-transactional channel for the next round)
             s.reopen()
         return out
+
+
+# RabbitMQ + pika: pika's basic_cancel rejects the undispatched delivery before the
+# cancel reaches the server, which delivers it once more to the cancelling consumer
+# (a delivery tag used up; pika rejects that one too): the next basic_get has tag 3. In a
+# transaction the reject is held, nothing is redelivered: tag 2. inbus puts the delivery
+# back directly: tag 2 both times (README, "Where inbus deliberately differs").
+@scenario("tx", expect=[(3, b"m", True), (2, b"m", True)],
+          inbus_xfail="deliberate: a cancelled consumer's undispatched deliveries go back "
+          "directly; RabbitMQ redelivers each once more to it before pika's cancel (a "
+          "delivery tag each)")
+def tx_cancel_delivery_tags_outside_and_inside(pika: ModuleType, params: Any, ns: str
+                                               ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False)
+        out = []
+        for tx in (False, True):
+            s.ch.basic_publish("", q, b"m")
+            s.ch.basic_qos(prefetch_count=1)
+            if tx:
+                s.ch.tx_select()
+            tag = s.ch.basic_consume(q, lambda ch, m, p, b: None)
+            s.sync()
+            s.ch.basic_cancel(tag)
+            if tx:
+                s.ch.tx_commit()
+            m, _p, body = s.ch.basic_get(q, auto_ack=True)
+            out.append((m.delivery_tag, body, m.redelivered))
+            s.ch.close()
+            s.reopen()
+        return out
