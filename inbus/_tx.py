@@ -20,8 +20,8 @@ applies them (each one checked against the real server):
   or already settled tag is the usual 406) and take them off the channel's unacked
   record, but the messages stay unacked in their queues (and their consumers' prefetch
   credit stays used) until the commit settles them, after the publishes: settles of one
-  kind in a row form one run (RabbitMQ's ``ack_cons``), applied in delivery-tag order. A rollback puts
-  the tags back, still unacked: they may be settled again. A close (or a
+  kind in a row form one run (RabbitMQ's ``ack_cons``), applied in delivery-tag order.
+  A rollback puts the tags back, still unacked: they may be settled again. A close (or a
   ``basic_recover``, for what it covers) requeues them with the rest.
 - ``basic_get``, consuming (auto-ack too), ``basic_recover`` and declarations are not
   transactional. ``tx_commit`` / ``tx_rollback`` on a channel without ``tx_select`` and
