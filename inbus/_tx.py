@@ -12,10 +12,11 @@ applies them (each one checked against the real server):
   held: it reaches its queues, and only those of them that still exist, at commit, in
   publish order. A binding made or removed between the publish and the commit does not
   change where it goes; a mandatory message that reaches no queue then is returned (312
-  NO_ROUTE) at commit. A rollback or a close discards the held publishes. A queue that
-  refuses one at commit (``x-overflow`` reject-publish / reject-publish-dlx) makes the
-  commit a 406 "partial tx completion" once the rest of it is applied: the channel
-  closes (its unacked messages are requeued).
+  NO_ROUTE) at commit; what the queues dead-letter on arrival (overflow, TTL 0) is
+  routed after the commit's last publish. A rollback or a close discards the held
+  publishes. A queue that refuses one at commit (``x-overflow`` reject-publish /
+  reject-publish-dlx) makes the commit a 406 "partial tx completion" once the rest of it
+  is applied: the channel closes (its unacked messages are requeued).
 - ``basic_ack`` / ``basic_nack`` / ``basic_reject`` check their tags at once (an unknown
   or already settled tag is the usual 406) and take them off the channel's unacked
   record, but the messages stay unacked in their queues (and their consumers' prefetch
@@ -151,9 +152,16 @@ class Transactions:
                 refused = False
                 bus._ops_held = True  # (one storage batch for the whole commit)
                 try:
-                    for x, content, names, mandatory in publishes:
-                        if not self._tx_route_locked(x, content, names, mandatory):
-                            refused = True
+                    # As RabbitMQ's channel, which hands every publish of the commit to
+                    # its queues before any of them can react: what they dead-letter on
+                    # arrival (overflow, TTL 0) is routed after the last publish.
+                    bus._hold_dead_letters()
+                    try:
+                        for x, content, names, mandatory in publishes:
+                            if not self._tx_route_locked(x, content, names, mandatory):
+                                refused = True
+                    finally:
+                        bus._release_dead_letters()
                     for how, entries in settles:
                         entries.sort(key=_tag_of)
                         if how == "requeue":
@@ -244,13 +252,9 @@ class Transactions:
                     self._sink.push((cb, returned))
             return True
         accepted = True
-        bus._hold_dead_letters()
-        try:
-            for q in queues:
-                if not bus._enqueue_locked(vh, q, content):
-                    accepted = False
-        finally:
-            bus._release_dead_letters()
+        for q in queues:  # (dead letters held by tx_commit)
+            if not bus._enqueue_locked(vh, q, content):
+                accepted = False
         return accepted
 
     def _tx_settle_locked(self, tag: int, multiple: bool, how: str, method: str) -> None:

@@ -214,6 +214,22 @@ def test_a_publish_refused_by_overflow_fails_the_commit(bus: Bus, overflow: str)
                                   else [])
 
 
+def test_a_commit_routes_its_dead_letters_after_its_last_publish(bus: Bus) -> None:
+    # RabbitMQ's channel hands every publish of the commit to its queues before any
+    # queue can react: m1's dead letter (q1 overflows) reaches q2 after m2 (fuzz h9 seed
+    # 1774)
+    ch = bus.channel()
+    ch.exchange_declare("dlx", "fanout")
+    ch.queue_declare("q2")
+    ch.queue_bind("q2", "dlx")
+    ch.queue_declare("q1", arguments={"x-max-length": 0, "x-dead-letter-exchange": "dlx"})
+    ch.tx_select()
+    ch.basic_publish("", "q1", b"m1")
+    ch.basic_publish("", "q2", b"m2")
+    ch.tx_commit()
+    assert [body for body, _ in drain(ch, "q2")] == [b"m2", b"m1"]
+
+
 # --------------------------------------------------------------------------- settles
 
 

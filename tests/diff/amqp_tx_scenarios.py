@@ -9,6 +9,7 @@ publishes and leaves the acked messages unacked; the channel stays transactional
 
 from __future__ import annotations
 
+import time
 from types import ModuleType
 from typing import Any
 
@@ -505,3 +506,22 @@ def tx_cancel_delivery_tags_outside_and_inside(pika: ModuleType, params: Any, ns
             s.ch.close()
             s.reopen()
         return out
+
+
+# RabbitMQ: the channel hands every publish of a commit to its queues before any of them
+# can react, so what a queue dead-letters on a committed publish's arrival (here: x-max-
+# length 0) reaches its target after the commit's later publishes.
+@scenario("tx", expect=[[b"m2", b"m1"]])
+def tx_dead_letters_after_the_commits_publishes(pika: ModuleType, params: Any, ns: str
+                                                ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        dlx = s.x("dlx", "fanout")
+        q2 = s.q("q2")
+        s.ch.queue_bind(q2, dlx)
+        q1 = s.q("q1", arguments={"x-max-length": 0, "x-dead-letter-exchange": dlx})
+        s.ch.tx_select()
+        s.ch.basic_publish("", q1, b"m1")
+        s.ch.basic_publish("", q2, b"m2")
+        s.ch.tx_commit()
+        time.sleep(0.05)
+        return [s.drain(q2)]
