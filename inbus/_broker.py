@@ -553,7 +553,10 @@ class Broker(Expiry):
                     entry = ch._unacked.pop(msg._tag, None)
                     if entry is not None:
                         back.append(entry)
-                self._requeue_locked(ch, back)
+                if ch._tx is not None:  # that reject is held by the transaction
+                    ch._tx_hold_locked("requeue", back)
+                else:
+                    self._requeue_locked(ch, back)
         if notify:
             for cb in ch._cancel_callbacks:
                 ch._sink.push((cb, c.tag))

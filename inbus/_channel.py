@@ -211,7 +211,10 @@ class Channel(Topology, BlockingConsuming, Transactions):
                 return False
             entry = self._unacked.pop(msg._tag, None)
             if entry is not None:
-                self._bus._requeue_locked(self, [entry])
+                if self._tx is not None:  # (held, as basic_cancel's put-back: inbus._tx)
+                    self._tx_hold_locked("requeue", [entry])
+                else:
+                    self._bus._requeue_locked(self, [entry])
             return True
 
     def _drop_pending(self) -> None:

@@ -162,8 +162,9 @@ class BlockingConsuming:
     def basic_cancel(self, consumer_tag: str = "") -> None:
         """Cancel a consumer. Its delivered messages stay unacked (and ackable) until
         this channel closes; deliveries whose callback has not run yet are put back
-        (flagged redelivered), except an auto-ack consumer's: those were settled when
-        delivered, so their callbacks still run. An unknown tag does nothing. On a
+        (flagged redelivered; in a transaction, at its commit, as pika's reject of them
+        would be), except an auto-ack consumer's: those were settled when delivered, so
+        their callbacks still run. An unknown tag does nothing. On a
         durable Bus it returns once what it changed on disk is committed (an auto-delete
         queue it deleted stays deleted after a crash).
 

@@ -12,12 +12,17 @@ applies them (each one checked against the real server):
   held: it reaches its queues, and only those of them that still exist, at commit, in
   publish order. A binding made or removed between the publish and the commit does not
   change where it goes; a mandatory message that reaches no queue then is returned (312
-  NO_ROUTE) at commit. A rollback or a close discards the held publishes.
+  NO_ROUTE) at commit; what the queues dead-letter on arrival (overflow, TTL 0) is
+  routed after the commit's last publish. A rollback or a close discards the held
+  publishes. A queue that refuses one at commit (``x-overflow`` reject-publish /
+  reject-publish-dlx) makes the commit a 406 "partial tx completion" once the rest of it
+  is applied: the channel closes (its unacked messages are requeued).
 - ``basic_ack`` / ``basic_nack`` / ``basic_reject`` check their tags at once (an unknown
   or already settled tag is the usual 406) and take them off the channel's unacked
   record, but the messages stay unacked in their queues (and their consumers' prefetch
-  credit stays used) until the commit settles them, after the publishes. A rollback puts
-  the tags back, still unacked: they may be settled again. A close (or a
+  credit stays used) until the commit settles them, after the publishes: settles of one
+  kind in a row form one run (RabbitMQ's ``ack_cons``), applied in delivery-tag order.
+  A rollback puts the tags back, still unacked: they may be settled again. A close (or a
   ``basic_recover``, for what it covers) requeues them with the rest.
 - ``basic_get``, consuming (auto-ack too), ``basic_recover`` and declarations are not
   transactional. ``tx_commit`` / ``tx_rollback`` on a channel without ``tx_select`` and
@@ -52,6 +57,10 @@ if TYPE_CHECKING:
     from ._vhost import VHost
 
 __all__ = ["Transactions"]
+
+
+def _tag_of(entry: Unacked) -> int:
+    return entry._tag
 
 
 class _Tx:
@@ -131,28 +140,45 @@ class Transactions:
         """
         bus = self._bus
         since = bus._n_submits
-        with self._op():
-            tx = self._tx
-            if tx is None:
-                raise PreconditionFailed("channel is not transactional",
-                                         method="tx.commit")
-            publishes, settles = tx.publishes, tx.settles
-            tx.publishes, tx.settles = [], []
-            vh = self._vh
-            bus._ops_held = True  # (one storage batch for the whole commit)
-            try:
-                for x, content, names, mandatory in publishes:
-                    self._tx_route_locked(x, content, names, mandatory)
-                for how, entries in settles:
-                    if how == "requeue":
-                        bus._requeue_locked(self, entries)  # type: ignore[arg-type]
-                    else:
-                        for e in entries:
-                            bus._settle_locked(self, e, how)  # type: ignore[arg-type]
-            finally:
-                bus._ops_held = False
-                bus._flush_ops_locked(vh)
-        bus._await_commit(since)
+        try:
+            with self._op():
+                tx = self._tx
+                if tx is None:
+                    raise PreconditionFailed("channel is not transactional",
+                                             method="tx.commit")
+                publishes, settles = tx.publishes, tx.settles
+                tx.publishes, tx.settles = [], []
+                vh = self._vh
+                refused = False
+                bus._ops_held = True  # (one storage batch for the whole commit)
+                try:
+                    # As RabbitMQ's channel, which hands every publish of the commit to
+                    # its queues before any of them can react: what they dead-letter on
+                    # arrival (overflow, TTL 0) is routed after the last publish.
+                    bus._hold_dead_letters()
+                    try:
+                        for x, content, names, mandatory in publishes:
+                            if not self._tx_route_locked(x, content, names, mandatory):
+                                refused = True
+                    finally:
+                        bus._release_dead_letters()
+                    for how, entries in settles:
+                        entries.sort(key=_tag_of)
+                        if how == "requeue":
+                            bus._requeue_locked(self, entries)  # type: ignore[arg-type]
+                        else:
+                            for e in entries:
+                                bus._settle_locked(self, e, how)  # type: ignore[arg-type]
+                finally:
+                    bus._ops_held = False
+                    bus._flush_ops_locked(vh)
+                if refused:
+                    # As RabbitMQ: a queue refused a publish (x-overflow reject-publish or
+                    # reject-publish-dlx); the rest of the commit stands, but the channel
+                    # closes with this error (its unacked messages are requeued).
+                    raise PreconditionFailed("partial tx completion", method="tx.commit")
+        finally:
+            bus._await_commit(since)
 
     def tx_rollback(self) -> None:
         """Drop the held publishes; the held acks, nacks and rejects are forgotten and
@@ -204,9 +230,10 @@ class Transactions:
                                       mandatory, self._tx.publishes)
 
     def _tx_route_locked(self, x: Exchange, content: Content, names: list[str],
-                         mandatory: bool) -> None:
+                         mandatory: bool) -> bool:
         """Deliver one held publish at commit to the queues it was routed to that still
-        exist (looked up by name, as RabbitMQ does)."""
+        exist (looked up by name, as RabbitMQ does). False: a queue refused it
+        (x-overflow reject-publish / reject-publish-dlx)."""
         bus = self._bus
         vh = self._vh
         if bus._taps:
@@ -223,13 +250,12 @@ class Transactions:
                 returned = ReturnedMessage(312, "NO_ROUTE", content)
                 for cb in self._return_callbacks:
                     self._sink.push((cb, returned))
-            return
-        bus._hold_dead_letters()
-        try:
-            for q in queues:
-                bus._enqueue_locked(vh, q, content)  # (refused by x-overflow: dropped)
-        finally:
-            bus._release_dead_letters()
+            return True
+        accepted = True
+        for q in queues:  # (dead letters held by tx_commit)
+            if not bus._enqueue_locked(vh, q, content):
+                accepted = False
+        return accepted
 
     def _tx_settle_locked(self, tag: int, multiple: bool, how: str, method: str) -> None:
         """ack / reject / requeue in a transaction: the tags are checked and taken off the
@@ -246,5 +272,15 @@ class Transactions:
             if tag not in un:
                 raise PreconditionFailed(f"unknown delivery tag {tag}", method=method)
             tags = [tag]
+        self._tx_hold_locked(how, [un.pop(t) for t in tags])
+
+    def _tx_hold_locked(self, how: str, entries: list[Unacked]) -> None:
+        """Hold a settle until the commit. As RabbitMQ's ack_cons, a settle of the same
+        kind as the one before joins its group; the commit applies each group in tag
+        order (so rejects dead-letter their messages in tag order, not call order)."""
         assert self._tx is not None
-        self._tx.settles.append((how, [un.pop(t) for t in tags]))
+        settles = self._tx.settles
+        if settles and settles[-1][0] == how:
+            settles[-1][1].extend(entries)
+        else:
+            settles.append((how, entries))

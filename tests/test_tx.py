@@ -184,6 +184,52 @@ def test_mandatory_returns_come_at_commit(bus: Bus) -> None:
     assert stats.returned == 2
 
 
+@pytest.mark.parametrize("overflow", ["reject-publish", "reject-publish-dlx"])
+def test_a_publish_refused_by_overflow_fails_the_commit(bus: Bus, overflow: str) -> None:
+    # RabbitMQ: a queue's reject-publish refusal at commit makes it 406 "partial tx
+    # completion": the rest of the commit stands (publishes, the ack), the channel closes
+    # and requeues its other unacked messages (fuzz h9, seed 8)
+    ch = bus.channel()
+    ch.queue_declare("dl")
+    ch.queue_declare("full", arguments={"x-max-length": 0, "x-overflow": overflow,
+                                        "x-dead-letter-exchange": "",
+                                        "x-dead-letter-routing-key": "dl"})
+    ch.queue_declare("q")
+    for b in (b"a", b"b"):
+        ch.basic_publish("", "q", b)
+    a, b = ch.basic_get("q"), ch.basic_get("q")
+    assert a is not None and b is not None
+    ch.tx_select()
+    ch.basic_publish("", "q", b"t1")
+    ch.basic_publish("", "full", b"t2")
+    ch.basic_publish("", "q", b"t3")
+    a.ack()
+    with pytest.raises(inbus.PreconditionFailed) as e:
+        ch.tx_commit()
+    assert e.value.reply_text == "PRECONDITION_FAILED - partial tx completion"
+    assert e.value.method == "tx.commit" and ch.is_closed
+    other = bus.channel()
+    assert drain(other, "q") == [(b"b", True), (b"t1", False), (b"t3", False)]
+    assert drain(other, "dl") == ([(b"t2", False)] if overflow == "reject-publish-dlx"
+                                  else [])
+
+
+def test_a_commit_routes_its_dead_letters_after_its_last_publish(bus: Bus) -> None:
+    # RabbitMQ's channel hands every publish of the commit to its queues before any
+    # queue can react: m1's dead letter (q1 overflows) reaches q2 after m2 (fuzz h9 seed
+    # 1774)
+    ch = bus.channel()
+    ch.exchange_declare("dlx", "fanout")
+    ch.queue_declare("q2")
+    ch.queue_bind("q2", "dlx")
+    ch.queue_declare("q1", arguments={"x-max-length": 0, "x-dead-letter-exchange": "dlx"})
+    ch.tx_select()
+    ch.basic_publish("", "q1", b"m1")
+    ch.basic_publish("", "q2", b"m2")
+    ch.tx_commit()
+    assert [body for body, _ in drain(ch, "q2")] == [b"m2", b"m1"]
+
+
 # --------------------------------------------------------------------------- settles
 
 
@@ -271,6 +317,27 @@ def test_reject_without_requeue_dead_letters_at_commit(bus: Bus) -> None:
     assert dead.properties.headers["x-death"][0]["reason"] == "rejected"
 
 
+def test_rejects_dead_letter_in_tag_order_per_run_of_the_same_kind(bus: Bus) -> None:
+    # RabbitMQ (ack_cons): settles of one kind in a row are one group, applied in tag
+    # order at commit; an ack between two rejects splits them (fuzz h9)
+    ch = bus.channel()
+    ch.queue_declare("dl")
+    ch.queue_declare("q", arguments={"x-dead-letter-exchange": "",
+                                     "x-dead-letter-routing-key": "dl"})
+    for b in (b"a", b"b", b"c", b"d", b"e"):
+        ch.basic_publish("", "q", b)
+    a, b, c, d, e = (ch.basic_get("q") for _ in range(5))
+    assert a and b and c and d and e
+    ch.tx_select()
+    c.reject(requeue=False)
+    a.ack()
+    e.reject(requeue=False)
+    b.nack(requeue=False)
+    d.reject(requeue=False)
+    ch.tx_commit()
+    assert [body for body, _ in drain(ch, "dl")] == [b"c", b"b", b"d", b"e"]
+
+
 def test_multiple_acks_take_every_tag_up_to_it(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")
@@ -322,6 +389,51 @@ def test_auto_ack_consumers_and_basic_get_are_not_transactional(bus: Bus) -> Non
     ch.tx_rollback()
     ch.close()
     assert got == [b"b"] and ready(bus.channel(), "q") == 0
+
+
+def test_cancel_puts_back_undispatched_deliveries_at_commit(bus: Bus) -> None:
+    # As RabbitMQ + pika, whose basic_cancel rejects (requeue) the deliveries it had not
+    # dispatched: in a transaction that reject waits for the commit (fuzz h9)
+    ch = bus.channel()
+    ch.queue_declare("q")
+    for b in (b"a", b"b", b"c"):
+        ch.basic_publish("", "q", b)
+    ch.basic_qos(prefetch_count=2)
+    ch.tx_select()
+    got: list[bytes] = []
+    tag = ch.basic_consume("q", lambda m: got.append(m.body))
+    ch.basic_cancel(tag)  # a and b were delivered, their callbacks never ran
+    other = bus.channel()
+    assert ready(other, "q") == 1
+    ch.tx_rollback()  # the reject is dropped: a and b are unacked on ch again
+    assert ready(other, "q") == 1
+    ch.basic_nack(0, multiple=True)  # (held too)
+    assert ready(other, "q") == 1
+    ch.tx_commit()
+    assert bus.run_until_idle() == 0 and got == []
+    assert drain(other, "q") == [(b"a", True), (b"b", True), (b"c", False)]
+
+
+def test_a_cancel_from_a_callback_holds_the_batch_put_back_too(bus: Bus) -> None:
+    # The deliveries already taken for running when a callback cancels its consumer are
+    # put back as basic_cancel's are: in a transaction, at its commit
+    ch = bus.channel()
+    ch.queue_declare("q")
+    for b in (b"a", b"b", b"c"):
+        ch.basic_publish("", "q", b)
+    ch.tx_select()
+    got: list[bytes] = []
+
+    def on_message(m: Message) -> None:
+        got.append(m.body)
+        ch.basic_cancel("c")
+    ch.basic_consume("q", on_message, consumer_tag="c")
+    bus.run_until_idle()
+    assert got == [b"a"]
+    other = bus.channel()
+    assert ready(other, "q") == 0  # b and c: held by the transaction
+    ch.tx_commit()
+    assert drain(other, "q") == [(b"b", True), (b"c", True)]
 
 
 def test_recover_requeues_unacked_but_not_held_acks(bus: Bus) -> None:

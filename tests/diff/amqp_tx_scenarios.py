@@ -9,6 +9,7 @@ publishes and leaves the acked messages unacked; the channel stays transactional
 
 from __future__ import annotations
 
+import time
 from types import ModuleType
 from typing import Any
 
@@ -389,3 +390,138 @@ def tx_commit_publishes_before_settles(pika: ModuleType, params: Any, ns: str
         s.ch.tx_commit()
         pump(s.conn, lambda: len(got) >= 3, settle=0.05)
         return [[(b, r) for b, r, _ in got]]
+
+
+# RabbitMQ: a queue that refuses a committed publish (x-overflow reject-publish) makes the
+# commit a 406 "partial tx completion" that closes the channel; the rest of the commit
+# stands (the other publishes, the ack), and the close requeues the channel's other
+# unacked message.
+@scenario("tx", expect=[("channel-error", 406, "PRECONDITION_FAILED - partial tx completion"),
+                        [b"b", b"t1", b"t3"], 0])
+def tx_commit_refused_by_overflow(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        full = s.q("full", exclusive=False,
+                   arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+        q = s.q("q", exclusive=False)
+        s.ch.basic_publish("", q, b"a")
+        s.ch.basic_publish("", q, b"b")
+        tag = s.ch.basic_get(q)[0].delivery_tag
+        s.ch.basic_get(q)
+        s.ch.tx_select()
+        s.ch.basic_publish("", q, b"t1")
+        s.ch.basic_publish("", full, b"t2")
+        s.ch.basic_publish("", q, b"t3")
+        s.ch.basic_ack(tag)
+        out: list[Any] = [s.ok(lambda ch: ch.tx_commit())]
+        out += [s.drain(q), s.count(full)]
+        return out
+
+
+# RabbitMQ + pika: BlockingChannel.basic_cancel rejects (requeue) the deliveries it had
+# not dispatched; on a transactional channel that reject is held, so they stay unacked
+# until the commit (then come back first, redelivered).
+@scenario("tx", expect=[[], 1, 3, [(b"a", True), (b"b", True), (b"c", False)]])
+def tx_cancel_rejects_undispatched_at_commit(pika: ModuleType, params: Any, ns: str
+                                             ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False)
+        for b in (b"a", b"b", b"c"):
+            s.ch.basic_publish("", q, b)
+        s.ch.basic_qos(prefetch_count=2)
+        s.ch.tx_select()
+        got: list[bytes] = []
+        tag = s.ch.basic_consume(q, lambda ch, m, p, b: got.append(b))
+        s.sync()
+        s.ch.basic_cancel(tag)
+        other = s.conn.channel()
+        out: list[Any] = [got, other.queue_declare(q, passive=True).method.message_count]
+        s.ch.tx_commit()
+        out.append(other.queue_declare(q, passive=True).method.message_count)
+        s.ch.close()
+        s.reopen()
+        out.append([(b, r) for b, r, _ in iter(lambda: s.get(q), None)])
+        return out
+
+
+# RabbitMQ (rabbit_channel's ack_cons): acks, requeues and rejects held in a transaction
+# are grouped by runs of the same kind, and the commit applies each run in delivery-tag
+# order: rejects dead-letter in tag order per run, not in call order.
+@scenario("tx", expect=[[b"c", b"a", b"d", b"b"], [b"a", b"b", b"c", b"d"],
+                        [b"c", b"b", b"d"]])
+def tx_rejects_dead_letter_in_tag_order_per_run(pika: ModuleType, params: Any, ns: str
+                                               ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        dl = s.q("dl", exclusive=False)
+        q = s.q("q", exclusive=False, arguments={"x-dead-letter-exchange": "",
+                                                 "x-dead-letter-routing-key": dl})
+        out = []
+        for tx, ack_a in ((False, False), (True, False), (True, True)):
+            for b in (b"a", b"b", b"c", b"d"):
+                s.ch.basic_publish("", q, b)
+            a, b, c, d = (s.ch.basic_get(q)[0].delivery_tag for _ in range(4))
+            if tx:
+                s.ch.tx_select()
+            s.ch.basic_reject(c, requeue=False)
+            if ack_a:
+                s.ch.basic_ack(a)
+            else:
+                s.ch.basic_reject(a, requeue=False)
+            s.ch.basic_reject(d, requeue=False)
+            s.ch.basic_nack(b, requeue=False)
+            if tx:
+                s.ch.tx_commit()
+            s.sync()
+            out.append(s.drain(dl))
+            s.ch.close()  # (a fresh, non-transactional channel for the next round)
+            s.reopen()
+        return out
+
+
+# RabbitMQ + pika: pika's basic_cancel rejects the undispatched delivery before the
+# cancel reaches the server, which delivers it once more to the cancelling consumer
+# (a delivery tag used up; pika rejects that one too): the next basic_get has tag 3. In a
+# transaction the reject is held, nothing is redelivered: tag 2. inbus puts the delivery
+# back directly: tag 2 both times (README, "Where inbus deliberately differs").
+@scenario("tx", expect=[(3, b"m", True), (2, b"m", True)],
+          inbus_xfail="deliberate: a cancelled consumer's undispatched deliveries go back "
+          "directly; RabbitMQ redelivers each once more to it before pika's cancel (a "
+          "delivery tag each)")
+def tx_cancel_delivery_tags_outside_and_inside(pika: ModuleType, params: Any, ns: str
+                                               ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False)
+        out = []
+        for tx in (False, True):
+            s.ch.basic_publish("", q, b"m")
+            s.ch.basic_qos(prefetch_count=1)
+            if tx:
+                s.ch.tx_select()
+            tag = s.ch.basic_consume(q, lambda ch, m, p, b: None)
+            s.sync()
+            s.ch.basic_cancel(tag)
+            if tx:
+                s.ch.tx_commit()
+            m, _p, body = s.ch.basic_get(q, auto_ack=True)
+            out.append((m.delivery_tag, body, m.redelivered))
+            s.ch.close()
+            s.reopen()
+        return out
+
+
+# RabbitMQ: the channel hands every publish of a commit to its queues before any of them
+# can react, so what a queue dead-letters on a committed publish's arrival (here: x-max-
+# length 0) reaches its target after the commit's later publishes.
+@scenario("tx", expect=[[b"m2", b"m1"]])
+def tx_dead_letters_after_the_commits_publishes(pika: ModuleType, params: Any, ns: str
+                                                ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        dlx = s.x("dlx", "fanout")
+        q2 = s.q("q2")
+        s.ch.queue_bind(q2, dlx)
+        q1 = s.q("q1", arguments={"x-max-length": 0, "x-dead-letter-exchange": dlx})
+        s.ch.tx_select()
+        s.ch.basic_publish("", q1, b"m1")
+        s.ch.basic_publish("", q2, b"m2")
+        s.ch.tx_commit()
+        time.sleep(0.05)
+        return [s.drain(q2)]
