@@ -461,10 +461,11 @@ class Broker(Expiry):
         if vh.ops:
             self._flush_ops_locked(vh)
 
-    def _settle_tags_locked(self, ch: Channel, tag: int, multiple: bool, how: str,
-                            method: str) -> None:
-        """ack / reject / requeue by delivery tag (``multiple``: every outstanding tag up to
-        ``tag``; tag 0 with multiple: all). An unknown tag is 406, as in RabbitMQ 3.10."""
+    @staticmethod
+    def _take_unacked_locked(ch: Channel, tag: int, multiple: bool, method: str
+                             ) -> list[Unacked]:
+        """Take the entries ``tag`` (and ``multiple``) names off ``ch``'s unacked record, in
+        tag order; an unknown tag is 406 and takes nothing. O(unacked) with ``multiple``."""
         un = ch._unacked
         if multiple:
             if tag == 0:
@@ -477,7 +478,13 @@ class Broker(Expiry):
             if tag not in un:
                 raise PreconditionFailed(f"unknown delivery tag {tag}", method=method)
             tags = [tag]
-        entries = [un.pop(t) for t in tags]
+        return [un.pop(t) for t in tags]
+
+    def _settle_tags_locked(self, ch: Channel, tag: int, multiple: bool, how: str,
+                            method: str) -> None:
+        """ack / reject / requeue by delivery tag (``multiple``: every outstanding tag up to
+        ``tag``; tag 0 with multiple: all). An unknown tag is 406, as in RabbitMQ 3.10."""
+        entries = self._take_unacked_locked(ch, tag, multiple, method)
         if how == "requeue":
             self._requeue_locked(ch, entries)
         else:

@@ -260,19 +260,8 @@ class Transactions:
     def _tx_settle_locked(self, tag: int, multiple: bool, how: str, method: str) -> None:
         """ack / reject / requeue in a transaction: the tags are checked and taken off the
         unacked record now (the rule of Broker._settle_tags_locked), settled at commit."""
-        un = self._unacked
-        if multiple:
-            if tag == 0:
-                tags = list(un)
-            else:
-                if tag not in un:
-                    raise PreconditionFailed(f"unknown delivery tag {tag}", method=method)
-                tags = [t for t in un if t <= tag]
-        else:
-            if tag not in un:
-                raise PreconditionFailed(f"unknown delivery tag {tag}", method=method)
-            tags = [tag]
-        self._tx_hold_locked(how, [un.pop(t) for t in tags])
+        self._tx_hold_locked(how, self._bus._take_unacked_locked(
+            self, tag, multiple, method))  # type: ignore[arg-type]
 
     def _tx_hold_locked(self, how: str, entries: list[Unacked]) -> None:
         """Hold a settle until the commit. As RabbitMQ's ack_cons, a settle of the same
