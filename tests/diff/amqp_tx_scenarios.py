@@ -36,6 +36,16 @@ def _unacked_back(s: Session, q: str) -> Any:
 
 # RabbitMQ: tx.select-ok; publishes are not routed before the commit (passive declare
 # count 0, basic_get empty, also from another channel); the commit routes them in order.
+
+def _a_and_b_unacked_then_select(s: Any, q: str) -> int:
+    """Publish a and b to ``q``, get both (unacked), tx_select; a's delivery tag."""
+    s.ch.basic_publish("", q, b"a")
+    s.ch.basic_publish("", q, b"b")
+    tag = int(s.ch.basic_get(q)[0].delivery_tag)
+    s.ch.basic_get(q)
+    s.ch.tx_select()
+    return tag
+
 @scenario("tx", expect=["Tx.SelectOk", 0, None, None, "Tx.CommitOk", 2,
                         [b"1", b"2"]])
 def tx_publish_held_until_commit(pika: ModuleType, params: Any, ns: str) -> list[Any]:
@@ -284,11 +294,7 @@ def tx_close_discards_the_transaction(pika: ModuleType, params: Any, ns: str
                                       ) -> list[Any]:
     with Session(pika, params, ns) as s:
         q = s.q("q", exclusive=False)
-        s.ch.basic_publish("", q, b"a")
-        s.ch.basic_publish("", q, b"b")
-        tag = s.ch.basic_get(q)[0].delivery_tag
-        s.ch.basic_get(q)
-        s.ch.tx_select()
+        tag = _a_and_b_unacked_then_select(s, q)
         s.ch.basic_ack(tag)
         s.ch.basic_publish("", q, b"lost")
         first = _unacked_back(s, q)  # (takes a, leaves b)
@@ -339,11 +345,7 @@ def tx_prefetch_credit_and_auto_ack(pika: ModuleType, params: Any, ns: str) -> l
 def tx_recover_keeps_held_acks(pika: ModuleType, params: Any, ns: str) -> list[Any]:
     with Session(pika, params, ns) as s:
         q = s.q("q", exclusive=False)
-        s.ch.basic_publish("", q, b"a")
-        s.ch.basic_publish("", q, b"b")
-        tag = s.ch.basic_get(q)[0].delivery_tag
-        s.ch.basic_get(q)
-        s.ch.tx_select()
+        tag = _a_and_b_unacked_then_select(s, q)
         s.ch.basic_ack(tag)
         s.ch.basic_recover(requeue=True)
         out: list[Any] = [s.count(q), s.get(q)]
@@ -403,11 +405,7 @@ def tx_commit_refused_by_overflow(pika: ModuleType, params: Any, ns: str) -> lis
         full = s.q("full", exclusive=False,
                    arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
         q = s.q("q", exclusive=False)
-        s.ch.basic_publish("", q, b"a")
-        s.ch.basic_publish("", q, b"b")
-        tag = s.ch.basic_get(q)[0].delivery_tag
-        s.ch.basic_get(q)
-        s.ch.tx_select()
+        tag = _a_and_b_unacked_then_select(s, q)
         s.ch.basic_publish("", q, b"t1")
         s.ch.basic_publish("", full, b"t2")
         s.ch.basic_publish("", q, b"t3")
