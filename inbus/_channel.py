@@ -68,6 +68,7 @@ class Channel(Topology, BlockingConsuming, Transactions):
         self.channel_number = number
         self._open = True
         self._closed_reason: AMQPError | None = None
+        self._closed_with_connection = False  # (not on its own: compat.pika asks)
         self._next_tag = 1
         self._unacked: dict[int, Unacked] = {}
         self._qos = ChannelQos()
@@ -172,6 +173,7 @@ class Channel(Topology, BlockingConsuming, Transactions):
                 return None
             self._open = False
             self._closed_reason = reason
+            self._closed_with_connection = from_connection
             bus = self._bus
             # As RabbitMQ's handle_ch_down: drop the consumers and requeue the unacked
             # messages first, then deliver, so the requeued ones go out first (to a

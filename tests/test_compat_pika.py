@@ -231,7 +231,7 @@ def test_channel_error_closes_channel(conn: pika.BlockingConnection) -> None:
     assert (e.value.reply_code, e.value.reply_text) == (404, "NOT_FOUND - no queue 'missing' in vhost '/'")
     assert ch.is_closed and conn.is_open
     with pytest.raises(pika.exceptions.ChannelWrongStateError):
-        ch.basic_get("q")
+        ch.queue_declare("q")       # (basic_get: test_basic_get_on_a_closed_channel...)
     with pytest.raises(pika.exceptions.ChannelWrongStateError):
         ch.close()
 
@@ -370,6 +370,9 @@ def test_bus_shutdown_is_connection_forced_once(first: str) -> None:
     with pytest.raises(ValueError, match="Timeout closed before call"):
         conn.process_data_events(0)
     with pytest.raises(pika.exceptions.ConnectionWrongStateError,
+                       match="Attempted to send a frame on closed connection"):
+        ch.basic_get("q")            # pika sends basic_get's frame whatever the state
+    with pytest.raises(pika.exceptions.ConnectionWrongStateError,
                        match="called on closed connection"):
         conn.close()
 
@@ -400,6 +403,38 @@ def test_bus_shutdown_ends_a_waiting_consumer_with_320(how: str) -> None:
     assert (e.value.reply_code, e.value.reply_text) == SHUTDOWN_320
     assert got == [b"before"]
     assert conn.is_closed
+
+
+@pytest.mark.parametrize("closed_by", ["client", "broker"])
+def test_basic_get_on_a_closed_channel_is_rabbitmqs_504(conn: pika.BlockingConnection,
+                                                        closed_by: str) -> None:
+    # pika's basic_get sends its frame whatever the channel's state; RabbitMQ answers a
+    # frame on a free channel number with connection error 504, which the connection's
+    # next I/O reads (checked against RabbitMQ 3.10.8 by the differential scenario
+    # basic_get_on_a_closed_channel)
+    ch, holder = conn.channel(), conn.channel()
+    ch.queue_declare("q")
+    ch.basic_publish("", "q", b"m")
+    assert holder.basic_get("q")[0] is not None           # unacked on holder
+    if closed_by == "client":
+        ch.close()
+    else:
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+            ch.queue_declare("missing", passive=True)
+    with pytest.raises(pika.exceptions.ChannelWrongStateError, match="Channel is closed"):
+        ch.basic_get("q")
+    assert conn.is_open and not conn.is_closed             # not read yet
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+        conn.process_data_events(0)
+    assert (e.value.reply_code, e.value.reply_text) == (
+        504, "CHANNEL_ERROR - expected 'channel.open'")
+    assert (conn.is_open, holder.is_open) == (False, False)
+    other = pika.BlockingConnection(pika.ConnectionParameters("localhost")).channel()
+    m, _p, body = other.basic_get("q", auto_ack=True)
+    assert m is not None and (body, m.redelivered) == (b"m", True)
+    with pytest.raises(pika.exceptions.ConnectionWrongStateError,
+                       match="called on closed connection"):
+        conn.close()
 
 
 def test_client_close_then_bus_close_is_no_shutdown_error(conn: pika.BlockingConnection

@@ -115,8 +115,14 @@ class BlockingChannel(TxMethods):
     # error plumbing ----------------------------------------------------------------------
 
     def _live(self) -> bool:
-        """Open, or closed by an asynchronous method's error pika has not read yet."""
-        return self._native.is_open or self._pending is not None
+        """Open, or closed by an asynchronous method's error or by its connection's
+        close, which pika has not read yet."""
+        return (self._native.is_open or self._pending is not None
+                or self._went_with_connection() and self._connection._unread_close())
+
+    def _went_with_connection(self) -> bool:
+        """Closed with its connection, not on its own before it."""
+        return self._native._closed_with_connection
 
     def _take_close(self) -> exceptions.AMQPError | None:
         """The Channel.Close for an asynchronous method's error is read now (by the next
@@ -125,7 +131,9 @@ class BlockingChannel(TxMethods):
         if err is not None:
             self._forget_consumers()
             return err
-        return self._connection._take_shutdown()
+        if self._native.is_open or self._went_with_connection():
+            return self._connection._take_shutdown()
+        return None  # closed on its own: pika raises without reading anything
 
     def _forget_consumers(self) -> None:
         """The broker closed the channel: no consumer or consume() generator is left."""
@@ -165,7 +173,12 @@ class BlockingChannel(TxMethods):
 
     def _async(self, fn: Callable[[], Any]) -> None:
         """An asynchronous method: an error closes the channel; the channel's next call
-        raises it (pika reads the Channel.Close then), unless pumping read it first."""
+        raises it (pika reads the Channel.Close then), unless pumping read it first.
+        After a connection error pika has not read yet (the 504 of a basic_get on a
+        closed channel), the socket is still open: the frame goes out and the broker,
+        which is closing the connection, ignores it."""
+        if self._connection._lost is not None and self._went_with_connection():
+            return
         pending = self._take_close()
         if pending is not None:
             raise pending
@@ -356,6 +369,9 @@ class BlockingChannel(TxMethods):
             _deprecated("basic_get(no_ack=...)", "basic_get(auto_ack=...)")
             auto_ack = no_ack
         name = _short(queue, "queue", required=True)
+        if self._pending is None and not self._native.is_open:
+            self._connection._raise_shutdown()  # (the first I/O reads a broker's close)
+            self._connection._frame_on_closed_channel()  # raises, as pika's basic_get
         m: Message | None = self._sync(lambda: self._native.basic_get(name, auto_ack))
         if m is None:
             return None, None, None

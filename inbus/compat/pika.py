@@ -41,6 +41,10 @@ Theory of operation
   shutting down: the next call that pika would do I/O for raises
   ``ConnectionClosedByBroker(320, "CONNECTION_FORCED - ...")``, once
   (``BlockingConnection._take_shutdown``).
+- pika's ``basic_get`` sends its frame whatever its channel's state: on a closed channel
+  of an open connection that is RabbitMQ's connection error 504 (``CHANNEL_ERROR -
+  expected 'channel.open'``), read by the connection's next I/O, as on the wire
+  (``BlockingConnection._frame_on_closed_channel``).
 - pika 0.x signatures (``basic_consume(callback, queue=..., no_ack=...)``,
   ``exchange_declare(exchange=..., type=...)``, ``basic_get(queue, no_ack=...)``) are
   accepted with a ``DeprecationWarning``.
@@ -155,17 +159,21 @@ class BlockingConnection:
         self._next_timer = 1
         self._closed_by_client = False
         self._shutdown_read = False  # the bus's shutdown was raised (see _take_shutdown)
+        # A connection error the broker sent that pika has not read yet (see
+        # _frame_on_closed_channel): the connection looks open until it is read.
+        self._lost: exceptions.ConnectionClosedByBroker | None = None
         self._blocked_callbacks: list[Callable[..., Any]] = []
 
     # state ---------------------------------------------------------------------------
 
     @property
     def is_open(self) -> bool:
-        return self._native.is_open
+        """Also while the broker's close is not read yet (see _take_shutdown), as pika."""
+        return self._native.is_open or self._unread_close()
 
     @property
     def is_closed(self) -> bool:
-        return not self._native.is_open
+        return not self.is_open
 
     @property
     def bus(self) -> Bus:
@@ -178,21 +186,49 @@ class BlockingConnection:
                 "BlockingConnection is closed" if self._closed_by_client
                 else "BlockingConnection was closed by the broker")
 
+    def _unread_close(self) -> bool:
+        """The broker closed this connection and pika has not read it yet."""
+        return self._lost is not None or not (
+            self._shutdown_read or self._closed_by_client or self._native.is_open
+            or not self._bus._closing)
+
     def _take_shutdown(self) -> exceptions.ConnectionClosedByBroker | None:
-        """The bus closed under this connection, as a broker that shuts down: the first
-        call that pika would do I/O for reads the broker's Connection.Close and raises
-        ``ConnectionClosedByBroker(320, "CONNECTION_FORCED ...")``; once. Later calls
-        find the connection and its channels closed (ConnectionWrongStateError,
-        ChannelWrongStateError, or pika's ValueError for a closed I/O loop), as in pika."""
-        if (self._shutdown_read or self._closed_by_client or self._native.is_open
-                or not self._bus._closing):
+        """The broker's Connection.Close, read by the first call that pika would do I/O
+        for, once: a connection error not read yet (``_lost``), or the bus closed under
+        this connection, as a broker that shuts down (``ConnectionClosedByBroker(320,
+        "CONNECTION_FORCED ...")``). Later calls find the connection and its channels
+        closed (ConnectionWrongStateError, ChannelWrongStateError, or pika's ValueError
+        for a closed I/O loop), as in pika."""
+        err = self._lost
+        if err is not None:
+            self._lost = None
+        elif not self._unread_close():
             return None
-        self._shutdown_read = True
+        else:
+            self._shutdown_read = True
+            err = exceptions.ConnectionClosedByBroker(320, _SHUTDOWN)
         for ch in self._channels:
             ch._pending = None
             ch._forget_consumers()
         self._timers.clear()
-        return exceptions.ConnectionClosedByBroker(320, _SHUTDOWN)
+        return err
+
+    def _frame_on_closed_channel(self) -> None:
+        """pika's ``basic_get`` sends its frame whatever its channel's state. On a closed
+        connection that raises ConnectionWrongStateError. On an open one the channel
+        number is free at the broker, so RabbitMQ closes the connection with its error
+        504 (``expected 'channel.open'``); pika raises ChannelWrongStateError for the
+        call, and the connection's next I/O reads the 504. Here the connection closes
+        now (its channels' unacked messages go back, its exclusive queues go) and the
+        504 is raised once, by the next call that pika would do I/O for."""
+        if self._lost is None:
+            if not self._native.is_open:
+                raise exceptions.ConnectionWrongStateError(
+                    "Attempted to send a frame on closed connection.")
+            self._native.close()
+            self._lost = exceptions.ConnectionClosedByBroker(
+                504, "CHANNEL_ERROR - expected 'channel.open'")
+        raise exceptions.ChannelWrongStateError("Channel is closed.")
 
     def _raise_shutdown(self) -> None:
         err = self._take_shutdown()

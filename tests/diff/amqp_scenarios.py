@@ -1969,6 +1969,41 @@ def connection_error_closes_channels(pika: ModuleType, params: Any, ns: str) -> 
         return out
 
 
+# pika's basic_get sends its frame whatever the channel's state. On an open connection
+# the channel number is free at the broker: RabbitMQ's connection error 504, read by the
+# connection's next I/O (the call itself raises ChannelWrongStateError); the connection's
+# unacked deliveries go back (redelivered). On a closed connection the send raises
+# ConnectionWrongStateError.
+@scenario("connection", expect=["ChannelWrongStateError", True,
+                                (504, "CHANNEL_ERROR - expected 'channel.open'"),
+                                (False, False), (b"m", True),
+                                "Attempted to send a frame on closed connection."])
+def basic_get_on_a_closed_channel(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as other:
+        q = other.q("q", exclusive=False)
+        other.ch.basic_publish("", q, b"m")
+        conn = pika.BlockingConnection(params)
+        ch, holder = conn.channel(), conn.channel()
+        assert holder.basic_get(q)[0] is not None          # unacked on holder
+        ch.close()
+        out: list[Any] = [wrong_state(pika, lambda: ch.basic_get(q))]
+        out.append(conn.is_open)                            # the 504 is not read yet
+        try:
+            conn.channel()
+            out.append("no error")
+        except pika.exceptions.ConnectionClosedByBroker as e:
+            out.append((e.reply_code, e.reply_text))
+        out.append((conn.is_open, holder.is_open))
+        m, _p, body = other.get_wait(q)
+        out.append((body, m.redelivered) if m is not None else None)
+        try:
+            holder.basic_get(q)
+            out.append("no error")
+        except pika.exceptions.ConnectionWrongStateError as e:
+            out.append(str(e))
+        return out
+
+
 # RabbitMQ: with-statement closes the connection; a channel as context manager closes it.
 @scenario("connection", expect=[True, True, True])
 def connection_context_managers(pika: ModuleType, params: Any, ns: str) -> list[Any]:
