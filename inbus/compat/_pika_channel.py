@@ -4,11 +4,9 @@ theory of operation."""
 
 from __future__ import annotations
 
-import time
 import uuid
 import warnings
-from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import _errors as _e
@@ -16,6 +14,7 @@ from .._channel import Channel as _NativeChannel
 from .._message import BasicProperties, Message
 from .._message import ReturnedMessage as _NativeReturned
 from . import pika_exceptions as exceptions
+from ._pika_consume import ConsumeGenerator, _Generator
 from ._pika_spec import ExchangeType, Method, ReturnedMessage, spec
 from ._pika_tx import TxMethods
 from ._pika_wire import copy_props as _copy_props
@@ -49,20 +48,10 @@ class _ConsumerInfo:
         self.cancelled = False
 
 
-class _Generator:
-    __slots__ = ("params", "tag", "pending", "auto_ack")
-
-    def __init__(self, params: tuple[Any, ...], auto_ack: bool) -> None:
-        self.params = params
-        self.tag = ""
-        self.auto_ack = auto_ack
-        self.pending: deque[tuple[Any, BasicProperties, bytes]] = deque()
-
-
 # --------------------------------------------------------------------------- channel
 
 
-class BlockingChannel(TxMethods):
+class BlockingChannel(ConsumeGenerator, TxMethods):
     """pika's BlockingChannel over a native :class:`inbus.Channel`."""
 
     def __init__(self, connection: BlockingConnection, native: _NativeChannel) -> None:
@@ -72,7 +61,7 @@ class BlockingChannel(TxMethods):
         self._consumers: dict[str, _ConsumerInfo] = {}
         self._return_callbacks: list[Callable[..., Any]] = []
         self._cancel_callbacks: list[Callable[..., Any]] = []
-        self._gen: _Generator | None = None
+        self._gen: _Generator | None = None  # (the consume() generator's state)
         self._confirm = False
         native.add_on_cancel_callback(self._on_broker_cancel)
 
@@ -519,71 +508,6 @@ class BlockingChannel(TxMethods):
             self.basic_cancel(consumer_tag)
         else:
             self._cancel_all_consumers()
-
-    def consume(self, queue: str, auto_ack: bool = False, exclusive: bool = False,
-                arguments: dict[str, Any] | None = None,
-                inactivity_timeout: float | None = None,
-                consumer_tag: str | None = None
-                ) -> Generator[tuple[Any, Any, Any], None, None]:
-        """Yield ``(method, properties, body)`` per message, ``(None, None, None)`` after
-        ``inactivity_timeout`` seconds without one; ends when the consumer is cancelled
-        (``cancel()`` or by the broker)."""
-        params = (queue, auto_ack, exclusive)   # what pika compares
-        gen = self._gen
-        if gen is None:
-            gen = _Generator(params, auto_ack)
-
-            def on_message(ch: Any, method: Any, props: Any, body: bytes) -> None:
-                gen.pending.append((method, props, body))
-
-            gen.tag = self._consume(queue, on_message, auto_ack, exclusive, consumer_tag,
-                                    arguments)
-            self._gen = gen
-        elif gen.params != params:
-            raise ValueError("Consume with different params not allowed on existing queue "
-                             f"consumer generator; previous params: {gen.params!r}; "
-                             f"new params: {params!r}")
-        while True:
-            if gen.pending:
-                yield gen.pending.popleft()
-                continue
-            if self._gen is not gen or gen.tag not in self._consumers or not self._live():
-                self._connection._raise_shutdown()
-                return
-            deadline = None if inactivity_timeout is None \
-                else time.monotonic() + inactivity_timeout
-            while not gen.pending and self._gen is gen and gen.tag in self._consumers \
-                    and self._live():
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    break
-                self._process_data_events(left)   # raises if the broker closed the channel
-            if gen.pending:
-                continue
-            if self._gen is not gen or gen.tag not in self._consumers or not self._live():
-                self._connection._raise_shutdown()
-                return                      # cancelled (by cancel() or by the broker)
-            if deadline is not None:
-                yield None, None, None
-
-    def get_waiting_message_count(self) -> int:
-        """Messages received by the consume() generator but not yet yielded."""
-        return len(self._gen.pending) if self._gen is not None else 0
-
-    def cancel(self) -> int:
-        """Cancel the consume() generator's consumer; received but unyielded ackable
-        messages are nacked back to the queue. Returns 0, as pika 1.x does."""
-        gen, self._gen = self._gen, None
-        if gen is None:
-            return 0
-        pending = list(gen.pending)
-        gen.pending.clear()
-        self.basic_cancel(gen.tag)
-        if gen.auto_ack or not pending or self.is_closed:
-            return 0
-        for method, _p, _b in pending:
-            self.basic_nack(method.delivery_tag, requeue=True)
-        return 0  # (pika 1.x: "for compatibility with legacy implementation")
 
     # closing ---------------------------------------------------------------------------
 
