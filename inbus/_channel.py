@@ -548,6 +548,27 @@ class Channel(Topology, BlockingConsuming, Transactions):
                                           method="basic.recover")
             self._recover_locked(requeue=True)
 
+    def flow(self, active: bool = True) -> bool:
+        """AMQP channel.flow, as RabbitMQ answers it: ``active=True`` is accepted and
+        returned; ``active=False`` (asking the broker to stop sending) is its 540
+        NOT_IMPLEMENTED connection error. To pause deliveries use ``basic_qos`` or
+        ``basic_cancel``.
+
+        >>> from inbus import Bus, NotImplementedByBus
+        >>> ch = Bus().channel(); ch.flow(True)
+        True
+        >>> try:
+        ...     ch.flow(False)
+        ... except NotImplementedByBus as e:
+        ...     print(e.reply_code, e.reply_text, ch.is_open)
+        540 NOT_IMPLEMENTED - active=false False
+        """
+        with self._op():
+            if not active:
+                raise NotImplementedByBus("active=false", scope="connection",
+                                          method="channel.flow")
+            return True
+
     def _recover_locked(self, requeue: bool) -> None:
         if self._unacked:
             entries = list(self._unacked.values())

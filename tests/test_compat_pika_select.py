@@ -259,11 +259,22 @@ def test_confirm_delivery_needs_an_ack_nack_callback() -> None:
     def body(conn: Any, ch: Any, log: Log) -> None:
         with pytest.raises(ValueError, match="requires a callback"):
             ch.confirm_delivery(None)
-        with pytest.raises(NotImplementedError, match="Channel.flow is not supported"):
-            ch.flow(False)
         log.append("checked")
         conn.close()
     assert run(on_channel(body))[0] == "checked"
+
+
+def test_flow_true_is_accepted_and_false_is_rabbitmqs_540() -> None:
+    def body(conn: Any, ch: Any, log: Log) -> None:
+        def flowed(active: Any) -> None:
+            log.append(("flow-ok", active, ch.flow_active))
+            ch.flow(False, callback=lambda a: log.append(("never", a)))
+        ch.flow(True, callback=flowed)
+    text = "NOT_IMPLEMENTED - active=false"
+    assert run(on_channel(body)) == [
+        ("flow-ok", True, True),
+        ("ch-closed", 1, "ConnectionClosedByBroker", 540, text),
+        ("conn-closed", "ConnectionClosedByBroker", 540, text)]
 
 
 # --------------------------------------------------------------------------- consumers

@@ -383,15 +383,24 @@ class Channel(ChannelMethods):
             self._native.close()
         return _CloseOk()
 
-    # --- not supported -------------------------------------------------------------------
+    # --- flow ----------------------------------------------------------------------------
 
-    def _unsupported(self, name: str) -> Any:
-        raise NotImplementedError(
-            f"Channel.{name} is not supported by inbus.compat.pika's asynchronous "
-            "adapters (see the README)")
+    def flow(self, active: bool, callback: Callable[[bool], Any] | None = None) -> None:
+        """Channel.Flow, as RabbitMQ answers it: ``active=True`` is accepted and
+        ``callback(True)`` runs; ``active=False`` is its connection error 540
+        ``NOT_IMPLEMENTED - active=false`` (:meth:`inbus.Channel.flow`)."""
+        self._raise_if_not_open()
+        _check_rpc_callback(callback)
 
-    def flow(self, active: bool, callback: Callback | None = None) -> None:
-        self._unsupported("flow")
+        def op() -> Any:
+            self._nat.flow(active)
+            return spec.Channel.FlowOk(True)
+
+        def on_flow_ok(frame: Any) -> None:
+            self.flow_active = frame.method.active
+            if callback is not None:
+                callback(frame.method.active)
+        self._rpc(op, on_flow_ok, True)
 
 
 

@@ -63,6 +63,7 @@ class BlockingChannel(ConsumeGenerator, TxMethods):
         self._cancel_callbacks: list[Callable[..., Any]] = []
         self._gen: _Generator | None = None  # (the consume() generator's state)
         self._confirm = False
+        self._get_waits = False  # a basic_get waits for its reply (see basic_get)
         native.add_on_cancel_callback(self._on_broker_cancel)
 
     # state ---------------------------------------------------------------------------
@@ -358,10 +359,18 @@ class BlockingChannel(ConsumeGenerator, TxMethods):
             _deprecated("basic_get(no_ack=...)", "basic_get(auto_ack=...)")
             auto_ack = no_ack
         name = _short(queue, "queue", required=True)
+        # As pika's: it waits for the reply from here on, and a basic_get that raised
+        # never gets one, so the channel refuses any later basic_get
+        if self._get_waits:
+            raise exceptions.DuplicateGetOkCallback()
+        self._get_waits = True
         if self._pending is None and not self._native.is_open:
-            self._connection._raise_shutdown()  # (the first I/O reads a broker's close)
-            self._connection._frame_on_closed_channel()  # raises, as pika's basic_get
+            # pika sends the frame whatever the channel's state
+            if self._went_with_connection():   # (open to pika: it reads the close)
+                self._connection._raise_shutdown()
+            self._connection._frame_on_closed_channel(self.channel_number)  # raises
         m: Message | None = self._sync(lambda: self._native.basic_get(name, auto_ack))
+        self._get_waits = False
         if m is None:
             return None, None, None
         method = spec.Basic.GetOk(m.delivery_tag, m.redelivered, m.exchange, m.routing_key,
@@ -524,6 +533,6 @@ class BlockingChannel(ConsumeGenerator, TxMethods):
         self._native.close()
 
     def flow(self, active: bool) -> bool:
-        self._before_sync()
-        return active
+        """RabbitMQ accepts only ``active=True``; False is its connection error 540."""
+        return bool(self._sync(lambda: self._native.flow(active)))
 

@@ -87,6 +87,11 @@ class _Exchange:
     UnbindOk = _method("Exchange.UnbindOk")
 
 
+class _Channel:
+    Flow = _method("Channel.Flow", "active")
+    FlowOk = _method("Channel.FlowOk", "active")
+
+
 class _Confirm:
     SelectOk = _method("Confirm.SelectOk")
 
@@ -101,6 +106,7 @@ class spec:  # noqa: N801 - mirrors the module name ``pika.spec``
     """``pika.spec``: method classes with pika's attribute names, and BasicProperties."""
 
     Basic = _Basic
+    Channel = _Channel
     Queue = _Queue
     Exchange = _Exchange
     Confirm = _Confirm

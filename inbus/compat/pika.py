@@ -213,18 +213,22 @@ class BlockingConnection:
         self._timers.clear()
         return err
 
-    def _frame_on_closed_channel(self) -> None:
+    def _frame_on_closed_channel(self, number: int) -> None:
         """pika's ``basic_get`` sends its frame whatever its channel's state. On a closed
         connection that raises ConnectionWrongStateError. On an open one the channel
         number is free at the broker, so RabbitMQ closes the connection with its error
         504 (``expected 'channel.open'``); pika raises ChannelWrongStateError for the
-        call, and the connection's next I/O reads the 504. Here the connection closes
+        call, and the connection's next I/O reads the 504 (a close that is already on
+        its way stays what is read). Here the connection closes
         now (its channels' unacked messages go back, its exclusive queues go) and the
-        504 is raised once, by the next call that pika would do I/O for."""
-        if self._lost is None:
-            if not self._native.is_open:
-                raise exceptions.ConnectionWrongStateError(
-                    "Attempted to send a frame on closed connection.")
+        504 is raised once, by the next call that pika would do I/O for. (When a new
+        channel has the number, the frame goes to that channel; what pika then makes of
+        the reply is its own affair: nothing is done here.)"""
+        if not self.is_open:  # (closed, and pika knows it)
+            raise exceptions.ConnectionWrongStateError(
+                "Attempted to send a frame on closed connection.")
+        if self._native.is_open and not any(c.channel_number == number and c._live()
+                                            for c in self._channels):
             self._native.close()
             self._lost = exceptions.ConnectionClosedByBroker(
                 504, "CHANNEL_ERROR - expected 'channel.open'")

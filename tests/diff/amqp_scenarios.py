@@ -2004,6 +2004,48 @@ def basic_get_on_a_closed_channel(pika: ModuleType, params: Any, ns: str) -> lis
         return out
 
 
+# pika waits for a basic_get's reply until it comes: after one that raised (a missing
+# queue's 404, an earlier asynchronous error read by it, a closed channel), the channel
+# refuses any basic_get (DuplicateGetOkCallback) without sending it, so no 504 follows.
+@scenario("connection", expect=[("channel-error", 404, "NOT_FOUND - no queue 'NS.nope' in vhost '/'"),
+                                "DuplicateGetOkCallback",
+                                ("channel-error", 406, "PRECONDITION_FAILED - unknown delivery tag 999"),
+                                "DuplicateGetOkCallback", True])
+def basic_get_after_a_basic_get_that_raised(pika: ModuleType, params: Any,
+                                            ns: str) -> list[Any]:
+    conn = pika.BlockingConnection(params)
+
+    def get(ch: Any) -> Any:
+        try:
+            ch.basic_get(ns + ".nope")
+            return "no error"
+        except pika.exceptions.ChannelClosedByBroker as e:
+            return ("channel-error", e.reply_code, e.reply_text.replace(ns, "NS"))
+        except pika.exceptions.DuplicateGetOkCallback as e:
+            return type(e).__name__
+    try:
+        ch = conn.channel()
+        out = [get(ch), get(ch)]
+        ch2 = conn.channel()
+        ch2.basic_ack(999)
+        out += [get(ch2), get(ch2)]
+        conn.channel().queue_declare("", exclusive=True)
+        out.append(conn.is_open)
+        return out
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+# RabbitMQ accepts channel.flow active=true (pika's BlockingChannel.flow returns it) and
+# answers active=false with its connection error 540.
+@scenario("connection", expect=[("ok", True),
+                                ("connection-error", 540, "NOT_IMPLEMENTED - active=false")])
+def channel_flow(pika: ModuleType, params: Any, ns: str) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        return [s.attempt(lambda ch: ch.flow(True)), s.attempt(lambda ch: ch.flow(False))]
+
+
 # RabbitMQ: with-statement closes the connection; a channel as context manager closes it.
 @scenario("connection", expect=[True, True, True])
 def connection_context_managers(pika: ModuleType, params: Any, ns: str) -> list[Any]:

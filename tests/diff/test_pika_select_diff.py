@@ -241,6 +241,23 @@ def connection_error_closes_all(pika: ModuleType, conn: Any, ch: Any, log: Log,
 
 
 @scenario
+def channel_flow(pika: ModuleType, conn: Any, ch: Any, log: Log, ns: str) -> None:
+    """Channel.Flow: RabbitMQ accepts active=True (FlowOk, the callback gets True) and
+    answers active=False with its connection error 540."""
+    def flowed(active: Any) -> None:
+        log.append(("flow-ok", active, ch.flow_active))
+        ch.flow(False, callback=lambda a: log.append(("never", a)))
+    ch.flow(True, callback=flowed)
+
+
+EXPECT["channel_flow"] = [
+    ("flow-ok", True, True),
+    ("ch-closed", 1, "ConnectionClosedByBroker", 540, "NOT_IMPLEMENTED - active=false"),
+    ("conn-closed", "ConnectionClosedByBroker", 540, "NOT_IMPLEMENTED - active=false"),
+]
+
+
+@scenario
 def confirms_returns_and_nacks(pika: ModuleType, conn: Any, ch: Any, log: Log,
                                ns: str) -> None:
     """Each publish's confirm (RabbitMQ may confirm several at once, and an unroutable
