@@ -351,6 +351,7 @@ def test_bus_shutdown_is_connection_forced_once(first: str) -> None:
     ch, other = conn.channel(), conn.channel()
     ch.queue_declare("q")
     pika.get_bus(params).close()
+    assert (conn.is_open, ch.is_open, other.is_open) == (True, True, True)  # not read yet
     calls = {"basic_publish": lambda: ch.basic_publish("", "q", b"x"),
              "queue_declare": lambda: ch.queue_declare("q2"),
              "basic_get": lambda: ch.basic_get("q"),
