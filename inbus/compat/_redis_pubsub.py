@@ -331,7 +331,8 @@ class PubSub:
             msg = self._native.get_message(timeout=timeout)
         if msg is None:
             return None
-        self._replied()
+        if self.health_check_interval:
+            self._replied()
         kind = msg["type"]
         if kind == "error":
             raise ResponseError(msg["data"])
