@@ -396,6 +396,30 @@ class Bus(Broker):
         """Redis PUBSUB NUMPAT: the number of distinct patterns subscribed."""
         return int(self._pubsub_hub().pubsub_numpat())
 
+    def spublish(self, channel: Any, message: Any) -> int:
+        """Redis 7 SPUBLISH: send ``message`` to the shard subscribers of ``channel``
+        (``PubSub.ssubscribe``); returns how many got it. Shard channels are a namespace of
+        their own: ``publish`` does not reach them, nor ``spublish`` channel or pattern
+        subscribers.
+
+        >>> from inbus import Bus
+        >>> bus = Bus(); p = bus.pubsub(); p.ssubscribe("orders")
+        >>> bus.spublish("orders", "o-1"), bus.publish("orders", "o-2")
+        (1, 0)
+        >>> p.get_message()["type"], p.get_message()["type"]
+        ('ssubscribe', 'smessage')
+        """
+        return int(self._pubsub_hub().spublish(channel, message))
+
+    def pubsub_shardchannels(self, pattern: Any = None) -> list[bytes]:
+        """Redis PUBSUB SHARDCHANNELS: shard channels with at least one shard subscriber
+        (``pattern``: only the names it matches, as a Redis glob)."""
+        return list(self._pubsub_hub().pubsub_shardchannels(pattern))
+
+    def pubsub_shardnumsub(self, *channels: Any) -> list[tuple[bytes, int]]:
+        """Redis PUBSUB SHARDNUMSUB: (shard channel, shard subscriber count) pairs."""
+        return list(self._pubsub_hub().pubsub_shardnumsub(*channels))
+
     # --- observability and lifecycle ---------------------------------------------------------
 
     def statistics(self) -> BusStatistics:

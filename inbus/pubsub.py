@@ -26,6 +26,10 @@ subscriptions are dropped at once, its pending messages are discarded, and its n
 raises :class:`inbus.SubscriberClosed`. The publish still counts that delivery (Redis
 counts it too). Memory is therefore never unbounded.
 
+Sharded pub/sub (Redis 7's SSUBSCRIBE / SPUBLISH, ``smessage``) lives in
+:mod:`inbus._shard`, mixed into both classes; the reader thread in
+:mod:`inbus._pubsub_worker`.
+
 Values are bytes, as redis-py returns them: ``str`` is encoded as UTF-8, ``int`` and
 ``float`` become their decimal text (``repr``), ``bool`` and other types are refused with
 ``TypeError``. ``decode=True`` returns ``str`` values instead.
@@ -41,7 +45,9 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from inbus._errors import PubSubError, SubscriberClosed
-from inbus._pubsub import Message, Registry
+from inbus._pubsub import Message, Registry, _names, encode
+from inbus._pubsub_worker import PubSubWorkerThread
+from inbus._shard import ShardedHub, ShardedSubscriber
 
 __all__ = ["PubSubHub", "PubSub", "PubSubWorkerThread", "encode"]
 
@@ -59,31 +65,6 @@ class _Worker(Protocol):
     def join(self, timeout: float | None = None) -> None: ...
 
 
-def encode(value: object, what: str = "value") -> bytes:
-    """Encode a channel, pattern or message as redis-py does.
-
-    >>> encode("é"), encode(42), encode(1.5), encode(b"x")
-    (b'\\xc3\\xa9', b'42', b'1.5', b'x')
-    """
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be bytes, str, int or float, "
-                        f"not {type(value).__name__}")
-    return repr(value).encode()
-
-
-def _names(args: tuple[Any, ...], what: str) -> list[Any]:
-    # redis-py's list_or_args: a list or tuple as the first argument is expanded.
-    if args and isinstance(args[0], (list, tuple)):
-        return [*args[0], *args[1:]]
-    return list(args)
-
-
 def _decode(msg: Message) -> Message:
     out = dict(msg)
     for key in ("pattern", "channel", "data"):
@@ -93,7 +74,7 @@ def _decode(msg: Message) -> Message:
     return out
 
 
-class PubSubHub:
+class PubSubHub(ShardedHub):
     """Every subscriber of one Bus, with its lock. The Bus forwards to it.
 
     >>> hub = PubSubHub()
@@ -154,11 +135,15 @@ class PubSubHub:
                         if not sub._push({"type": "pmessage", "pattern": pat, "channel": ch,
                                           "data": data}, size):
                             over.append(sub)
-            for sub in over:
-                self._disconnect_locked(sub, "its pending buffer overflowed "
-                                        f"(max_pending={sub._max_pending}, "
-                                        f"max_pending_bytes={sub._max_bytes})")
+            if over:
+                self._overflowed_locked(over)
             return n
+
+    def _overflowed_locked(self, over: list[PubSub]) -> None:
+        for sub in over:
+            self._disconnect_locked(sub, "its pending buffer overflowed "
+                                    f"(max_pending={sub._max_pending}, "
+                                    f"max_pending_bytes={sub._max_bytes})")
 
     def pubsub(self, ignore_subscribe_messages: bool = False, *,
                max_pending: int = DEFAULT_MAX_PENDING,
@@ -250,7 +235,7 @@ class PubSubHub:
             self._registry.drop(sub)
             self._open.discard(sub)
 
-    def _held(self, sub: PubSub) -> tuple[list[bytes], list[bytes]]:
+    def _held(self, sub: PubSub) -> tuple[list[bytes], list[bytes], list[bytes]]:
         with self._lock:
             return self._registry.subscriptions(sub)
 
@@ -269,7 +254,7 @@ class PubSubHub:
             self._threads.discard(t)
 
 
-class PubSub:
+class PubSub(ShardedSubscriber):
     """One subscriber, in redis-py's shape. Create it with ``bus.pubsub()``.
 
     >>> hub = PubSubHub()
@@ -296,8 +281,10 @@ class PubSub:
         self._closed_by_user = False
         self._ch_handlers: dict[bytes, Handler | None] = {}
         self._pat_handlers: dict[bytes, Handler | None] = {}
+        self._shard_handlers: dict[bytes, Handler | None] = {}
         self._pending_unsub: set[bytes] = set()
         self._pending_punsub: set[bytes] = set()
+        self._pending_sunsub: set[bytes] = set()
         self._fast = not decode  # no handler and no decoding: get_message's fast path
 
     def _push(self, msg: Message, size: int) -> bool:
@@ -314,7 +301,7 @@ class PubSub:
 
     def _refresh_fast(self) -> None:
         self._fast = not self.decode and not any(self._ch_handlers.values()) and \
-            not any(self._pat_handlers.values())
+            not any(self._pat_handlers.values()) and not any(self._shard_handlers.values())
 
     # -- subscriptions ---------------------------------------------------------------------
 
@@ -371,7 +358,7 @@ class PubSub:
 
     @property
     def subscribed(self) -> bool:
-        """True while the bus holds at least one channel or pattern for this subscriber."""
+        """True while the bus holds a channel, pattern or shard channel for this subscriber."""
         return self._closed is None and self._hub._count(self) > 0
 
     @property
@@ -406,27 +393,31 @@ class PubSub:
                 return None
             msg = got
         kind = msg["type"]
-        if self._fast and (kind == "message" or kind == "pmessage"):
+        if self._fast and (kind == "message" or kind == "pmessage" or kind == "smessage"):
             self._bytes_out += len(msg["data"])
             return msg
         return self._handle(msg, kind, ignore_subscribe_messages)
 
     def _handle(self, msg: Message, kind: str, ignore_subscribe_messages: bool
                 ) -> Message | None:
-        if kind == "message" or kind == "pmessage":
+        if kind == "message" or kind == "pmessage" or kind == "smessage":
             data: bytes = msg["data"]
             self._bytes_out += len(data)
             if kind == "message":
                 handler = self._ch_handlers.get(msg["channel"]) if self._ch_handlers else None
-            else:
+            elif kind == "pmessage":
                 handler = self._pat_handlers.get(msg["pattern"])
+            else:
+                handler = self._shard_handlers.get(msg["channel"])
             if handler is not None:
                 handler(_decode(msg) if self.decode else msg)
                 return None
             return _decode(msg) if self.decode else msg
-        if kind == "unsubscribe" or kind == "punsubscribe":
-            pending, table = ((self._pending_unsub, self._ch_handlers) if kind == "unsubscribe"
-                              else (self._pending_punsub, self._pat_handlers))
+        if kind == "unsubscribe" or kind == "punsubscribe" or kind == "sunsubscribe":
+            pending, table = {"unsubscribe": (self._pending_unsub, self._ch_handlers),
+                              "punsubscribe": (self._pending_punsub, self._pat_handlers),
+                              "sunsubscribe": (self._pending_sunsub, self._shard_handlers),
+                              }[kind]
             name = msg["channel"]
             if name in pending:
                 pending.discard(name)
@@ -508,13 +499,16 @@ class PubSub:
         >>> _ = hub.publish("a", "x"); got.wait(5), t.stop(), t.join(5)
         (True, None, None)
         """
-        chans, pats = self._hub._held(self)
+        chans, pats, shards = self._hub._held(self)
         for name in chans:
             if self._ch_handlers.get(name) is None:
                 raise PubSubError(f"Channel: {name!r} has no handler registered")
         for name in pats:
             if self._pat_handlers.get(name) is None:
                 raise PubSubError(f"Pattern: {name!r} has no handler registered")
+        for name in shards:
+            if self._shard_handlers.get(name) is None:
+                raise PubSubError(f"Shard Channel: {name!r} has no handler registered")
         t = PubSubWorkerThread(self, sleep_time, daemon=daemon,
                                exception_handler=exception_handler)
         self._hub._add_thread(t)
@@ -551,42 +545,3 @@ class PubSub:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class PubSubWorkerThread(threading.Thread):
-    """The thread of :meth:`PubSub.run_in_thread`; ``stop()`` ends it and closes the PubSub."""
-
-    def __init__(self, pubsub: PubSub, sleep_time: float, *, daemon: bool,
-                 exception_handler: Callable[[BaseException, PubSub,
-                                              PubSubWorkerThread], Any] | None) -> None:
-        super().__init__(name="inbus-pubsub-worker", daemon=daemon)
-        self.pubsub = pubsub
-        self.sleep_time = sleep_time
-        self.exception_handler = exception_handler
-        self._running = True
-
-    def run(self) -> None:
-        p = self.pubsub
-        timeout = self.sleep_time if self.sleep_time > 0 else None
-        try:
-            while self._running:
-                try:
-                    p.get_message(ignore_subscribe_messages=True, timeout=timeout)
-                except SubscriberClosed as exc:
-                    if not p._closed_by_user and self.exception_handler is not None:
-                        self.exception_handler(exc, p, self)
-                    elif not p._closed_by_user:
-                        raise
-                    break
-                except BaseException as exc:
-                    if self.exception_handler is None:
-                        raise
-                    self.exception_handler(exc, p, self)
-        finally:
-            p.close()
-            p._hub._remove_thread(self)
-
-    def stop(self) -> None:
-        """Ask the thread to end; it wakes at once, closes its PubSub and exits."""
-        self._running = False
-        self.pubsub._interrupt()

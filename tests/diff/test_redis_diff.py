@@ -9,6 +9,7 @@ INBUS_REQUIRE_SERVERS=1 (see redis_support.real_redis_module).
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -66,6 +67,11 @@ class Backend:
         command sent on a subscriber's connection may reach the real server after a publish
         sent later on another connection. ``channel`` must be the scenario's own (prefixed)."""
         self._wait(f"PUBSUB NUMSUB {channel!r}", lambda: r.pubsub_numsub(channel)[0][1], n)
+
+    def wait_shardnumsub(self, r: Any, channel: Any, n: int) -> None:
+        """:meth:`wait_numsub` for shard channels (PUBSUB SHARDNUMSUB), before an SPUBLISH."""
+        self._wait(f"PUBSUB SHARDNUMSUB {channel!r}",
+                   lambda: r.pubsub_shardnumsub(channel)[0][1], n)
 
     def wait_numpat(self, r: Any, n: int) -> None:
         """Wait until PUBSUB NUMPAT is ``n``; the same race as :meth:`wait_numsub`, for
@@ -456,6 +462,296 @@ def resubscribe_after_reset(b: Backend) -> list[Any]:
     b.wait_numsub(r, b.P + "a", 0)  # the server notices the closed connection
     p.subscribe(b.P + "b")
     return [*b.drain(p), r.publish(b.P + "a", "x"), r.publish(b.P + "b", "y"), *b.drain(p)]
+
+
+# -- sharded pub/sub (Redis 7): asked of the server, not guessed --------------------------
+
+def attempt(fn: Callable[[], Any]) -> Any:
+    """The result, or the exception's type name and text (both sides raise redis-py's)."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - the observation is the exception
+        return (type(e).__name__, str(e))
+
+
+@scenario
+def shard_confirmation_counts_apart(b: Backend) -> list[Any]:
+    p = b.pubsub(b.client())
+    p.subscribe(b.P + "a", b.P + "b")
+    p.psubscribe(b.P + "x*")
+    p.ssubscribe(b.P + "a", b.P + "s")
+    p.ssubscribe(b.P + "s")
+    obs: list[Any] = b.drain(p)
+    p.sunsubscribe(b.P + "a", b.P + "zz")
+    p.unsubscribe(b.P + "a", b.P + "b")
+    p.punsubscribe()
+    obs += [*b.drain(p), p.subscribed, dict(p.shard_channels)]
+    p.sunsubscribe()
+    obs += [*b.drain(p), p.subscribed, dict(p.shard_channels)]
+    p.sunsubscribe()  # nothing held: confirmed once, None; hidden as nothing is subscribed
+    return [*obs, p.get_message(timeout=0.1), p.parse_response(block=False, timeout=1)]
+
+
+@scenario
+def sunsubscribe_all_with_nothing_held(b: Backend) -> list[Any]:
+    r = b.client()
+    p = b.pubsub(r)
+    p.sunsubscribe()
+    obs: list[Any] = [p.parse_response(block=False, timeout=1)]
+    p.subscribe(b.P + "a")
+    p.sunsubscribe()  # a channel is held: the confirmation is seen, its count is 0
+    return obs + b.drain(p)
+
+
+@scenario
+def spublish_and_publish_do_not_cross(b: Backend) -> list[Any]:
+    r = b.client()
+    base = r.pubsub_numpat()
+    p = b.pubsub(r, ignore_subscribe_messages=True)
+    q = b.pubsub(r, ignore_subscribe_messages=True)
+    p.subscribe(b.P + "a")
+    p.psubscribe(b.P + "*")
+    q.ssubscribe(b.P + "a", b.P + "s")
+    b.wait_numsub(r, b.P + "a", 1)
+    b.wait_numpat(r, base + 1)
+    b.wait_shardnumsub(r, b.P + "s", 1)
+    counts = [r.spublish(b.P + "a", "shard"), r.publish(b.P + "a", "classic"),
+              r.publish(b.P + "s", "classic"), r.spublish(b.P + "s", "shard"),
+              r.spublish(b.P + "none", "x")]
+    return [counts, b.drain(p), b.drain(q)]
+
+
+@scenario
+def shard_and_classic_on_one_client(b: Backend) -> list[Any]:
+    r = b.client()
+    p = b.pubsub(r)
+    p.subscribe(b.P + "c")
+    p.ssubscribe(b.P + "c")
+    b.wait_numsub(r, b.P + "c", 1)
+    b.wait_shardnumsub(r, b.P + "c", 1)
+    obs: list[Any] = [r.publish(b.P + "c", "1"), r.spublish(b.P + "c", "2")]
+    return [*obs, *b.drain(p)]
+
+
+@scenario
+def shard_introspection(b: Backend) -> list[Any]:
+    r = b.client()
+    p, q = b.pubsub(r), b.pubsub(r)
+    p.subscribe(b.P + "c")
+    p.ssubscribe(b.P + "s1", b.P + "c")
+    q.ssubscribe(b.P + "s1", b.P + "s2")
+    b.drain(p), b.drain(q)
+    ours = [c for c in r.pubsub_shardchannels() if c.startswith(b.P.encode())]
+    obs = [sorted(ours), sorted(r.pubsub_shardchannels(b.P + "s?")),
+           sorted(r.pubsub_channels(b.P + "*")),
+           r.pubsub_shardnumsub(b.P + "s1", b.P + "s2", b.P + "c", b.P + "none"),
+           r.pubsub_numsub(b.P + "s1", b.P + "c"), r.pubsub_shardnumsub()]
+    p.close()
+    b.wait_shardnumsub(r, b.P + "c", 0)  # the server notices the closed connection
+    return [*obs, r.pubsub_shardnumsub(b.P + "s1", b.P + "c"), r.spublish(b.P + "c", "x")]
+
+
+@scenario
+def shard_decode_responses(b: Backend) -> list[Any]:
+    r = b.client(decode_responses=True)
+    p = b.pubsub(r)
+    p.ssubscribe(b.P + "d")
+    b.wait_shardnumsub(r, b.P + "d", 1)
+    obs: list[Any] = [r.spublish(b.P + "d", "é"), r.spublish(b.P + "d", 5)]
+    return [*obs, *b.drain(p), dict(p.shard_channels), r.pubsub_shardnumsub(b.P + "d"),
+            r.pubsub_shardchannels(b.P + "d")]
+
+
+@scenario
+def shard_handlers(b: Backend) -> list[Any]:
+    r = b.client()
+    p = b.pubsub(r)
+    seen: list[Any] = []
+    p.ssubscribe(**{b.P + "h": seen.append})
+    p.ssubscribe(b.P + "n")
+    b.wait_shardnumsub(r, b.P + "n", 1)
+    r.spublish(b.P + "h", "1")
+    r.spublish(b.P + "n", "2")
+    obs: list[Any] = [b.drain(p), attempt(p.run_in_thread)]
+    p.sunsubscribe(b.P + "h")
+    b.wait_shardnumsub(r, b.P + "h", 0)
+    r.spublish(b.P + "h", "late")
+    return [*obs, b.drain(p), seen, sorted(p.shard_channels)]
+
+
+@scenario
+def shard_run_in_thread(b: Backend) -> list[Any]:
+    r = b.client()
+    p = b.pubsub(r)
+    got: list[Any] = []
+    done = threading.Event()
+    p.ssubscribe(**{b.P + "t": lambda m: (got.append(m), done.set())})
+    t = p.run_in_thread(sleep_time=0.01, sharded_pubsub=True)
+    b.wait_shardnumsub(r, b.P + "t", 1)
+    n = r.spublish(b.P + "t", "x")
+    assert done.wait(5)
+    t.stop()
+    t.join(5)
+    b.wait_shardnumsub(r, b.P + "t", 0)
+    return [n, got, t.is_alive()]
+
+
+@scenario
+def listen_with_shard_channels_only(b: Backend) -> list[Any]:
+    r = b.client()
+    p = b.pubsub(r)
+    p.ssubscribe(b.P + "l")
+    b.wait_shardnumsub(r, b.P + "l", 1)
+    r.spublish(b.P + "l", "1")
+    p.sunsubscribe()
+    return [(m["type"], m["data"]) for m in p.listen()]
+
+
+@scenario
+def ssubscribe_without_names(b: Backend) -> list[Any]:
+    p = b.pubsub(b.client())
+    p.ssubscribe()
+    return [p.subscribed, attempt(lambda: p.get_message(timeout=1))]
+
+
+# -- execute_command, PING and health checks ---------------------------------------------
+
+EXEC = [("PUBLISH", "{c}", "m"), ("publish", "{c}", 1), ("SPUBLISH", "{c}", "m"),
+        ("PUBSUB CHANNELS", "{P}*"), ("PUBSUB", "CHANNELS", "{P}*"), ("pubsub channels", "{P}*"),
+        ("PUBSUB NUMSUB", "{c}", "{P}z"), ("PUBSUB", "NUMSUB", "{c}"), ("PUBSUB NUMSUB",),
+        ("PUBSUB SHARDCHANNELS", "{P}*"), ("PUBSUB", "shardchannels", "{P}*"),
+        ("PUBSUB SHARDNUMSUB", "{c}", "{P}z"), ("PUBSUB", "SHARDNUMSUB", "{c}"),
+        ("PUBSUB", "SHARDNUMSUB"), (b"PUBSUB NUMSUB", "{c}"), ("PUBSUB  NUMSUB", "{c}"),
+        ("PING",), ("ping",), ("PING", "hi"), ("PING", "PONG"), (b"PING",), ("PUBSUB", "HELP"),
+        ("PUBLISH", "{c}"), ("PUBLISH", "{c}", "a", "b"), ("SPUBLISH", "{c}"), ("PUBSUB",),
+        ("PUBSUB", "FOO"), ("pubsub", "foo"), ("PUBSUB NUMPAT", "x"), ("PUBSUB", "help", "x"),
+        ("PUBSUB CHANNELS", "a", "b"), ("pubsub", "channels", "a", "b"),
+        ("PUBSUB", "SHARDCHANNELS", "a", "b"), ("PING", "a", "b")]
+
+
+@scenario
+def execute_command_replies(b: Backend) -> list[Any]:
+    obs: list[Any] = []
+    for decode in (False, True):
+        r = b.client(decode_responses=decode)
+        p = b.pubsub(r)
+        c = b.P + "c"
+        p.subscribe(c)
+        p.ssubscribe(c)
+        b.wait_numsub(r, c, 1)
+        b.wait_shardnumsub(r, c, 1)
+        for cmd in EXEC:
+            args = [a.format(c=c, P=b.P) if isinstance(a, str) and a != "PUBSUB  NUMSUB"
+                    else a for a in cmd]
+            obs.append((cmd, attempt(lambda r=r, args=args: r.execute_command(*args))))
+        obs.append(b.drain(p))
+        p.close()
+        b.wait_numsub(r, c, 0)
+        b.wait_shardnumsub(r, c, 0)
+    return obs
+
+
+@scenario
+def pubsub_execute_command(b: Backend) -> list[Any]:
+    r = b.client()
+    p = b.pubsub(r)
+    a = b.P + "a"
+    obs: list[Any] = [p.execute_command("SUBSCRIBE", a), p.subscribed, dict(p.channels),
+                      p.get_message(timeout=0.1)]
+    for cmd in [("PING",), ("PUBLISH", a, "x"), ("SPUBLISH", a, "x"), ("PUBSUB", "NUMSUB", a),
+                ("PUBSUB NUMSUB", a), ("SSUBSCRIBE", b.P + "q", b.P + "q"),
+                ("SUNSUBSCRIBE", b.P + "q", b.P + "q"), ("UNSUBSCRIBE",), ("PING", "hi"),
+                ("PUBLISH", a, "y"), ("SUBSCRIBE",), ("PUBSUB", "FOO"), ("PING", "a", "b")]:
+        p.execute_command(*cmd)
+        replies = []
+        for _ in range(4 if cmd[0] in ("PUBLISH", "SSUBSCRIBE", "SUNSUBSCRIBE") else 1):
+            replies.append(attempt(lambda: p.parse_response(block=False, timeout=1)))
+        obs.append((cmd, replies))
+    p.subscribe(b.P + "b")  # now the client believes it is subscribed: replies as messages
+    p.execute_command("PING")
+    p.ping("x")
+    return [*obs, *[p.get_message(timeout=1) for _ in range(3)]]
+
+
+@scenario
+def pubsub_ping(b: Backend) -> list[Any]:
+    obs: list[Any] = []
+    for decode in (False, True):
+        r = b.client(decode_responses=decode)
+        p = b.pubsub(r)
+        p.ping()  # not subscribed: get_message does not read it; parse_response does
+        obs += [p.get_message(timeout=0.1), p.parse_response(block=False, timeout=1)]
+        p.subscribe(b.P + "a")
+        p.ping()
+        p.ping("hey")
+        q = b.pubsub(r, ignore_subscribe_messages=True)
+        q.ssubscribe(b.P + "s")
+        q.ping()
+        obs += [*[p.get_message(timeout=1) for _ in range(3)], q.get_message(timeout=1),
+                q.get_message(timeout=1)]
+    return obs
+
+
+@scenario
+def resp2_subscribed_context(b: Backend) -> list[Any]:
+    r = b.client(protocol=2)
+    p = b.pubsub(r)
+    p.subscribe(b.P + "d")
+    p.ssubscribe(b.P + "d")
+    p.ping()
+    p.ping("x")
+    obs: list[Any] = [p.parse_response(block=False, timeout=1) for _ in range(4)]
+    for cmd in [("PUBLISH", b.P + "d", "y"), ("PUBSUB", "NUMSUB", "x"), ("SPUBLISH", "x", "y"),
+                ("PUBSUB", "HELP"), ("PING", "a", "b")]:
+        p.execute_command(*cmd)
+        obs.append(attempt(lambda: p.parse_response(block=False, timeout=1)))
+    p.unsubscribe()
+    obs.append(p.parse_response(block=False, timeout=1))
+    p.ping()  # a shard channel still held: still in subscribed mode
+    obs.append(p.parse_response(block=False, timeout=1))
+    p.sunsubscribe()
+    obs.append(p.parse_response(block=False, timeout=1))
+    p.ping()
+    return [*obs, p.parse_response(block=False, timeout=1),
+            r.execute_command("PUBSUB SHARDNUMSUB", b.P + "d"), r.execute_command("PING", "x")]
+
+
+@scenario
+def health_checks(b: Backend) -> list[Any]:
+    obs: list[Any] = []
+    for decode in (False, True):
+        r = b.client(health_check_interval=0.3, decode_responses=decode)
+        p = b.pubsub(r)
+        a, c = f"{b.P}a{decode}", f"{b.P}b{decode}"
+        obs.append(attempt(p.check_health))
+        p.subscribe(a)
+        b.wait_numsub(r, a, 1)
+        obs += [p.get_message(timeout=1), p.health_check_response_counter]
+        p.check_health()  # a reply was just read: nothing sent
+        obs.append(p.health_check_response_counter)
+        time.sleep(0.4)
+        t0 = time.monotonic()
+        obs += [p.get_message(timeout=3), time.monotonic() - t0 < 1,
+                p.health_check_response_counter]  # PING sent, its reply read and hidden
+        time.sleep(0.4)
+        p.check_health()
+        obs.append(p.health_check_response_counter)
+        r.publish(a, "x")
+        obs += [p.parse_response(block=False, timeout=1),   # the first pong, swallowed
+                p.parse_response(block=False, timeout=1),   # the message
+                p.health_check_response_counter,
+                p.parse_response(block=False, timeout=1),   # the second pong
+                p.health_check_response_counter]
+        q = b.pubsub(r)
+        q.execute_command("PING")
+        obs.append(q.parse_response(block=False, timeout=1))
+        time.sleep(0.4)
+        q.check_health()
+        obs.append(q.health_check_response_counter)
+        q.subscribe(c)
+        obs += [q.health_check_response_counter,
+                *[q.get_message(timeout=0.5) for _ in range(2)]]
+    return obs
 
 
 def run(backend: Backend, fn: Scenario) -> list[Any]:
