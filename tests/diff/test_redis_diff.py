@@ -666,7 +666,7 @@ def pubsub_execute_command(b: Backend) -> list[Any]:
         replies = []
         for i in range(4 if cmd[0] in ("PUBLISH", "SSUBSCRIBE", "SUNSUBSCRIBE") else 1):
             wait = 1 if i == 0 else 0.3  # (the later reads mostly find nothing: short)
-            replies.append(attempt(lambda: p.parse_response(block=False, timeout=wait)))
+            replies.append(attempt(lambda w=wait: p.parse_response(block=False, timeout=w)))
         obs.append((cmd, replies))
     p.subscribe(b.P + "b")  # now the client believes it is subscribed: replies as messages
     p.execute_command("PING")
