@@ -375,6 +375,35 @@ def test_ack_frees_prefetch_credit_only_at_commit(bus: Bus) -> None:
     assert [m.body for m in got] == [b"0", b"1"]
 
 
+def test_a_global_limit_counts_the_unacked_gets_but_not_the_held_settles(bus: Bus) -> None:
+    # RabbitMQ 3.10 (rabbit_channel, basic.qos global: limit_prefetch(.., len(UAMQ))): a
+    # global limit set on a channel starts from all its unacked messages, basic_get ones
+    # included and the ones a transaction holds settled excluded; settling a basic_get
+    # message never gives that credit back (fuzz h23, probes/p1_global_gets.py)
+    ch = bus.channel()
+    ch.queue_declare("q")
+    for i in range(6):
+        ch.basic_publish("", "q", str(i))
+    a, b = ch.basic_get("q"), ch.basic_get("q")
+    assert a and b
+    ch.tx_select()
+    a.ack()  # held: no longer in the channel's unacked record
+    ch.basic_qos(prefetch_count=2, global_qos=True)  # counts b only
+    got: list[Message] = []
+    ch.basic_consume("q", got.append)
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"2"]
+    ch.tx_commit()
+    b.ack()
+    ch.tx_commit()
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"2"]  # (RabbitMQ too: b's count stays)
+    got[0].ack()
+    ch.tx_commit()
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"2", b"3"]
+
+
 def test_auto_ack_consumers_and_basic_get_are_not_transactional(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")
