@@ -21,7 +21,10 @@ applies them (each one checked against the real server):
   or already settled tag is the usual 406) and take them off the channel's unacked
   record, but the messages stay unacked in their queues (and their consumers' prefetch
   credit stays used) until the commit settles them, after the publishes: settles of one
-  kind in a row form one run (RabbitMQ's ``ack_cons``), applied in delivery-tag order.
+  kind in a row form one run (RabbitMQ's ``ack_cons``), applied per queue in name order,
+  within a queue per consumer tag (basic_get messages first), in delivery-tag order
+  (RabbitMQ's ``foreach_per_queue``: so dead letters of several queues reach a shared
+  target queue by queue).
   A rollback puts the tags back, still unacked: they may be settled again. A close (or a
   ``basic_recover``, for what it covers) requeues them with the rest.
 - ``basic_get``, consuming (auto-ack too), ``basic_recover`` and declarations are not
@@ -59,8 +62,12 @@ if TYPE_CHECKING:
 __all__ = ["Transactions"]
 
 
-def _tag_of(entry: Unacked) -> int:
-    return entry._tag
+def _settle_order(entry: Unacked) -> tuple[str, int, str, int]:
+    """RabbitMQ's foreach_per_queue: per queue (by name), then per consumer tag (a
+    basic_get's is its delivery tag, an integer: before any consumer's), in tag order."""
+    c = entry._consumer
+    return (entry._queue.name, 1, c.tag, entry._tag) if c is not None else \
+        (entry._queue.name, 0, "", entry._tag)
 
 
 class _Tx:
@@ -163,7 +170,7 @@ class Transactions:
                     finally:
                         bus._release_dead_letters()
                     for how, entries in settles:
-                        entries.sort(key=_tag_of)
+                        entries.sort(key=_settle_order)
                         if how == "requeue":
                             bus._requeue_locked(self, entries)  # type: ignore[arg-type]
                         else:
@@ -265,8 +272,9 @@ class Transactions:
 
     def _tx_hold_locked(self, how: str, entries: list[Unacked]) -> None:
         """Hold a settle until the commit. As RabbitMQ's ack_cons, a settle of the same
-        kind as the one before joins its group; the commit applies each group in tag
-        order (so rejects dead-letter their messages in tag order, not call order)."""
+        kind as the one before joins its group; the commit applies each group per queue
+        and consumer, in tag order (so rejects dead-letter their messages in that order,
+        not call order)."""
         assert self._tx is not None
         settles = self._tx.settles
         if settles and settles[-1][0] == how:

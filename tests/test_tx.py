@@ -338,6 +338,47 @@ def test_rejects_dead_letter_in_tag_order_per_run_of_the_same_kind(bus: Bus) -> 
     assert [body for body, _ in drain(ch, "dl")] == [b"c", b"b", b"d", b"e"]
 
 
+def test_a_commit_settles_per_queue_then_per_consumer_tag(bus: Bus) -> None:
+    # RabbitMQ (foreach_per_queue): a run of settles goes to its queues by queue name,
+    # and within a queue per consumer tag (a basic_get's is its delivery tag, before any
+    # consumer's), each in tag order: what two queues dead-letter to one target comes in
+    # that order, whatever the tags' or the calls' (fuzz h23, probes/p3 and p4)
+    ch = bus.channel()
+    ch.exchange_declare("dlx", "fanout")
+    ch.queue_declare("t")
+    ch.queue_bind("t", "dlx")
+    for q in ("s0", "s1"):
+        ch.queue_declare(q, arguments={"x-dead-letter-exchange": "dlx"})
+    for b in ("a", "b", "c", "d"):
+        ch.basic_publish("", "s0", b)
+    ch.basic_publish("", "s1", "e")
+    ch.basic_qos(prefetch_count=1)
+    e = ch.basic_get("s1")
+    got: list[Message] = []
+    ch.basic_consume("s0", got.append, consumer_tag="zb")
+    ch.basic_consume("s0", got.append, consumer_tag="za")
+    bus.run_until_idle()
+    ch.basic_cancel("zb")
+    ch.basic_cancel("za")
+    c, d = ch.basic_get("s0"), ch.basic_get("s0")
+    assert e and c and d and [m.body for m in got] == [b"a", b"b"]
+    ch.tx_select()
+    for m in (d, got[0], e, c, got[1]):  # one run, the calls in no order
+        m.nack(requeue=False)
+    ch.tx_commit()
+    assert [body for body, _ in drain(ch, "t")] == [b"c", b"d", b"b", b"a", b"e"]
+    for b in ("f", "g"):
+        ch.basic_publish("", "s1", b)
+        ch.basic_publish("", "s0", b)
+    ch.tx_commit()
+    f1, f0, g1, g0 = (ch.basic_get(q) for q in ("s1", "s0", "s1", "s0"))
+    assert f1 and f0 and g1 and g0
+    ch.basic_nack(0, multiple=True, requeue=False)
+    ch.tx_commit()
+    assert [(m.body, m.routing_key) for m in iter(lambda: ch.basic_get("t", auto_ack=True), None)
+            ] == [(b"f", "s0"), (b"g", "s0"), (b"f", "s1"), (b"g", "s1")]
+
+
 def test_multiple_acks_take_every_tag_up_to_it(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")
