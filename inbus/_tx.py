@@ -24,7 +24,8 @@ applies them (each one checked against the real server):
   kind in a row form one run (RabbitMQ's ``ack_cons``), applied per queue in name order,
   within a queue per consumer tag (basic_get messages first), in delivery-tag order
   (RabbitMQ's ``foreach_per_queue``: so dead letters of several queues reach a shared
-  target queue by queue).
+  target queue by queue). A global limit set meanwhile did not count them; as RabbitMQ's
+  limiter, whose count does not go below 0 there, their run then gives it nothing back.
   A rollback puts the tags back, still unacked: they may be settled again. A close (or a
   ``basic_recover``, for what it covers) requeues them with the rest.
 - ``basic_get``, consuming (auto-ack too), ``basic_recover`` and declarations are not
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from ._bus import Bus
+    from ._consumers import ChannelQos
     from ._dispatch import Sink
     from ._exchanges import Exchange
     from ._queue import Unacked
@@ -94,6 +96,7 @@ class Transactions:
     _tx: _Tx | None
     _confirm: bool
     _unacked: dict[int, Unacked]
+    _qos: ChannelQos
     _return_callbacks: list[Any]
     _sink: Sink
 
@@ -169,8 +172,16 @@ class Transactions:
                                 refused = True
                     finally:
                         bus._release_dead_letters()
+                    qos = self._qos
                     for how, entries in settles:
                         entries.sort(key=_settle_order)
+                        if qos.global_prefetch and qos.unacked == 0:
+                            # RabbitMQ's limiter takes nothing off a count of 0 (Volume ==
+                            # 0 -> 0): a global limit set while these were held did not
+                            # count them, so their run gives it nothing back.
+                            k = sum(e._consumer is not None for e in entries)
+                            qos.unacked += k
+                            qos.skew += k
                         if how == "requeue":
                             bus._requeue_locked(self, entries)  # type: ignore[arg-type]
                         else:

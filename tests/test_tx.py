@@ -445,6 +445,30 @@ def test_a_global_limit_counts_the_unacked_gets_but_not_the_held_settles(bus: Bu
     assert [m.body for m in got] == [b"2", b"3"]
 
 
+def test_a_commit_takes_nothing_off_a_global_count_of_zero(bus: Bus) -> None:
+    # RabbitMQ's limiter ignores acks while its count is 0 (rabbit_limiter: Volume == 0
+    # -> 0). A consumer's ack held when the global limit is set is not counted by it, and
+    # its commit then frees nothing: one delivery under qos(1), not two (fuzz h23, p7)
+    ch, pub = bus.channel(), bus.channel()
+    ch.queue_declare("q")
+    got: list[Message] = []
+    ch.basic_consume("q", got.append)
+    pub.basic_publish("", "q", "m1")
+    bus.run_until_idle()
+    ch.tx_select()
+    got[0].ack()
+    ch.basic_qos(prefetch_count=1, global_qos=True)
+    ch.tx_commit()
+    for b in ("m2", "m3", "m4"):
+        pub.basic_publish("", "q", b)
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"m1", b"m2"]
+    got[1].ack()
+    ch.tx_commit()
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"m1", b"m2", b"m3"]
+
+
 def test_auto_ack_consumers_and_basic_get_are_not_transactional(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")

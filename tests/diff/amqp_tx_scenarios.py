@@ -608,3 +608,32 @@ def tx_commit_settles_per_queue_then_per_consumer(pika: ModuleType, params: Any,
                 break
             out[-1].append(body.decode() + m.routing_key[-1])
         return out
+
+
+# RabbitMQ's limiter takes nothing off a count of 0 (rabbit_limiter: Volume == 0 -> 0):
+# m1's ack, held when qos(1, global) is set, is not counted by the limit, and its commit
+# then frees nothing: one more delivery (m2), not two; m2's committed ack frees one (m3).
+@scenario("tx", expect=[["m1"], ["m1", "m2"], ["m1", "m2", "m3"]])
+def tx_global_qos_commit_takes_nothing_off_zero(pika: ModuleType, params: Any, ns: str
+                                                ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False)
+        pub = s.conn.channel()
+        got: list[Any] = []
+        s.ch.basic_consume(q, lambda ch, m, p, body: got.append((m.delivery_tag, body)))
+        pub.basic_publish("", q, b"m1")
+        pump(s.conn, lambda: len(got) >= 1, settle=0.05)
+        out: list[Any] = [[body.decode() for _, body in got]]
+        s.ch.tx_select()
+        s.ch.basic_ack(got[0][0])
+        s.ch.basic_qos(prefetch_count=1, global_qos=True)
+        s.ch.tx_commit()
+        for b in (b"m2", b"m3", b"m4"):
+            pub.basic_publish("", q, b)
+        pump(s.conn, lambda: len(got) >= 2, settle=0.15)
+        out.append([body.decode() for _, body in got])
+        s.ch.basic_ack(got[1][0])
+        s.ch.tx_commit()
+        pump(s.conn, lambda: len(got) >= 3, settle=0.15)
+        out.append([body.decode() for _, body in got])
+        return out
