@@ -48,7 +48,8 @@ class ChannelQos:
     set, the only time it is read: the hot paths skip it otherwise, and ``basic_qos``
     recounts it when a global limit is set."""
 
-    __slots__ = ("prefetch_count", "global_prefetch", "unacked", "skew", "suspended")
+    __slots__ = ("prefetch_count", "global_prefetch", "unacked", "skew", "suspended",
+                 "resume_later")
 
     def __init__(self) -> None:
         self.prefetch_count = 0  # per-consumer limit given to consumers created later
@@ -62,6 +63,9 @@ class ChannelQos:
         # comes back (RabbitMQ's limiter suspends the channel at the queue; see
         # Broker._unblock_channel_locked)
         self.suspended: set[Any] = set()
+        # True while a tx_commit settles: the channel resumes once, after its last settle
+        # (as RabbitMQ's limiter, whose resume reaches the queues after the commit's casts)
+        self.resume_later = False
 
 
 class Consumer:

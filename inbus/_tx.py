@@ -26,6 +26,8 @@ applies them (each one checked against the real server):
   (RabbitMQ's ``foreach_per_queue``: so dead letters of several queues reach a shared
   target queue by queue). A global limit set meanwhile did not count them; as RabbitMQ's
   limiter, whose count does not go below 0 there, their run then gives it nothing back.
+  A channel its global limit held resumes once the whole commit is settled (RabbitMQ's
+  limiter resumes the queues after the commit reached them): requeued messages first.
   A rollback puts the tags back, still unacked: they may be settled again. A close (or a
   ``basic_recover``, for what it covers) requeues them with the rest.
 - ``basic_get``, consuming (auto-ack too), ``basic_recover`` and declarations are not
@@ -97,6 +99,7 @@ class Transactions:
     _confirm: bool
     _unacked: dict[int, Unacked]
     _qos: ChannelQos
+    _consumers: dict[str, Any]
     _return_callbacks: list[Any]
     _sink: Sink
 
@@ -173,6 +176,7 @@ class Transactions:
                     finally:
                         bus._release_dead_letters()
                     qos = self._qos
+                    qos.resume_later = bool(settles)
                     for how, entries in settles:
                         entries.sort(key=_settle_order)
                         if qos.global_prefetch and qos.unacked == 0:
@@ -188,6 +192,10 @@ class Transactions:
                             for e in entries:
                                 bus._settle_locked(self, e, how)  # type: ignore[arg-type]
                 finally:
+                    if self._qos.resume_later:
+                        self._qos.resume_later = False
+                        if self._qos.global_prefetch and self._consumers:
+                            bus._dispatch_channel_locked(self)  # type: ignore[arg-type]
                     bus._ops_held = False
                     bus._flush_ops_locked(vh)
                 if refused:

@@ -560,10 +560,10 @@ def tx_global_qos_counts_unacked_gets_not_held_settles(pika: ModuleType, params:
 
 # RabbitMQ (rabbit_channel's foreach_per_queue): a commit's run of settles goes to its
 # queues in queue name order, and within a queue per consumer tag (a basic_get's being
-# its delivery tag, an integer, before any consumer's), each in tag order: the dead
-# letters of s0 and s1 reach their shared target in that order (seen 5 of 5 times; so
-# does a multiple nack outside a transaction, one call, grouped the same way).
-@scenario("tx", expect=[["c", "d", "b", "a", "e"], ["f0", "g0", "f1", "g1"]])
+# its delivery tag, an integer, before any consumer's), each in tag order. The queues
+# dead-letter in parallel, so what reaches a shared target comes queue by queue only
+# usually (18 of 20 runs: c d b a e, else c e d b a): compared here per source queue.
+@scenario("tx", expect=[[["c", "d", "b", "a"], ["e"]], [["f0", "g0"], ["f1", "g1"]]])
 def tx_commit_settles_per_queue_then_per_consumer(pika: ModuleType, params: Any, ns: str
                                                   ) -> list[Any]:
     with Session(pika, params, ns) as s:
@@ -591,7 +591,8 @@ def tx_commit_settles_per_queue_then_per_consumer(pika: ModuleType, params: Any,
             s.ch.basic_nack(tag, requeue=False)
         s.ch.tx_commit()
         time.sleep(0.1)
-        out: list[Any] = [[b.decode() for b in s.drain(t)]]
+        first = [b.decode() for b in s.drain(t)]
+        out: list[Any] = [[[b for b in first if b != "e"], [b for b in first if b == "e"]]]
         for b in ("f", "g"):
             s.ch.basic_publish("", s1, b.encode())
             s.ch.basic_publish("", s0, b.encode())
@@ -601,12 +602,13 @@ def tx_commit_settles_per_queue_then_per_consumer(pika: ModuleType, params: Any,
         s.ch.basic_nack(0, multiple=True, requeue=False)
         s.ch.tx_commit()
         time.sleep(0.1)
-        out.append([])
+        second = []
         while True:
             m, _p, body = s.ch.basic_get(t, auto_ack=True)
             if m is None:
                 break
-            out[-1].append(body.decode() + m.routing_key[-1])
+            second.append(body.decode() + m.routing_key[-1])
+        out.append([[b for b in second if b[-1] == "0"], [b for b in second if b[-1] == "1"]])
         return out
 
 
@@ -637,3 +639,4 @@ def tx_global_qos_commit_takes_nothing_off_zero(pika: ModuleType, params: Any, n
         pump(s.conn, lambda: len(got) >= 3, settle=0.15)
         out.append([body.decode() for _, body in got])
         return out
+
