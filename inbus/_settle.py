@@ -90,8 +90,12 @@ class Settling(Expiry):
             # whatever queue (even a deleted one) this message came from.
             if not q.deleted:
                 self._settle_in_queue_locked(vh, q, m, how)
-            if not ch._qos.resume_later:  # (tx_commit resumes it once all is settled)
+            if not ch._qos.resume_later:
                 self._dispatch_channel_locked(ch)
+            elif not q.deleted and q.ready_count and q.consumers:
+                # (tx_commit resumes the channel once all is settled; a consumer its own
+                # limit held may take the next message now, as RabbitMQ's queue lets it)
+                self._dispatch_queue_locked(vh, q)
             return
         if q.deleted:
             return

@@ -499,6 +499,27 @@ def test_a_commit_resumes_a_channel_at_its_global_limit_after_all_its_settles(
     assert [(m.body, m.redelivered) for m in got[2:]] == [(b"m1", True), (b"m3", False)]
 
 
+def test_a_commit_frees_a_consumers_own_limit_at_once_under_a_global_one(bus: Bus) -> None:
+    # The same, but the consumer's own limit held it (per-consumer 3, global 3): the
+    # queue frees that at once, so m4 goes before the requeued m3 (fuzz h23 seed 299)
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.tx_select()
+    ch.basic_qos(prefetch_count=3)
+    ch.basic_qos(prefetch_count=3, global_qos=True)
+    got: list[Message] = []
+    ch.basic_consume("q", got.append)
+    for b in ("m1", "m2", "m3", "m4"):
+        ch.basic_publish("", "q", b)
+    ch.tx_commit()
+    bus.run_until_idle()
+    got[0].reject(requeue=False)
+    got[2].nack(requeue=True)
+    ch.tx_commit()
+    bus.run_until_idle()
+    assert [(m.body, m.redelivered) for m in got[3:]] == [(b"m4", False), (b"m3", True)]
+
+
 def test_auto_ack_consumers_and_basic_get_are_not_transactional(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")
