@@ -380,6 +380,27 @@ def test_a_commit_settles_per_queue_then_per_consumer_tag(bus: Bus) -> None:
             ] == [(b"f", "s0"), (b"g", "s0"), (b"f", "s1"), (b"g", "s1")]
 
 
+def test_a_commits_dead_letters_follow_its_settles(bus: Bus) -> None:
+    # RabbitMQ's queues dead-letter a commit's rejects on their own, after the channel
+    # has handed the whole commit to its queues: m2, rejected into its own queue, comes
+    # back after m1's requeue is applied, and so after m1 (fuzz h23 seed 482)
+    ch = bus.channel()
+    ch.queue_declare("q", arguments={"x-dead-letter-exchange": ""})
+    got: list[Message] = []
+    ch.basic_consume("q", got.append)
+    ch.tx_select()
+    for b in ("m1", "m2"):
+        ch.basic_publish("", "q", b)
+    ch.tx_commit()
+    bus.run_until_idle()
+    got[1].reject(requeue=False)
+    got[0].nack(requeue=True)
+    ch.tx_commit()
+    bus.run_until_idle()
+    assert [(m.body, m.redelivered, bool(m.properties.headers))
+            for m in got[2:]] == [(b"m1", True, False), (b"m2", False, True)]
+
+
 def test_multiple_acks_take_every_tag_up_to_it(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")

@@ -640,3 +640,26 @@ def tx_global_qos_commit_takes_nothing_off_zero(pika: ModuleType, params: Any, n
         out.append([body.decode() for _, body in got])
         return out
 
+
+
+# RabbitMQ: a queue dead-letters a commit's rejects on its own, once the channel has
+# handed it the whole commit: m2, rejected into its own queue (a dead-letter exchange ""
+# without a key), comes back after m1's requeue, so the consumer gets m1 first.
+@scenario("tx", expect=[[("m1", True, False), ("m2", False, True)]])
+def tx_dead_letters_of_settles_after_the_commit(pika: ModuleType, params: Any, ns: str
+                                                ) -> list[Any]:
+    with Session(pika, params, ns) as s:
+        q = s.q("q", exclusive=False, arguments={"x-dead-letter-exchange": ""})
+        got: list[Any] = []
+        s.ch.basic_consume(q, lambda ch, m, p, body: got.append(
+            (m.delivery_tag, body.decode(), m.redelivered, bool(p.headers))))
+        s.ch.tx_select()
+        s.ch.basic_publish("", q, b"m1")
+        s.ch.basic_publish("", q, b"m2")
+        s.ch.tx_commit()
+        pump(s.conn, lambda: len(got) >= 2, settle=0.05)
+        s.ch.basic_reject(got[1][0], requeue=False)
+        s.ch.basic_nack(got[0][0], requeue=True)
+        s.ch.tx_commit()
+        pump(s.conn, lambda: len(got) >= 4, settle=0.15)
+        return [[g[1:] for g in got[2:]]]
