@@ -476,7 +476,8 @@ class Bus(Broker):
                             unacked[id(q)] = unacked.get(id(q), 0) + 1
                             if c is not None:
                                 held += 1
-                        assert not ch._qos.global_prefetch or held == ch._qos.unacked, \
+                        assert not ch._qos.global_prefetch or \
+                            held + ch._qos.skew == ch._qos.unacked, \
                             "channel qos count drifted"
                         tags = list(ch._unacked)
                         assert tags == sorted(tags) and all(t < ch._next_tag for t in tags)

@@ -43,21 +43,29 @@ __all__ = ["ChannelQos", "Consumer", "Consumers"]
 class ChannelQos:
     """The per-channel part of prefetch: the global limit and what the channel holds.
 
-    ``unacked`` (the channel's consumer deliveries not yet settled) is exact only while
-    ``global_prefetch`` is set, the only time it is read: the hot paths skip it otherwise,
-    and ``basic_qos`` recounts it when a global limit is set."""
+    ``unacked`` (RabbitMQ's limiter volume: the channel's consumer deliveries not yet
+    settled, plus the ``skew`` it started with) is exact only while ``global_prefetch`` is
+    set, the only time it is read: the hot paths skip it otherwise, and ``basic_qos``
+    recounts it when a global limit is set."""
 
-    __slots__ = ("prefetch_count", "global_prefetch", "unacked", "suspended")
+    __slots__ = ("prefetch_count", "global_prefetch", "unacked", "skew", "suspended",
+                 "resume_later")
 
     def __init__(self) -> None:
         self.prefetch_count = 0  # per-consumer limit given to consumers created later
         self.global_prefetch = 0  # shared by the channel's consumers (global_qos=True)
         self.unacked = 0
+        # unacked minus the consumer deliveries the channel holds, fixed when the global
+        # limit is set (basic_get messages counted, held settles not: Bus._check)
+        self.skew = 0
         # The queues where the global limit refused one of the channel's consumers: there
         # every consumer of the channel is refused until the channel resumes, when credit
         # comes back (RabbitMQ's limiter suspends the channel at the queue; see
         # Broker._unblock_channel_locked)
         self.suspended: set[Any] = set()
+        # True while a tx_commit settles: the channel resumes once, after its last settle
+        # (as RabbitMQ's limiter, whose resume reaches the queues after the commit's casts)
+        self.resume_later = False
 
 
 class Consumer:

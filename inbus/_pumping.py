@@ -57,6 +57,7 @@ class BlockingConsuming:
     _closed_reason: AMQPError | None
     _consume_boxes: dict[str, Sink]
     _qos: ChannelQos
+    _tx: Any  # (a _tx._Tx while transactional)
     _vh: VHost
 
     @property
@@ -100,8 +101,13 @@ class BlockingConsuming:
                 qos = self._qos
                 if prefetch_count and not qos.global_prefetch:
                     # (the channel's count is kept only under a global limit: ChannelQos)
-                    qos.unacked = sum(e._consumer is not None
-                                      for e in self._unacked.values())
+                    # As RabbitMQ 3.10 (limit_prefetch(.., len(UAMQ))): from everything
+                    # unacked on the channel, basic_get messages too (settling one never
+                    # gives that back), settles a transaction holds not (their commit does).
+                    qos.unacked = len(self._unacked)
+                    qos.skew = qos.unacked - sum(e._consumer is not None for e in (
+                        *self._unacked.values(),
+                        *(self._tx.held_entries() if self._tx is not None else ())))
                 qos.global_prefetch = prefetch_count
                 self._bus._dispatch_channel_locked(self)
             else:

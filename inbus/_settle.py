@@ -90,7 +90,12 @@ class Settling(Expiry):
             # whatever queue (even a deleted one) this message came from.
             if not q.deleted:
                 self._settle_in_queue_locked(vh, q, m, how)
-            self._dispatch_channel_locked(ch)
+            if not ch._qos.resume_later:
+                self._dispatch_channel_locked(ch)
+            elif not q.deleted and q.ready_count and q.consumers:
+                # (tx_commit resumes the channel once all is settled; a consumer its own
+                # limit held may take the next message now, as RabbitMQ's queue lets it)
+                self._dispatch_queue_locked(vh, q)
             return
         if q.deleted:
             return
@@ -180,7 +185,7 @@ class Settling(Expiry):
             self._dispatch_queue_locked(vh, q)
             if q.has_ttl:
                 self._arm_timer()
-        if ch._qos.global_prefetch and ch._consumers:
+        if ch._qos.global_prefetch and ch._consumers and not ch._qos.resume_later:
             # Credit freed on the channel wakes its consumers of other queues too.
             self._dispatch_channel_locked(ch)
         if vh.ops:

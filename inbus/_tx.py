@@ -13,17 +13,26 @@ applies them (each one checked against the real server):
   publish order. A binding made or removed between the publish and the commit does not
   change where it goes; a mandatory message that reaches no queue then is returned (312
   NO_ROUTE) at commit; what the queues dead-letter on arrival (overflow, TTL 0) is
-  routed after the commit's last publish. A rollback or a close discards the held
-  publishes. A queue that refuses one at commit (``x-overflow`` reject-publish /
-  reject-publish-dlx) makes the commit a 406 "partial tx completion" once the rest of it
-  is applied: the channel closes (its unacked messages are requeued).
+  routed after the commit's last publish, and last settle. A rollback or a close
+  discards the held publishes. A queue that refuses one at commit (``x-overflow``
+  reject-publish / reject-publish-dlx) makes the commit a 406 "partial tx completion"
+  once the rest of it is applied: the channel closes (its unacked messages are requeued).
 - ``basic_ack`` / ``basic_nack`` / ``basic_reject`` check their tags at once (an unknown
   or already settled tag is the usual 406) and take them off the channel's unacked
   record, but the messages stay unacked in their queues (and their consumers' prefetch
   credit stays used) until the commit settles them, after the publishes: settles of one
-  kind in a row form one run (RabbitMQ's ``ack_cons``), applied in delivery-tag order.
-  A rollback puts the tags back, still unacked: they may be settled again. A close (or a
-  ``basic_recover``, for what it covers) requeues them with the rest.
+  kind in a row form one run (RabbitMQ's ``ack_cons``), applied per queue in name order,
+  within a queue per consumer tag (basic_get messages first), in delivery-tag order
+  (RabbitMQ's ``foreach_per_queue``). What they dead-letter is routed after the last
+  settle (RabbitMQ's queues do it on their own, once the channel has handed them the
+  whole commit; as they work in parallel, several queues' dead letters reach a shared
+  target queue by queue usually, not always). A global limit set meanwhile did not count
+  them; as RabbitMQ's limiter, whose count does not go below 0, their run then gives
+  it nothing back. A channel its global limit held resumes once the whole commit is
+  settled (RabbitMQ's limiter usually resumes the queues after the commit reached
+  them): requeued messages first. A rollback puts the tags back, still unacked: they
+  may be settled again. A close (or a ``basic_recover``, for what it covers) requeues
+  them with the rest.
 - ``basic_get``, consuming (auto-ack too), ``basic_recover`` and declarations are not
   transactional. ``tx_commit`` / ``tx_rollback`` on a channel without ``tx_select`` and
   ``confirm_delivery`` <-> ``tx_select`` are 406s that close the channel.
@@ -51,6 +60,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from ._bus import Bus
+    from ._consumers import ChannelQos
     from ._dispatch import Sink
     from ._exchanges import Exchange
     from ._queue import Unacked
@@ -59,8 +69,12 @@ if TYPE_CHECKING:
 __all__ = ["Transactions"]
 
 
-def _tag_of(entry: Unacked) -> int:
-    return entry._tag
+def _settle_order(entry: Unacked) -> tuple[str, int, str, int]:
+    """RabbitMQ's foreach_per_queue: per queue (by name), then per consumer tag (a
+    basic_get's is its delivery tag, an integer: before any consumer's), in tag order."""
+    c = entry._consumer
+    return (entry._queue.name, 1, c.tag, entry._tag) if c is not None else \
+        (entry._queue.name, 0, "", entry._tag)
 
 
 class _Tx:
@@ -87,6 +101,8 @@ class Transactions:
     _tx: _Tx | None
     _confirm: bool
     _unacked: dict[int, Unacked]
+    _qos: ChannelQos
+    _consumers: dict[str, Any]
     _return_callbacks: list[Any]
     _sink: Sink
 
@@ -152,24 +168,23 @@ class Transactions:
                 refused = False
                 bus._ops_held = True  # (one storage batch for the whole commit)
                 try:
-                    # As RabbitMQ's channel, which hands every publish of the commit to
-                    # its queues before any of them can react: what they dead-letter on
-                    # arrival (overflow, TTL 0) is routed after the last publish.
+                    # As RabbitMQ's channel, which hands every publish and settle of the
+                    # commit to its queues before any of them can react: what they
+                    # dead-letter (overflow, TTL 0 on arrival, rejects) is routed after
+                    # the last publish and the last settle.
                     bus._hold_dead_letters()
                     try:
                         for x, content, names, mandatory in publishes:
                             if not self._tx_route_locked(x, content, names, mandatory):
                                 refused = True
+                        self._tx_settle_runs_locked(settles)
                     finally:
                         bus._release_dead_letters()
-                    for how, entries in settles:
-                        entries.sort(key=_tag_of)
-                        if how == "requeue":
-                            bus._requeue_locked(self, entries)  # type: ignore[arg-type]
-                        else:
-                            for e in entries:
-                                bus._settle_locked(self, e, how)  # type: ignore[arg-type]
                 finally:
+                    if self._qos.resume_later:
+                        self._qos.resume_later = False
+                        if self._qos.global_prefetch and self._consumers:
+                            bus._dispatch_channel_locked(self)  # type: ignore[arg-type]
                     bus._ops_held = False
                     bus._flush_ops_locked(vh)
                 if refused:
@@ -179,6 +194,26 @@ class Transactions:
                     raise PreconditionFailed("partial tx completion", method="tx.commit")
         finally:
             bus._await_commit(since)
+
+    def _tx_settle_runs_locked(self, settles: list[tuple[str, list[Unacked]]]) -> None:
+        """Apply a commit's held settles, run by run (see the module docstring)."""
+        bus = self._bus
+        qos = self._qos
+        qos.resume_later = bool(settles)  # (tx_commit resumes the channel at the end)
+        for how, entries in settles:
+            entries.sort(key=_settle_order)
+            if qos.global_prefetch and qos.unacked == 0:
+                # RabbitMQ's limiter takes nothing off a count of 0 (Volume == 0 -> 0): a
+                # global limit set while these were held did not count them, so their run
+                # gives it nothing back.
+                k = sum(e._consumer is not None for e in entries)
+                qos.unacked += k
+                qos.skew += k
+            if how == "requeue":
+                bus._requeue_locked(self, entries)  # type: ignore[arg-type]
+            else:
+                for e in entries:
+                    bus._settle_locked(self, e, how)  # type: ignore[arg-type]
 
     def tx_rollback(self) -> None:
         """Drop the held publishes; the held acks, nacks and rejects are forgotten and
@@ -265,8 +300,9 @@ class Transactions:
 
     def _tx_hold_locked(self, how: str, entries: list[Unacked]) -> None:
         """Hold a settle until the commit. As RabbitMQ's ack_cons, a settle of the same
-        kind as the one before joins its group; the commit applies each group in tag
-        order (so rejects dead-letter their messages in tag order, not call order)."""
+        kind as the one before joins its group; the commit applies each group per queue
+        and consumer, in tag order (so rejects dead-letter their messages in that order,
+        not call order)."""
         assert self._tx is not None
         settles = self._tx.settles
         if settles and settles[-1][0] == how:

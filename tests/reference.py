@@ -141,11 +141,20 @@ class ModelChannel:
         self.consumers: dict[str, ModelConsumer] = {}
         self.prefetch = 0
         self.global_prefetch = 0
+        # basic_get messages unacked when the global limit was set: RabbitMQ 3.10 counts
+        # them against it for good (their settles give nothing back)
+        self.skew = 0
         self.last_tag = 0
 
     def held(self) -> int:
-        """Unacked deliveries made to consumers (basic_get ones do not use credit)."""
-        return sum(1 for _q, _m, c in self.unacked.values() if c is not None)
+        """Unacked deliveries made to consumers (basic_get ones do not use credit), and
+        the skew."""
+        return self.skew + sum(1 for _q, _m, c in self.unacked.values() if c is not None)
+
+    def set_global(self, prefetch: int) -> None:
+        if prefetch and not self.global_prefetch:
+            self.skew = sum(1 for _q, _m, c in self.unacked.values() if c is None)
+        self.global_prefetch = prefetch
 
 
 class BrokerModel:

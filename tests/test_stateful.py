@@ -297,7 +297,7 @@ class BrokerMachine(RuleBasedStateMachine):
         self.chans[cid].basic_qos(prefetch_count=prefetch, global_qos=global_qos)
         mc = self.model.channels[cid]
         if global_qos:
-            mc.global_prefetch = prefetch
+            mc.set_global(prefetch)
         else:
             mc.prefetch = prefetch
             mc.global_prefetch = 0  # (RabbitMQ 3.10: a per-consumer qos drops the global)

@@ -338,6 +338,69 @@ def test_rejects_dead_letter_in_tag_order_per_run_of_the_same_kind(bus: Bus) -> 
     assert [body for body, _ in drain(ch, "dl")] == [b"c", b"b", b"d", b"e"]
 
 
+def test_a_commit_settles_per_queue_then_per_consumer_tag(bus: Bus) -> None:
+    # RabbitMQ (foreach_per_queue): a run of settles goes to its queues by queue name,
+    # and within a queue per consumer tag (a basic_get's is its delivery tag, before any
+    # consumer's), each in tag order: what two queues dead-letter to one target comes in
+    # that order (on RabbitMQ usually: the queues work in parallel), whatever the tags'
+    # or the calls' (fuzz h23, probes/p3 and p4)
+    ch = bus.channel()
+    ch.exchange_declare("dlx", "fanout")
+    ch.queue_declare("t")
+    ch.queue_bind("t", "dlx")
+    for q in ("s0", "s1"):
+        ch.queue_declare(q, arguments={"x-dead-letter-exchange": "dlx"})
+    for b in ("a", "b", "c", "d"):
+        ch.basic_publish("", "s0", b)
+    ch.basic_publish("", "s1", "e")
+    ch.basic_qos(prefetch_count=1)
+    e = ch.basic_get("s1")
+    got: list[Message] = []
+    ch.basic_consume("s0", got.append, consumer_tag="zb")
+    ch.basic_consume("s0", got.append, consumer_tag="za")
+    bus.run_until_idle()
+    ch.basic_cancel("zb")
+    ch.basic_cancel("za")
+    c, d = ch.basic_get("s0"), ch.basic_get("s0")
+    assert e and c and d and [m.body for m in got] == [b"a", b"b"]
+    ch.tx_select()
+    for m in (d, got[0], e, c, got[1]):  # one run, the calls in no order
+        m.nack(requeue=False)
+    ch.tx_commit()
+    assert [body for body, _ in drain(ch, "t")] == [b"c", b"d", b"b", b"a", b"e"]
+    for b in ("f", "g"):
+        ch.basic_publish("", "s1", b)
+        ch.basic_publish("", "s0", b)
+    ch.tx_commit()
+    f1, f0, g1, g0 = (ch.basic_get(q) for q in ("s1", "s0", "s1", "s0"))
+    assert f1 and f0 and g1 and g0
+    ch.basic_nack(0, multiple=True, requeue=False)
+    ch.tx_commit()
+    assert [(m.body, m.routing_key) for m in iter(lambda: ch.basic_get("t", auto_ack=True), None)
+            ] == [(b"f", "s0"), (b"g", "s0"), (b"f", "s1"), (b"g", "s1")]
+
+
+def test_a_commits_dead_letters_follow_its_settles(bus: Bus) -> None:
+    # RabbitMQ's queues dead-letter a commit's rejects on their own, after the channel
+    # has handed the whole commit to its queues: m2, rejected into its own queue, comes
+    # back after m1's requeue is applied, and so after m1 (fuzz h23 seed 482)
+    ch = bus.channel()
+    ch.queue_declare("q", arguments={"x-dead-letter-exchange": ""})
+    got: list[Message] = []
+    ch.basic_consume("q", got.append)
+    ch.tx_select()
+    for b in ("m1", "m2"):
+        ch.basic_publish("", "q", b)
+    ch.tx_commit()
+    bus.run_until_idle()
+    got[1].reject(requeue=False)
+    got[0].nack(requeue=True)
+    ch.tx_commit()
+    bus.run_until_idle()
+    assert [(m.body, m.redelivered, bool(m.properties.headers))
+            for m in got[2:]] == [(b"m1", True, False), (b"m2", False, True)]
+
+
 def test_multiple_acks_take_every_tag_up_to_it(bus: Bus) -> None:
     ch = bus.channel()
     ch.queue_declare("q")
@@ -373,6 +436,109 @@ def test_ack_frees_prefetch_credit_only_at_commit(bus: Bus) -> None:
     ch.tx_commit()
     bus.run_until_idle()
     assert [m.body for m in got] == [b"0", b"1"]
+
+
+def test_a_global_limit_counts_the_unacked_gets_but_not_the_held_settles(bus: Bus) -> None:
+    # RabbitMQ 3.10 (rabbit_channel, basic.qos global: limit_prefetch(.., len(UAMQ))): a
+    # global limit set on a channel starts from all its unacked messages, basic_get ones
+    # included and the ones a transaction holds settled excluded; settling a basic_get
+    # message never gives that credit back (fuzz h23, probes/p1_global_gets.py)
+    ch = bus.channel()
+    ch.queue_declare("q")
+    for i in range(6):
+        ch.basic_publish("", "q", str(i))
+    a, b = ch.basic_get("q"), ch.basic_get("q")
+    assert a and b
+    ch.tx_select()
+    a.ack()  # held: no longer in the channel's unacked record
+    ch.basic_qos(prefetch_count=2, global_qos=True)  # counts b only
+    got: list[Message] = []
+    ch.basic_consume("q", got.append)
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"2"]
+    ch.tx_commit()
+    b.ack()
+    ch.tx_commit()
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"2"]  # (RabbitMQ too: b's count stays)
+    got[0].ack()
+    ch.tx_commit()
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"2", b"3"]
+
+
+def test_a_commit_takes_nothing_off_a_global_count_of_zero(bus: Bus) -> None:
+    # RabbitMQ's limiter ignores acks while its count is 0 (rabbit_limiter: Volume == 0
+    # -> 0). A consumer's ack held when the global limit is set is not counted by it, and
+    # its commit then frees nothing: one delivery under qos(1), not two (fuzz h23, p7)
+    ch, pub = bus.channel(), bus.channel()
+    ch.queue_declare("q")
+    got: list[Message] = []
+    ch.basic_consume("q", got.append)
+    pub.basic_publish("", "q", "m1")
+    bus.run_until_idle()
+    ch.tx_select()
+    got[0].ack()
+    ch.basic_qos(prefetch_count=1, global_qos=True)
+    ch.tx_commit()
+    for b in ("m2", "m3", "m4"):
+        pub.basic_publish("", "q", b)
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"m1", b"m2"]
+    got[1].ack()
+    ch.tx_commit()
+    bus.run_until_idle()
+    assert [m.body for m in got] == [b"m1", b"m2", b"m3"]
+
+
+@pytest.mark.parametrize("requeue_first", [False, True])
+def test_a_commit_resumes_a_channel_at_its_global_limit_after_all_its_settles(
+        bus: Bus, requeue_first: bool) -> None:
+    # RabbitMQ: the credit a commit frees under a global limit comes back through the
+    # channel's limiter, which resumes the queue once the queue has applied the whole
+    # commit (usually: 14 and 18 of 20 runs): the requeued m1, back at the head, goes
+    # before m3 (fuzz h23 seeds 106, 121; RabbitMQ timing, so no differential scenario)
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.tx_select()
+    ch.basic_qos(prefetch_count=2, global_qos=True)
+    got: list[Message] = []
+    ch.basic_consume("q", got.append)
+    for b in ("m1", "m2", "m3"):
+        ch.basic_publish("", "q", b)
+    ch.tx_commit()
+    bus.run_until_idle()
+    m1, m2 = got
+    if requeue_first:
+        m1.nack(requeue=True)
+        m2.nack(requeue=False)
+    else:
+        m2.nack(requeue=False)
+        m1.nack(requeue=True)
+    ch.tx_commit()
+    bus.run_until_idle()
+    assert [(m.body, m.redelivered) for m in got[2:]] == [(b"m1", True), (b"m3", False)]
+
+
+def test_a_commit_frees_a_consumers_own_limit_at_once_under_a_global_one(bus: Bus) -> None:
+    # The same, but the consumer's own limit held it (per-consumer 3, global 3): the
+    # queue frees that at once, so m4 goes before the requeued m3 (fuzz h23 seed 299)
+    ch = bus.channel()
+    ch.queue_declare("q")
+    ch.tx_select()
+    ch.basic_qos(prefetch_count=3)
+    ch.basic_qos(prefetch_count=3, global_qos=True)
+    got: list[Message] = []
+    ch.basic_consume("q", got.append)
+    for b in ("m1", "m2", "m3", "m4"):
+        ch.basic_publish("", "q", b)
+    ch.tx_commit()
+    bus.run_until_idle()
+    got[0].reject(requeue=False)
+    got[2].nack(requeue=True)
+    ch.tx_commit()
+    bus.run_until_idle()
+    assert [(m.body, m.redelivered) for m in got[3:]] == [(b"m4", False), (b"m3", True)]
 
 
 def test_auto_ack_consumers_and_basic_get_are_not_transactional(bus: Bus) -> None:
