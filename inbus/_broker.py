@@ -359,12 +359,19 @@ class Broker(Settling):
             vh.ops.append(MarkDelivered(vh.name, q.name, m.seq, getattr(m, "returns", 0)))
 
     def _dispatch_channel_locked(self, ch: Channel) -> None:
+        """Credit came back on ``ch``: dispatch its consumers' queues. Under a global
+        limit the queues share that credit; RabbitMQ's limiter resumes them starting
+        at a random one, so that none is starved. Here, deterministically, each resume
+        starts one queue further (in the order of the channel's consumers)."""
         self._unblock_channel_locked(ch)
-        seen: set[int] = set()
-        for c in list(ch._consumers.values()):
-            if id(c.queue) not in seen:
-                seen.add(id(c.queue))
-                self._dispatch_queue_locked(ch._vh, c.queue)
+        queues = list({id(c.queue): c.queue for c in ch._consumers.values()}.values())
+        qos = ch._qos
+        if qos.global_prefetch and len(queues) > 1:
+            k = qos.rotation % len(queues)
+            qos.rotation += 1
+            queues = queues[k:] + queues[:k]
+        for q in queues:
+            self._dispatch_queue_locked(ch._vh, q)
 
     def _get_locked(self, ch: Channel, name: str, auto_ack: bool) -> Message | None:
         vh = ch._vh

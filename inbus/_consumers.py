@@ -49,7 +49,7 @@ class ChannelQos:
     recounts it when a global limit is set."""
 
     __slots__ = ("prefetch_count", "global_prefetch", "unacked", "skew", "suspended",
-                 "resume_later")
+                 "resume_later", "rotation")
 
     def __init__(self) -> None:
         self.prefetch_count = 0  # per-consumer limit given to consumers created later
@@ -66,6 +66,9 @@ class ChannelQos:
         # True while a tx_commit settles: the channel resumes once, after its last settle
         # (as RabbitMQ's limiter, whose resume reaches the queues after the commit's casts)
         self.resume_later = False
+        # Which of the channel's queues a resume dispatches first (Broker.
+        # _dispatch_channel_locked): one further each time, so that none starves
+        self.rotation = 0
 
 
 class Consumer:
